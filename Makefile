@@ -1,0 +1,47 @@
+# image-to-text: the commands people expect.
+#   make install   create .venv and install the project with every extra
+#   make demo      start the Gradio app on http://127.0.0.1:7860
+#   make streamlit start the Streamlit app on http://127.0.0.1:8501
+#   make test      run the whole test suite (offline)
+#   make bench     run the benchmark suite
+#   make lint      ruff + mypy on core
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.stamp-install
+TINY_COCO_DIR ?= $(abspath ../shared/data/tiny_coco)
+export TINY_COCO_DIR
+
+.PHONY: install demo streamlit test bench lint clean
+
+install: $(STAMP)
+
+# Reinstall when the project metadata changes. torch/torchvision are pinned to what the
+# local wheel cache holds first, so pip never reaches for a larger download.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "torch==2.14.1" "torchvision==0.29.1" || \
+		$(BIN)/python -m pip install --quiet torch torchvision
+	$(BIN)/python -m pip install --quiet -e ".[gradio,streamlit,dev]"
+	touch $(STAMP)
+
+demo: install
+	$(BIN)/python -m gradio_app
+
+streamlit: install
+	$(BIN)/streamlit run streamlit_app/app.py
+
+test: install
+	$(BIN)/python -m pytest -q
+
+bench: install
+	$(BIN)/python -m bench
+
+lint: install
+	$(BIN)/ruff check core gradio_app streamlit_app tests bench
+	$(BIN)/mypy core
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-output

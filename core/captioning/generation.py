@@ -1,0 +1,98 @@
+"""Generation settings: the model card's defaults, validated overrides, and caption cleaning."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+# Keys a caller may pass as ``**generation`` to ``core.caption`` and friends.
+GENERATION_KEYS = (
+    "num_beams",
+    "max_length",
+    "max_new_tokens",
+    "do_sample",
+    "temperature",
+    "top_p",
+    "top_k",
+    "no_repeat_ngram_size",
+    "repetition_penalty",
+    "seed",
+)
+
+
+@dataclass(frozen=True)
+class GenerationOptions:
+    """How captions are decoded. Defaults equal the ``ydshieh/vit-gpt2-coco-en`` model card."""
+
+    num_beams: int = 4  # beam search width; 1 = greedy (or plain sampling with do_sample)
+    max_length: int | None = 16  # total decoder length incl. the start token (model card)
+    max_new_tokens: int | None = None  # if set, replaces max_length
+    do_sample: bool = False  # sample instead of searching
+    temperature: float = 1.0  # sampling temperature (only with do_sample)
+    top_p: float = 1.0  # nucleus sampling mass (only with do_sample)
+    top_k: int = 0  # 0 = no top-k filter (only with do_sample)
+    no_repeat_ngram_size: int = 0  # forbid repeating n-grams of this size; 0 = off
+    repetition_penalty: float = 1.0  # >1 discourages repeated tokens
+    seed: int | None = None  # makes sampling reproducible
+
+    def __post_init__(self) -> None:
+        if self.num_beams < 1:
+            raise ValueError(f"num_beams must be >= 1, got {self.num_beams}")
+        if self.max_new_tokens is not None and self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        if self.max_new_tokens is None and (self.max_length is None or self.max_length < 2):
+            raise ValueError(f"max_length must be >= 2, got {self.max_length}")
+        if self.temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.top_k < 0:
+            raise ValueError(f"top_k must be >= 0, got {self.top_k}")
+        if self.no_repeat_ngram_size < 0:
+            raise ValueError(f"no_repeat_ngram_size must be >= 0, got {self.no_repeat_ngram_size}")
+        if self.repetition_penalty <= 0:
+            raise ValueError(f"repetition_penalty must be > 0, got {self.repetition_penalty}")
+
+    @classmethod
+    def from_kwargs(cls, **kwargs: Any) -> GenerationOptions:
+        """Build options from ``**generation`` keywords, rejecting unknown names."""
+        unknown = sorted(set(kwargs) - set(GENERATION_KEYS))
+        if unknown:
+            raise TypeError(
+                f"unknown generation option(s): {', '.join(unknown)}; "
+                f"known: {', '.join(GENERATION_KEYS)}"
+            )
+        clean = {k: v for k, v in kwargs.items() if v is not None or k in ("seed",)}
+        if "max_new_tokens" in clean and "max_length" not in clean:
+            clean["max_length"] = None
+        return cls(**clean)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_hf_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``model.generate`` (the seed is handled by the caller)."""
+        out: dict[str, Any] = {"num_beams": self.num_beams, "do_sample": self.do_sample}
+        if self.max_new_tokens is not None:
+            out["max_new_tokens"] = self.max_new_tokens
+        else:
+            out["max_length"] = self.max_length
+        if self.do_sample:
+            out.update(temperature=self.temperature, top_p=self.top_p, top_k=self.top_k)
+        if self.no_repeat_ngram_size:
+            out["no_repeat_ngram_size"] = self.no_repeat_ngram_size
+        if self.repetition_penalty != 1.0:
+            out["repetition_penalty"] = self.repetition_penalty
+        if self.num_beams > 1 and not self.do_sample:
+            out["early_stopping"] = True
+        return out
+
+
+OPTION_NAMES = tuple(f.name for f in fields(GenerationOptions))
+_SPACES = re.compile(r"\s+")
+
+
+def clean_caption(text: str) -> str:
+    """Collapse whitespace and strip; special tokens are already skipped by the decoder."""
+    return _SPACES.sub(" ", text).strip()

@@ -1,0 +1,50 @@
+"""The ``img2text`` command: one sub-command module per verb group.
+
+Exit status: 0 all good, 1 some inputs failed (reported on stderr), 2 usage or setup error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from core.errors import CheckpointError, InvalidImageError, ModelUnavailableError
+
+EXIT_OK, EXIT_PARTIAL, EXIT_ERROR = 0, 1, 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from core.cli import caption, data, evaluate, ssl
+
+    parser = argparse.ArgumentParser(
+        prog="img2text",
+        description="Caption images with ViT-GPT2, learn image embeddings without labels "
+        "(SimCLR), and search similar images.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in (caption, evaluate, ssl, data):
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``img2text`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (InvalidImageError, ModelUnavailableError, CheckpointError) as exc:
+        print(f"img2text: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except (ValueError, FileNotFoundError, NotADirectoryError, PermissionError) as exc:
+        print(f"img2text: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("img2text: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

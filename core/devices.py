@@ -1,0 +1,55 @@
+"""Pick the device and dtype: auto by default (CUDA, then Apple MPS, then CPU), explicit on request."""
+
+from __future__ import annotations
+
+import torch
+
+_DTYPES = {
+    "float32": torch.float32,
+    "fp32": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "bf16": torch.bfloat16,
+    "float16": torch.float16,
+    "fp16": torch.float16,
+}
+DTYPE_CHOICES = ("auto", "float32", "bfloat16", "float16")
+DEVICE_HELP = "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps"
+
+
+def resolve_device(spec: str | torch.device | None = None) -> torch.device:
+    """Turn ``None``/``"auto"``/``"cuda:1"``/... into a usable ``torch.device``.
+
+    Raises:
+        ValueError: the device is unknown or not available on this machine.
+    """
+    if isinstance(spec, torch.device):
+        return spec
+    if spec is None or spec == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(spec)
+    except RuntimeError as exc:
+        raise ValueError(f"unknown device {spec!r}; use {DEVICE_HELP}") from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {spec!r} requested but CUDA is not available; use --device cpu")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device {spec!r} requested but Apple MPS is not available")
+    return device
+
+
+def resolve_dtype(spec: str | torch.dtype | None, device: torch.device) -> torch.dtype:
+    """``auto`` means bfloat16 on a GPU that supports it and float32 everywhere else."""
+    if isinstance(spec, torch.dtype):
+        return spec
+    if spec is None or spec == "auto":
+        if device.type == "cuda" and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return torch.float32
+    try:
+        return _DTYPES[spec]
+    except KeyError:
+        raise ValueError(f"unknown dtype {spec!r}; choose one of {', '.join(DTYPE_CHOICES)}") from None

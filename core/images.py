@@ -1,0 +1,212 @@
+"""Image input rules: turn anything a user may hand us into a bounded RGB ``PIL.Image``.
+
+Accepted: a path (``str`` / ``Path``), ``bytes``, a binary file object, a ``PIL.Image`` or an
+``(H, W, 3)`` ``uint8`` NumPy array. Only raster formats that people upload are decoded (JPEG,
+PNG, WebP, GIF, BMP, TIFF); the pixel cap is checked from the header, before any pixel is
+allocated, so decompression bombs fail fast. Every failure is an :class:`InvalidImageError`.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import IO, Any, Union
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from core.errors import InvalidImageError
+
+ImageInput = Union[str, os.PathLike, bytes, bytearray, memoryview, IO[bytes], Image.Image, np.ndarray]
+
+DEFAULT_MAX_PIXELS = 40_000_000  # ~40 MP: a large phone photo fits, a decompression bomb does not.
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024  # encoded size cap for paths, bytes and file objects.
+
+# Pillow format names we agree to decode. MPO is what many cameras write for JPEG.
+ALLOWED_FORMATS = ("JPEG", "MPO", "PNG", "WEBP", "GIF", "BMP", "TIFF")
+IMAGE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
+)
+
+
+def describe(src: Any) -> str:
+    """A short human name for an input, used at the start of every error message."""
+    if isinstance(src, (str, os.PathLike)):
+        return os.fspath(src)  # type: ignore[return-value]
+    if isinstance(src, (bytes, bytearray, memoryview)):
+        return f"<bytes: {len(src)} bytes>"
+    if isinstance(src, Image.Image):
+        return f"<PIL.Image mode={src.mode} size={src.size[0]}x{src.size[1]}>"
+    if isinstance(src, np.ndarray):
+        return f"<array shape={tuple(src.shape)} dtype={src.dtype}>"
+    name = getattr(src, "name", None)
+    if isinstance(name, str):
+        return name
+    return f"<{type(src).__name__}>"
+
+
+def load_image(
+    src: ImageInput,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> Image.Image:
+    """Load ``src`` as an RGB image, applying EXIF orientation and taking the first frame.
+
+    Args:
+        src: a path, encoded bytes, a binary file object, a PIL image or an HxWx3 uint8 array.
+        max_pixels: refuse images with more pixels than this (checked before decoding).
+        max_bytes: refuse encoded inputs larger than this many bytes.
+
+    Returns:
+        A fully loaded ``PIL.Image`` in mode ``"RGB"``.
+
+    Raises:
+        InvalidImageError: for anything that is not a usable image; the message names the input.
+    """
+    name = describe(src)
+    if isinstance(src, np.ndarray):
+        return _from_array(src, name, max_pixels)
+    if isinstance(src, Image.Image):
+        _check_pixels(src.size, name, max_pixels)
+        return _to_rgb(_first_frame(src, name), name)
+    data = _read_encoded(src, name, max_bytes)
+    return _decode(data, name, max_pixels)
+
+
+def _read_encoded(src: Any, name: str, max_bytes: int) -> bytes:
+    if isinstance(src, (str, os.PathLike)):
+        path = Path(src)
+        if not path.exists():
+            raise InvalidImageError(name, "file not found")
+        if not path.is_file():
+            raise InvalidImageError(name, "not a regular file")
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise InvalidImageError(name, f"file is {size:,} bytes, over the {max_bytes:,}-byte limit")
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise InvalidImageError(name, f"cannot read file ({exc.strerror or exc})") from exc
+    elif isinstance(src, (bytes, bytearray, memoryview)):
+        data = bytes(src)
+    elif hasattr(src, "read"):
+        try:
+            data = src.read(max_bytes + 1)
+        except Exception as exc:  # a broken stream is the caller's input, not our crash
+            raise InvalidImageError(name, f"cannot read stream ({exc})") from exc
+        if not isinstance(data, (bytes, bytearray)):
+            raise InvalidImageError(name, "file object must be opened in binary mode")
+        data = bytes(data)
+    else:
+        raise InvalidImageError(
+            name,
+            "unsupported input type; pass a path, bytes, a binary file object, "
+            "a PIL.Image or an HxWx3 uint8 numpy array",
+        )
+    if len(data) == 0:
+        raise InvalidImageError(name, "empty input (0 bytes)")
+    if len(data) > max_bytes:
+        raise InvalidImageError(name, f"input is over the {max_bytes:,}-byte limit")
+    return data
+
+
+def _decode(data: bytes, name: str, max_pixels: int) -> Image.Image:
+    try:
+        with warnings.catch_warnings():
+            # Our own cap below is the rule; Pillow's bomb warning would only add noise.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
+    except UnidentifiedImageError as exc:
+        raise InvalidImageError(
+            name, "not a supported image (expected JPEG, PNG, WebP, GIF, BMP or TIFF)"
+        ) from exc
+    except Image.DecompressionBombError as exc:
+        raise InvalidImageError(name, f"image is too large ({exc})") from exc
+    except Exception as exc:
+        raise InvalidImageError(name, f"corrupt image header ({exc})") from exc
+    _check_pixels(img.size, name, max_pixels)
+    return _to_rgb(_first_frame(img, name), name)
+
+
+def _check_pixels(size: tuple[int, int], name: str, max_pixels: int) -> None:
+    width, height = size
+    if width < 1 or height < 1:
+        raise InvalidImageError(name, f"image has no pixels ({width}x{height})")
+    if width * height > max_pixels:
+        raise InvalidImageError(
+            name,
+            f"image is {width}x{height} = {width * height:,} pixels, over the limit of "
+            f"{max_pixels:,} (raise max_pixels to allow it)",
+        )
+
+
+def _first_frame(img: Image.Image, name: str) -> Image.Image:
+    try:
+        if getattr(img, "n_frames", 1) > 1 or getattr(img, "is_animated", False):
+            img.seek(0)
+        img.load()
+        return ImageOps.exif_transpose(img) or img
+    except InvalidImageError:
+        raise
+    except Exception as exc:  # truncated data, bad chunks, decoder errors
+        raise InvalidImageError(name, f"corrupt or truncated image data ({exc})") from exc
+
+
+def _to_rgb(img: Image.Image, name: str) -> Image.Image:
+    try:
+        mode = img.mode
+        if mode == "RGB":
+            return img
+        if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+            return _high_depth_to_rgb(img)
+        has_alpha = mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
+            mode in ("P", "L", "RGB", "1") and "transparency" in img.info
+        )
+        if has_alpha:
+            rgba = img.convert("RGBA")
+            white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+            return Image.alpha_composite(white, rgba).convert("RGB")
+        return img.convert("RGB")
+    except Exception as exc:
+        raise InvalidImageError(name, f"cannot convert mode {img.mode!r} to RGB ({exc})") from exc
+
+
+def _high_depth_to_rgb(img: Image.Image) -> Image.Image:
+    arr = np.asarray(img).astype(np.float64)
+    if img.mode == "F":
+        top = 1.0 if arr.size and float(np.nanmax(arr)) <= 1.0 else 255.0
+    else:
+        # 16-bit data lives in I;16 and, after some conversions, in 32-bit "I".
+        top = 65535.0 if arr.size and float(arr.max()) > 255 else 255.0
+    arr8 = np.clip(np.nan_to_num(arr) / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return Image.fromarray(arr8, mode="L").convert("RGB")
+
+
+def _from_array(arr: np.ndarray, name: str, max_pixels: int) -> Image.Image:
+    if arr.ndim != 3 or arr.shape[2] != 3:
+        raise InvalidImageError(name, "array must have shape (height, width, 3)")
+    if arr.dtype != np.uint8:
+        raise InvalidImageError(name, "array dtype must be uint8 (values 0-255)")
+    _check_pixels((arr.shape[1], arr.shape[0]), name, max_pixels)
+    return Image.fromarray(np.ascontiguousarray(arr), mode="RGB")
+
+
+def iter_image_files(paths: Iterable[str | os.PathLike], *, recursive: bool = True) -> Iterator[Path]:
+    """Yield image files from files and folders, in a stable (sorted) order.
+
+    Files named explicitly are yielded whatever their extension (the loader decides);
+    folders contribute only files with an image extension.
+    """
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            pattern = "**/*" if recursive else "*"
+            for child in sorted(path.glob(pattern)):
+                if child.is_file() and child.suffix.lower() in IMAGE_EXTENSIONS:
+                    yield child
+        else:
+            yield path
