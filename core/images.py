@@ -25,8 +25,8 @@ ImageInput = Union[str, os.PathLike, bytes, bytearray, memoryview, IO[bytes], Im
 DEFAULT_MAX_PIXELS = 40_000_000  # ~40 MP: a large phone photo fits, a decompression bomb does not.
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024  # encoded size cap for paths, bytes and file objects.
 
-# Pillow format names we agree to decode. MPO is what many cameras write for JPEG.
-ALLOWED_FORMATS = ("JPEG", "MPO", "PNG", "WEBP", "GIF", "BMP", "TIFF")
+# Pillow format names we agree to decode (the JPEG opener also yields MPO camera files).
+ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
 )

@@ -1,0 +1,70 @@
+"""Module-level helpers: ``core.caption`` and ``core.caption_batch`` on a cached `Captioner`."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+
+from core.captioning.captioner import DEFAULT_BATCH_SIZE, Captioner, ErrorMode
+from core.captioning.loading import resolve_model_spec
+from core.devices import resolve_device, resolve_dtype
+from core.errors import InvalidImageError
+from core.images import ImageInput
+
+# The one piece of global state: loaded models, keyed by where they came from and how.
+_CACHE: dict[tuple[str, str, str], Captioner] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def get_captioner(
+    model: str | None = None,
+    *,
+    device: str | torch.device | None = None,
+    dtype: str | torch.dtype | None = None,
+) -> Captioner:
+    """Return a cached `Captioner` for this model/device/dtype, loading it on first use."""
+    spec = resolve_model_spec(model)
+    dev = resolve_device(device)
+    key = (str(spec), str(dev), str(resolve_dtype(dtype, dev)))
+    with _CACHE_LOCK:
+        captioner = _CACHE.get(key)
+        if captioner is None:
+            captioner = Captioner(spec, device=dev, dtype=dtype)
+            _CACHE[key] = captioner
+        return captioner
+
+
+def clear_cache() -> None:
+    """Forget every cached model (frees memory; the next call reloads)."""
+    with _CACHE_LOCK:
+        _CACHE.clear()
+
+
+def caption(
+    image: ImageInput,
+    *,
+    model: str | None = None,
+    device: str | None = None,
+    dtype: str | None = None,
+    **generation: Any,
+) -> str:
+    """Caption one image with the (cached) model. See `Captioner.caption`."""
+    return get_captioner(model, device=device, dtype=dtype).caption(image, **generation)
+
+
+def caption_batch(
+    images: Iterable[ImageInput],
+    *,
+    model: str | None = None,
+    device: str | None = None,
+    dtype: str | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    errors: ErrorMode = "raise",
+    **generation: Any,
+) -> list[str | InvalidImageError]:
+    """Caption many images in batches. See `Captioner.caption_batch`."""
+    captioner = get_captioner(model, device=device, dtype=dtype)
+    return captioner.caption_batch(images, batch_size=batch_size, errors=errors, **generation)

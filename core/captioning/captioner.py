@@ -1,0 +1,170 @@
+"""`Captioner`: one loaded model, reused for many images, safe to share between threads."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Literal
+
+import torch
+from PIL import Image
+
+from core.captioning.generation import GenerationOptions, clean_caption
+from core.captioning.loading import ModelSpec, load_components, resolve_model_spec
+from core.devices import resolve_device, resolve_dtype
+from core.errors import InvalidImageError
+from core.images import DEFAULT_MAX_PIXELS, ImageInput, describe, load_image
+
+DEFAULT_BATCH_SIZE = 16
+ErrorMode = Literal["raise", "return"]
+
+
+class Captioner:
+    """A ViT-GPT2 (``VisionEncoderDecoderModel``) captioner.
+
+    Args:
+        model: hub id (``"id@revision"`` pins a revision), local ``save_pretrained`` folder, or
+            ``None`` for ``$IMG2TEXT_MODEL`` or the default ``ydshieh/vit-gpt2-coco-en``.
+        device: ``"auto"``/``None``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``.
+        dtype: ``"auto"``/``None`` (bfloat16 on a capable GPU, else float32) or a dtype name.
+        max_pixels: pixel cap applied to every input image.
+
+    Raises:
+        ModelUnavailableError: the model cannot be found or loaded (the message says how to fix it).
+    """
+
+    def __init__(
+        self,
+        model: str | ModelSpec | None = None,
+        *,
+        device: str | torch.device | None = None,
+        dtype: str | torch.dtype | None = None,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+    ) -> None:
+        self.spec = resolve_model_spec(model)
+        self.device = resolve_device(device)
+        self.dtype = resolve_dtype(dtype, self.device)
+        self.max_pixels = max_pixels
+        self.model, self.processor, self.tokenizer = load_components(
+            self.spec, device=self.device, dtype=self.dtype
+        )
+        # generate() mutates per-call state and seeding touches the global RNG: one call at a time.
+        self._lock = threading.Lock()
+
+    # -- public API -------------------------------------------------------------------------
+
+    def caption(self, image: ImageInput, **generation: Any) -> str:
+        """Caption one image. ``generation`` takes Hugging Face names plus ``seed``."""
+        return self.caption_batch([image], errors="raise", **generation)[0]  # type: ignore[return-value]
+
+    def caption_batch(
+        self,
+        images: Iterable[ImageInput],
+        *,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        errors: ErrorMode = "raise",
+        progress: Callable[[int], None] | None = None,
+        **generation: Any,
+    ) -> list[str | InvalidImageError]:
+        """Caption many images; the encoder and decoder run once per chunk of ``batch_size``.
+
+        Args:
+            images: any iterable of image inputs (see :func:`core.load_image`).
+            batch_size: images per forward pass.
+            errors: ``"raise"`` stops at the first bad image; ``"return"`` puts the
+                :class:`InvalidImageError` in that image's slot and captions the rest.
+            progress: called with the number of images finished after each chunk.
+            **generation: options of :class:`GenerationOptions`.
+
+        Returns:
+            One caption (or, with ``errors="return"``, an error) per input, in input order.
+        """
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if errors not in ("raise", "return"):
+            raise ValueError(f"errors must be 'raise' or 'return', got {errors!r}")
+        options = GenerationOptions.from_kwargs(**generation)
+        results: list[str | InvalidImageError] = []
+        chunk: list[ImageInput] = []
+        for image in images:
+            chunk.append(image)
+            if len(chunk) == batch_size:
+                results.extend(self._caption_chunk(chunk, options, errors))
+                chunk = []
+                if progress:
+                    progress(len(results))
+        if chunk:
+            results.extend(self._caption_chunk(chunk, options, errors))
+            if progress:
+                progress(len(results))
+        return results
+
+    def preprocess(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        """RGB images -> normalised pixel tensor on the model's device.
+
+        Shape:
+            Output: ``(B, 3, H, W)`` in the model's dtype (H = W = 224 for ViT-B/16).
+        """
+        batch = self.processor(images=list(images), return_tensors="pt")
+        return batch["pixel_values"].to(self.device, self.dtype)
+
+    @torch.inference_mode()
+    def generate_ids(self, pixel_values: torch.Tensor, options: GenerationOptions) -> torch.Tensor:
+        """Run ``model.generate`` on a preprocessed batch.
+
+        Shape:
+            pixel_values: ``(B, 3, H, W)``; output: ``(B, T)`` token ids incl. the start token.
+        """
+        kwargs = options.to_hf_kwargs()
+        with self._lock:
+            if options.seed is None:
+                return self.model.generate(pixel_values=pixel_values, **kwargs)
+            # Seed a forked RNG so sampling is reproducible without disturbing the caller's RNG.
+            devices = [self.device] if self.device.type == "cuda" else []
+            with torch.random.fork_rng(devices=devices):
+                torch.manual_seed(options.seed)
+                return self.model.generate(pixel_values=pixel_values, **kwargs)
+
+    def decode(self, token_ids: torch.Tensor) -> list[str]:
+        texts = self.tokenizer.batch_decode(token_ids, skip_special_tokens=True)
+        return [clean_caption(t) for t in texts]
+
+    @property
+    def info(self) -> dict[str, Any]:
+        """Provenance recorded next to structured outputs."""
+        return {
+            "model": self.spec.name,
+            "revision": self.spec.revision,
+            "device": str(self.device),
+            "dtype": str(self.dtype).removeprefix("torch."),
+        }
+
+    def __repr__(self) -> str:
+        return f"Captioner(model={str(self.spec)!r}, device={self.device}, dtype={self.dtype})"
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _caption_chunk(
+        self, chunk: list[ImageInput], options: GenerationOptions, errors: ErrorMode
+    ) -> list[str | InvalidImageError]:
+        out: list[str | InvalidImageError | None] = [None] * len(chunk)
+        good: list[Image.Image] = []
+        slots: list[int] = []
+        for i, src in enumerate(chunk):
+            try:
+                good.append(load_image(src, max_pixels=self.max_pixels))
+                slots.append(i)
+            except InvalidImageError as exc:
+                if errors == "raise":
+                    raise
+                out[i] = exc
+            except Exception as exc:  # never let one odd input take the batch down
+                err = InvalidImageError(describe(src), f"unexpected error: {exc}")
+                if errors == "raise":
+                    raise err from exc
+                out[i] = err
+        if good:
+            captions = self.decode(self.generate_ids(self.preprocess(good), options))
+            for slot, text in zip(slots, captions):
+                out[slot] = text
+        return out  # type: ignore[return-value]
