@@ -1,0 +1,36 @@
+"""Similar-image search over SSL embeddings: build an index, query it, measure retrieval.
+
+>>> from core.ssl import load_encoder                       # doctest: +SKIP
+>>> enc = load_encoder("runs/tiny-coco-conv")               # doctest: +SKIP
+>>> index = EmbeddingIndex.build(enc, ["a.jpg", "b.jpg"])   # doctest: +SKIP
+>>> index.find_similar("a", k=1)                            # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from core.search.embed import EmbeddingResult, embed_images, embed_one
+from core.search.index import CheckpointInfo, EmbeddingIndex
+from core.search.metrics import (
+    RetrievalMetrics,
+    average_precision_at_k,
+    mean_average_precision,
+    precision_at_k,
+    retrieval_metrics,
+)
+from core.search.storage import IndexFormatError
+from core.search.topk import SearchResult
+
+__all__ = [
+    "CheckpointInfo",
+    "EmbeddingIndex",
+    "EmbeddingResult",
+    "IndexFormatError",
+    "RetrievalMetrics",
+    "SearchResult",
+    "average_precision_at_k",
+    "embed_images",
+    "embed_one",
+    "mean_average_precision",
+    "precision_at_k",
+    "retrieval_metrics",
+]

@@ -1,0 +1,166 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from core.errors import CheckpointError
+from core.search import EmbeddingIndex
+from core.search.storage import EMBEDDINGS_NAME, MANIFEST_NAME
+from tests.core.search.helpers import FakeEncoder, make_encoder, random_image
+
+
+@pytest.fixture
+def index(encoder: FakeEncoder, gallery: list[Path]) -> EmbeddingIndex:
+    return EmbeddingIndex.build(encoder, gallery, batch_size=4, data_root=gallery[0].parent)
+
+
+def test_duplicate_is_nearest_with_score_one(index: EmbeddingIndex) -> None:
+    results = index.find_similar("img0", k=3)
+    assert [r.rank for r in results] == [1, 2, 3]
+    assert results[0].image_id == "img0_dup"
+    assert results[0].score == pytest.approx(1.0, abs=1e-5)
+    assert all("img0" != r.image_id for r in results)  # the query is not its own result
+    assert results[0].score >= results[1].score >= results[2].score
+
+
+def test_new_image_query_finds_itself(index: EmbeddingIndex, gallery: list[Path]) -> None:
+    for query in (
+        gallery[3],
+        str(gallery[3]),
+        gallery[3].read_bytes(),
+        random_image(3),
+        np.asarray(random_image(3)),
+    ):
+        top = index.find_similar(query, k=1)
+        assert top[0].image_id == "img3" and top[0].score == pytest.approx(1.0, abs=1e-5)
+
+
+def test_vector_query_and_batch(index: EmbeddingIndex) -> None:
+    vec = index.embeddings[2] * 3.0  # not unit norm: normalised by the search
+    batch = index.find_similar_batch([vec, vec.numpy(), "img2"], k=2)
+    assert batch[0][0].image_id == "img2" and batch[0][0].score == pytest.approx(1.0, abs=1e-5)
+    assert [r.image_id for r in batch[0]] == [r.image_id for r in batch[1]]
+    assert batch[2][0].image_id != "img2"
+    with pytest.raises(ValueError, match="8-d"):
+        index.find_similar(torch.ones(5))
+
+
+def test_k_validation_and_clipping(index: EmbeddingIndex) -> None:
+    assert len(index.find_similar("img1", k=100)) == len(index) - 1
+    assert len(index.find_similar(index.embeddings[0], k=100)) == len(index)
+    for bad in (0, -2):
+        with pytest.raises(ValueError, match="k must be"):
+            index.find_similar("img1", k=bad)
+    with pytest.raises(ValueError, match="unknown image id 'nope'|neither an indexed image id"):
+        index.find_similar("nope")
+    with pytest.raises(ValueError, match="unknown image id 12345"):
+        index.find_similar(12345)
+
+
+def test_save_load_round_trip_is_exact(index: EmbeddingIndex, tmp_path: Path) -> None:
+    folder = index.save(tmp_path / "idx")
+    assert sorted(p.name for p in folder.iterdir()) == [EMBEDDINGS_NAME, MANIFEST_NAME]
+    loaded = EmbeddingIndex.load(folder)
+    assert torch.equal(loaded.embeddings, index.embeddings)
+    assert loaded.same_contents(index)
+    assert loaded.image_ids == index.image_ids and loaded.paths == index.paths
+    assert loaded.relative_paths == [
+        "img0.png",
+        "img1.png",
+        "img2.png",
+        "img3.png",
+        "img4.png",
+        "img5.png",
+        "img0_dup.png",
+    ]
+    assert loaded.checkpoint == index.checkpoint
+    manifest = json.loads((folder / MANIFEST_NAME).read_text())
+    assert manifest["checkpoint"]["sha256"] == index.checkpoint.sha256
+    assert manifest["checkpoint"]["config"] == {"img_size": 16, "backbone": "tiny", "seed": 0}
+    assert "Resize" in manifest["preprocessing"]["transform"]
+    # saving again over an existing index replaces it cleanly
+    index.save(folder)
+    assert EmbeddingIndex.load(folder).same_contents(index)
+
+
+def test_int_ids_captions_categories_survive(
+    encoder: FakeEncoder, gallery: list[Path], tmp_path: Path
+) -> None:
+    from dataclasses import dataclass, field
+
+    @dataclass
+    class Rec:
+        image_id: int | str
+        path: Path
+        captions: list[str] = field(default_factory=list)
+        categories: list[int] = field(default_factory=list)
+
+    recs = [Rec(100 + i, p, [f"caption {i}"], [i % 2 + 1]) for i, p in enumerate(gallery)]
+    idx = EmbeddingIndex.build(encoder, recs, category_names={1: "person", 2: "dog"})
+    loaded = EmbeddingIndex.load(idx.save(tmp_path / "i2"))
+    assert loaded.same_contents(idx)
+    assert loaded.image_ids == [100 + i for i in range(len(gallery))]
+    assert loaded.category_names == {1: "person", 2: "dog"}
+    hit = loaded.find_similar("100", k=1)[0]  # a CLI string finds the int id
+    assert hit.image_id == 100 + len(gallery) - 1 and hit.captions == [
+        f"caption {len(gallery) - 1}"
+    ]
+
+
+def test_stale_index_is_detected(
+    index: EmbeddingIndex, tmp_path: Path, gallery: list[Path]
+) -> None:
+    folder = index.save(tmp_path / "idx")
+    other = make_encoder(1)
+    with pytest.raises(CheckpointError, match="stale"):
+        EmbeddingIndex.load(folder, expect=other)
+    loaded = EmbeddingIndex.load(folder)
+    with pytest.raises(CheckpointError, match="stale"):
+        loaded.find_similar(gallery[0], encoder=other)
+    # the recorded weights path does not exist: a clear error, not a crash
+    with pytest.raises(FileNotFoundError, match="gone"):
+        loaded.find_similar(gallery[0])
+    # id queries need no encoder at all
+    assert loaded.find_similar("img0", k=1)[0].image_id == "img0_dup"
+
+
+def test_skipped_images_are_recorded(
+    encoder: FakeEncoder, gallery: list[Path], tmp_path: Path
+) -> None:
+    bad = gallery[0].parent / "broken.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    idx = EmbeddingIndex.build(encoder, [*gallery, bad])
+    assert len(idx) == len(gallery) and "broken" not in idx.image_ids
+    assert idx.skipped[0]["path"] == str(bad)
+    assert EmbeddingIndex.load(idx.save(tmp_path / "s")).skipped == idx.skipped
+
+
+@pytest.mark.parametrize(
+    "damage, match",
+    [
+        (lambda f: (f / MANIFEST_NAME).unlink(), "index.json is missing"),
+        (lambda f: (f / EMBEDDINGS_NAME).unlink(), "embeddings.safetensors: missing"),
+        (lambda f: (f / MANIFEST_NAME).write_text("{ not json"), "index.json: corrupt"),
+        (lambda f: (f / MANIFEST_NAME).write_text('{"format": "other"}'), "index.json: not an"),
+        (
+            lambda f: (f / EMBEDDINGS_NAME).write_bytes((f / EMBEDDINGS_NAME).read_bytes()[:50]),
+            "sha256 differs",
+        ),
+    ],
+)
+def test_corrupt_or_partial_index_names_the_file(
+    index: EmbeddingIndex, tmp_path: Path, damage, match
+) -> None:  # type: ignore[no-untyped-def]
+    folder = index.save(tmp_path / "idx")
+    damage(folder)
+    with pytest.raises(CheckpointError, match=match):
+        EmbeddingIndex.load(folder)
+
+
+def test_missing_index_folder(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="index not found"):
+        EmbeddingIndex.load(tmp_path / "none")
