@@ -138,9 +138,7 @@ class EmbeddingIndex:
             categories=[[int(c) for c in it["categories"]] for it in kept],
             category_names={int(k): str(v) for k, v in (category_names or {}).items()},
             data_root=root,
-            checkpoint=CheckpointInfo(
-                encoder.sha256, str(encoder.weights_path), config_dict(encoder)
-            ),
+            checkpoint=CheckpointInfo(encoder.sha256, _weights_str(encoder), config_dict(encoder)),
             preprocessing=describe_preprocessing(encoder),
             skipped=[{"path": str(items[i]["path"]), "reason": why} for i, why in result.failures],
             encoder=encoder,
@@ -327,6 +325,12 @@ def _as_items(entries: Iterable[Any]) -> list[dict[str, Any]]:
         if it["image_id"] is None:  # bare paths: the file name is the friendliest id if unique
             it["image_id"] = Path(it["path"]).stem if unique else str(it["path"])
     return items
+
+
+def _weights_str(encoder: EncoderLike) -> str:
+    """The weights path, absolute when it is a real file, so ``search`` works from any folder."""
+    path = Path(encoder.weights_path)
+    return str(path.resolve()) if path.is_file() else str(path)
 
 
 def _relative(path: str | Path, root: Path | None) -> str | None:
