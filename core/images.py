@@ -13,14 +13,14 @@ import os
 import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO, Any, Union
+from typing import IO, Any
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from core.errors import InvalidImageError
 
-ImageInput = Union[str, os.PathLike, bytes, bytearray, memoryview, IO[bytes], Image.Image, np.ndarray]
+ImageInput = str | os.PathLike | bytes | bytearray | memoryview | IO[bytes] | Image.Image | np.ndarray
 
 DEFAULT_MAX_PIXELS = 40_000_000  # ~40 MP: a large phone photo fits, a decompression bomb does not.
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024  # encoded size cap for paths, bytes and file objects.
@@ -183,7 +183,7 @@ def _high_depth_to_rgb(img: Image.Image) -> Image.Image:
         # 16-bit data lives in I;16 and, after some conversions, in 32-bit "I".
         top = 65535.0 if arr.size and float(arr.max()) > 255 else 255.0
     arr8 = np.clip(np.nan_to_num(arr) / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    return Image.fromarray(arr8, mode="L").convert("RGB")
+    return Image.fromarray(arr8).convert("RGB")
 
 
 def _from_array(arr: np.ndarray, name: str, max_pixels: int) -> Image.Image:
@@ -192,7 +192,7 @@ def _from_array(arr: np.ndarray, name: str, max_pixels: int) -> Image.Image:
     if arr.dtype != np.uint8:
         raise InvalidImageError(name, "array dtype must be uint8 (values 0-255)")
     _check_pixels((arr.shape[1], arr.shape[0]), name, max_pixels)
-    return Image.fromarray(np.ascontiguousarray(arr), mode="RGB")
+    return Image.fromarray(np.ascontiguousarray(arr))
 
 
 def iter_image_files(paths: Iterable[str | os.PathLike], *, recursive: bool = True) -> Iterator[Path]:

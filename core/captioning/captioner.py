@@ -165,6 +165,6 @@ class Captioner:
                 out[i] = err
         if good:
             captions = self.decode(self.generate_ids(self.preprocess(good), options))
-            for slot, text in zip(slots, captions):
+            for slot, text in zip(slots, captions, strict=True):
                 out[slot] = text
         return out  # type: ignore[return-value]

@@ -101,13 +101,13 @@ def load_components(
         tokenizer = AutoTokenizer.from_pretrained(spec.name, **common)
     except ModelUnavailableError:
         raise
-    except (OSError, ValueError, EnvironmentError) as exc:
+    except (OSError, ValueError) as exc:
         raise ModelUnavailableError(unavailable_message(spec, _first_line(exc))) from exc
     except Exception as exc:  # unpickling errors, corrupt safetensors, config mismatches
         raise ModelUnavailableError(
             unavailable_message(spec, f"{type(exc).__name__}: {_first_line(exc)}")
         ) from exc
-    model.to(device)
+    model.to(device)  # type: ignore[arg-type]  # transformers' stub types .to oddly
     model.eval()
     return model, processor, tokenizer
 

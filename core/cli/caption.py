@@ -8,15 +8,21 @@ import sys
 from collections.abc import Iterator
 from itertools import islice
 from pathlib import Path
+from typing import IO
 
 from tqdm import tqdm
 
 from core.captioning.api import get_captioner
 from core.captioning.captioner import DEFAULT_BATCH_SIZE
 from core.captioning.outputs import FORMATS, CaptionRecord, ResultWriter, coco_image_id, read_done
-from core.cli.options import add_generation_args, add_model_args, generation_kwargs, quiet_transformers
+from core.cli.options import (
+    add_generation_args,
+    add_model_args,
+    generation_kwargs,
+    quiet_transformers,
+)
 from core.errors import InvalidImageError
-from core.images import DEFAULT_MAX_PIXELS, iter_image_files
+from core.images import DEFAULT_MAX_PIXELS, ImageInput, iter_image_files
 
 PROGRESS_MIN = 4  # show a progress bar from this many images on
 
@@ -92,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
         meta = {**captioner.info, "generation": gen, "format": args.format}
         args.output.with_name(args.output.name + ".meta.json").write_text(json.dumps(meta, indent=2) + "\n")
         append = args.resume and args.format != "coco" and args.output.exists()
-        stream = open(args.output, "a" if append else "w", encoding="utf-8", newline="")
+        stream: IO[str] = open(args.output, "a" if append else "w", encoding="utf-8", newline="")
     else:
         stream = sys.stdout
     writer = ResultWriter(stream, args.format, target=args.output,
@@ -102,9 +108,9 @@ def run(args: argparse.Namespace) -> int:
                file=sys.stderr, desc="captioning")
     try:
         for chunk in _chunks(todo, args.batch_size):
-            inputs = [stdin_data if p == "-" else p for p in chunk]
+            inputs: list[ImageInput] = [(stdin_data or b"") if p == "-" else p for p in chunk]
             results = captioner.caption_batch(inputs, batch_size=args.batch_size, errors="return", **gen)
-            for path, result in zip(chunk, results):
+            for path, result in zip(chunk, results, strict=True):
                 if isinstance(result, InvalidImageError):
                     failed += 1
                     tqdm.write(f"img2text: skipped {result}", file=sys.stderr)

@@ -9,7 +9,12 @@ from pathlib import Path
 
 from core.captioning.outputs import read_done
 from core.captioning.scoring import METRICS, References, score_captions
-from core.cli.options import add_generation_args, add_model_args, generation_kwargs, quiet_transformers
+from core.cli.options import (
+    add_generation_args,
+    add_model_args,
+    generation_kwargs,
+    quiet_transformers,
+)
 
 _EXT_FORMAT = {".jsonl": "jsonl", ".csv": "csv", ".json": "coco"}
 
@@ -61,7 +66,7 @@ def _predictions(args: argparse.Namespace, refs: References) -> dict[int, str]:
         texts = [r if isinstance(r, str) else "" for r in results]
     preds: dict[int, str] = {}
     unmatched = 0
-    for path, text in zip(paths, texts):
+    for path, text in zip(paths, texts, strict=True):
         try:
             preds[refs.image_id(path)] = text
         except KeyError:

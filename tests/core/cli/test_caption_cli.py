@@ -1,0 +1,167 @@
+"""`img2text caption` and `img2text eval` end to end, in-process and through the console script."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import core
+from core.cli import main
+
+GREEDY = ["--greedy"]
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory, tiny_coco_dir: Path) -> Path:
+    """Six COCO images in a tree, plus a non-image file that folders must ignore."""
+    root = tmp_path_factory.mktemp("photos")
+    (root / "sub").mkdir()
+    images = sorted((tiny_coco_dir / "val2017").glob("*.jpg"))[:6]
+    for i, src in enumerate(images):
+        (root / ("sub" if i % 2 else ".") / src.name).write_bytes(src.read_bytes())
+    (root / "notes.txt").write_text("not an image")
+    return root
+
+
+def run(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def expected(model: Path, paths: list[Path]) -> dict[str, str]:
+    cap = core.get_captioner(str(model), device="cpu")
+    return {str(p): c for p, c in zip(paths, cap.caption_batch(paths, num_beams=1), strict=True)}
+
+
+def test_text_format_on_a_folder(capsys, tiny_model_dir: Path, folder: Path) -> None:
+    code, out, err = run(capsys, "caption", str(folder), "--model", str(tiny_model_dir), *GREEDY)
+    assert code == 0, err
+    rows = dict(line.split("\t") for line in out.splitlines())
+    images = sorted(p for p in folder.rglob("*.jpg"))
+    assert sorted(rows) == sorted(map(str, images))  # recursive, images only
+    assert rows == expected(tiny_model_dir, images)
+    assert "captioned 6 image(s), 0 failed" in err
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "coco"])
+def test_structured_formats_record_provenance(capsys, tiny_model_dir: Path, folder: Path,
+                                              tmp_path: Path, fmt: str) -> None:
+    out = tmp_path / f"captions.{fmt}"
+    code, _, err = run(capsys, "caption", str(folder), "--model", str(tiny_model_dir), *GREEDY,
+                       "--format", fmt, "--output", str(out), "--quiet")
+    assert code == 0, err
+    images = sorted(folder.rglob("*.jpg"))
+    want = expected(tiny_model_dir, images)
+    text = out.read_text()
+    if fmt == "jsonl":
+        got = {r["path"]: r["caption"] for r in map(json.loads, text.splitlines())}
+    elif fmt == "csv":
+        got = {r["path"]: r["caption"] for r in csv.DictReader(io.StringIO(text))}
+    else:
+        got = {r["image_id"]: r["caption"] for r in json.loads(text)}
+        want = {int(Path(p).stem): c for p, c in want.items()}
+    assert got == want
+    meta = json.loads((tmp_path / f"captions.{fmt}.meta.json").read_text())
+    assert meta["model"] == str(tiny_model_dir) and meta["device"] == "cpu"
+    assert meta["dtype"] == "float32" and meta["generation"]["num_beams"] == 1
+
+
+def test_bad_files_are_reported_and_exit_status_is_1(capsys, tiny_model_dir: Path, folder: Path,
+                                                     tmp_path: Path) -> None:
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"\xff\xd8\xff garbage")
+    good = next(folder.glob("*.jpg"))
+    code, out, err = run(capsys, "caption", str(good), str(bad), "--model", str(tiny_model_dir), *GREEDY)
+    assert code == 1
+    assert out.startswith(f"{good}\t") and "broken" not in out
+    assert "broken.jpg" in err and "skipped" in err
+
+
+def test_model_that_cannot_load_exits_2_with_the_fix(capsys, folder: Path, monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path))
+    code, _, err = run(capsys, "caption", str(folder), "--model", "nobody/no-such-model")
+    assert code == 2
+    assert "HF_HUB_OFFLINE" in err and "Traceback" not in err
+
+
+def test_usage_errors_exit_2(capsys, folder: Path, tiny_model_dir: Path) -> None:
+    code, _, err = run(capsys, "caption", str(folder), "--model", str(tiny_model_dir), "--num-beams", "0")
+    assert code == 2 and "num_beams" in err
+    code, _, err = run(capsys, "caption", str(folder), "--resume")
+    assert code == 2 and "--output" in err
+
+
+def test_resume_skips_done_and_repairs_a_torn_line(capsys, tiny_model_dir: Path, folder: Path,
+                                                   tmp_path: Path) -> None:
+    out = tmp_path / "run.jsonl"
+    args = ["caption", str(folder), "--model", str(tiny_model_dir), *GREEDY, "--format", "jsonl",
+            "--output", str(out), "--quiet"]
+    assert run(capsys, *args)[0] == 0
+    full = out.read_text().splitlines()
+    # Simulate a kill: two records done, the third half written.
+    out.write_text("\n".join(full[:2]) + "\n" + full[2][:17])
+    code, _, err = run(capsys, *args, "--resume")
+    assert code == 0, err
+    lines = out.read_text().splitlines()
+    assert sorted(lines) == sorted(full) and len(lines) == len(set(lines))
+    code, _, err = run(capsys, *args[:-1], "--resume")  # nothing left to do
+    assert code == 0 and "nothing to do" in err
+
+
+def test_help_of_every_command_lists_defaults(capsys) -> None:
+    for argv in (["--help"], ["caption", "--help"], ["eval", "--help"]):
+        with pytest.raises(SystemExit) as info:
+            main(argv)
+        assert info.value.code == 0
+        out = capsys.readouterr().out
+        assert "usage: img2text" in out
+    with pytest.raises(SystemExit):
+        main(["caption", "--help"])
+    out = capsys.readouterr().out
+    for flag in ("--model", "--num-beams", "--max-new-tokens", "--greedy", "--sample", "--batch-size",
+                 "--device", "--dtype", "--format", "--output", "--resume", "--quiet"):
+        assert flag in out
+    assert "(default: 4)" in out
+
+
+def test_console_script_and_stdin(tiny_model_dir: Path, folder: Path) -> None:
+    exe = Path(sys.executable).with_name("img2text")
+    assert exe.exists(), "the img2text console script is not installed"
+    image = next(folder.glob("*.jpg"))
+    env = {**os.environ, "IMG2TEXT_MODEL": str(tiny_model_dir)}
+    proc = subprocess.run([str(exe), "caption", "-", "--greedy", "--device", "cpu"], input=image.read_bytes(),
+                          capture_output=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr.decode()
+    path, caption = proc.stdout.decode().rstrip("\n").split("\t")
+    assert path == "-" and caption == expected(tiny_model_dir, [image])[str(image)]
+
+
+def test_eval_scores_a_captions_file_and_a_split(capsys, tiny_model_dir: Path, tiny_coco_dir: Path,
+                                                 tmp_path: Path) -> None:
+    caps = tmp_path / "val.jsonl"
+    assert run(capsys, "caption", str(tiny_coco_dir / "val2017"), "--model", str(tiny_model_dir),
+               *GREEDY, "--format", "jsonl", "-o", str(caps), "-q")[0] == 0
+    refs = tiny_coco_dir / "annotations" / "captions_val2017.json"
+    per_image = tmp_path / "scores.jsonl"
+    code, out, err = run(capsys, "eval", "--captions", str(caps), "--references", str(refs),
+                         "--per-image", str(per_image), "--output-format", "json")
+    assert code == 0, err
+    scores = json.loads(out)
+    assert scores["images"] == 50
+    assert 0 < scores["BLEU-1"] <= 1 and scores["CIDEr-D"] >= 0
+    assert len(per_image.read_text().splitlines()) == 50
+    code, out2, err = run(capsys, "eval", "--data", str(tiny_coco_dir), "--split", "val2017",
+                          "--model", str(tiny_model_dir), *GREEDY, "--output-format", "json")
+    assert code == 0, err
+    assert json.loads(out2) == scores  # captioning the split directly gives the same scores
+    code, _, err = run(capsys, "eval", "--captions", str(tmp_path / "missing.jsonl"), "--references", str(refs))
+    assert code == 2 and "not found" in err
