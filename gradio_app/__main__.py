@@ -1,0 +1,24 @@
+"""``python -m gradio_app [--host H --port P --index DIR --model M --run DIR --examples DIR]``."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from gradio_app.app import build_app, launch_kwargs
+from gradio_app.config import parse_config
+from gradio_app.services import Services
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse flags/env, build the UI and serve it until interrupted."""
+    config = parse_config(argv)
+    services = Services(config)
+    demo = build_app(config, services)
+    print(f"image-to-text Gradio app on {config.url} (model loads on the first caption)", flush=True)
+    demo.launch(**launch_kwargs(config, services))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Streamlit front end: a thin layer over ``core`` (``streamlit run streamlit_app/app.py``)."""
