@@ -1,0 +1,275 @@
+"""`img2text ssl embed|search|eval` end to end on Tiny COCO val2017 with tiny 32 px checkpoints."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from core.cli import main
+
+SPLIT = "val2017"
+QUERY_ID = "397133"
+
+
+def _make_run(folder: Path, seed: int) -> Path:
+    """A checkpoint written through core.ssl's own API (no training: the CLI is under test)."""
+    from core.ssl.checkpoint import save_checkpoint
+    from core.ssl.config import SSLConfig
+    from core.ssl.models import build_model
+
+    config = SSLConfig(img_size=32, batch_size=8, num_epochs=1, seed=seed, out_dir=folder)
+    torch.manual_seed(seed)
+    model = build_model(config)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr)
+    save_checkpoint(folder, model, optimizer, config, epoch=1, rng_state=torch.get_rng_state())
+    return folder
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    base = tmp_path_factory.mktemp("runs")
+    return _make_run(base / "a", 0), _make_run(base / "b", 1)
+
+
+@pytest.fixture(scope="module")
+def index_dir(
+    runs: tuple[Path, Path], tiny_coco_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    out = tmp_path_factory.mktemp("idx") / "index"
+    code = main(
+        [
+            "ssl",
+            "embed",
+            "--checkpoint",
+            str(runs[0]),
+            "--data",
+            str(tiny_coco_dir),
+            "--split",
+            SPLIT,
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+    )
+    assert code == 0
+    return out
+
+
+def test_embed_writes_an_index(index_dir: Path) -> None:
+    manifest = json.loads((index_dir / "index.json").read_text())
+    assert len(manifest["images"]) == 50
+    first = manifest["images"][0]
+    assert first["relative_path"].startswith(f"{SPLIT}/") and first["captions"]
+    assert manifest["checkpoint"]["config"]["img_size"] == 32
+    assert (index_dir / "embeddings.safetensors").is_file()
+
+
+def test_search_by_id_with_plot(
+    index_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    png = tmp_path / "sample.png"
+    assert (
+        main(
+            [
+                "ssl",
+                "search",
+                "--index",
+                str(index_dir),
+                "--id",
+                QUERY_ID,
+                "-k",
+                "3",
+                "--plot",
+                str(png),
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.strip()[:1].isdigit()]
+    assert len(rows) == 3
+    assert all(line.split()[2] != QUERY_ID for line in rows)  # never its own result
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_search_by_image_json_finds_itself(
+    index_dir: Path, tiny_coco_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    image = tiny_coco_dir / SPLIT / f"{int(QUERY_ID):012d}.jpg"
+    assert (
+        main(
+            [
+                "ssl",
+                "search",
+                "--index",
+                str(index_dir),
+                "--image",
+                str(image),
+                "--format",
+                "json",
+                "-k",
+                "2",
+            ]
+        )
+        == 0
+    )
+    data = json.loads(capsys.readouterr().out)
+    top = data["results"][0]
+    assert top["image_id"] == int(QUERY_ID) and top["score"] == pytest.approx(1.0, abs=1e-4)
+    assert [r["rank"] for r in data["results"]] == [1, 2]
+
+
+def test_eval_prints_three_methods(
+    runs: tuple[Path, Path], tiny_coco_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert (
+        main(
+            [
+                "ssl",
+                "eval",
+                "--checkpoint",
+                str(runs[0]),
+                "--data",
+                str(tiny_coco_dir),
+                "--split",
+                SPLIT,
+                "--format",
+                "json",
+            ]
+        )
+        == 0
+    )
+    table = json.loads(capsys.readouterr().out)
+    assert [r["method"] for r in table["rows"]] == [
+        "trained (conv)",
+        "random init (conv)",
+        "raw pixels 32x32",
+    ]
+    assert table["n_images"] == 50 and table["k"] == 5
+    for row in table["rows"]:
+        assert 0 <= row["p_at_1"] <= 1 and 0 <= row["map_at_k"] <= 1
+        assert row["chance"] == pytest.approx(table["rows"][0]["chance"])
+    assert (
+        main(["ssl", "eval", "--checkpoint", str(runs[0]), "--data", str(tiny_coco_dir), "-k", "3"])
+        == 0
+    )
+    text = capsys.readouterr().out
+    assert "P@3" in text and "mAP@3" in text and "raw pixels 32x32" in text
+
+
+def _error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("img2text: error:") and "Traceback" not in err
+    return err
+
+
+def test_setup_errors_exit_2(
+    runs: tuple[Path, Path],
+    index_dir: Path,
+    tiny_coco_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    a, b = (str(r) for r in runs)
+    idx = str(index_dir)
+    assert "data folder not found" in _error(
+        [
+            "ssl",
+            "embed",
+            "--checkpoint",
+            a,
+            "--data",
+            str(tmp_path / "no"),
+            "--out",
+            str(tmp_path / "i"),
+        ],
+        capsys,
+    )
+    assert "checkpoint not found" in _error(
+        [
+            "ssl",
+            "embed",
+            "--checkpoint",
+            str(tmp_path / "nock"),
+            "--data",
+            str(tiny_coco_dir),
+            "--out",
+            str(tmp_path / "i"),
+        ],
+        capsys,
+    )
+    assert "query image not found" in _error(
+        ["ssl", "search", "--index", idx, "--image", str(tmp_path / "x.jpg")], capsys
+    )
+    assert "unknown image id" in _error(["ssl", "search", "--index", idx, "--id", "42"], capsys)
+    assert "k must be" in _error(
+        ["ssl", "search", "--index", idx, "--id", QUERY_ID, "-k", "0"], capsys
+    )
+    image = str(tiny_coco_dir / SPLIT / f"{int(QUERY_ID):012d}.jpg")
+    assert "stale" in _error(
+        ["ssl", "search", "--index", idx, "--image", image, "--checkpoint", b], capsys
+    )
+    assert "index not found" in _error(
+        ["ssl", "search", "--index", str(tmp_path / "noidx"), "--id", "1"], capsys
+    )
+    # eval needs instance annotations: a plain image folder has none
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    shutil.copy(image, plain / "a.jpg")
+    shutil.copy(image, plain / "b.jpg")
+    assert "no COCO instance annotations" in _error(
+        ["ssl", "eval", "--checkpoint", a, "--data", str(plain)], capsys
+    )
+
+
+def test_corrupt_and_stale_index_exit_2(
+    runs: tuple[Path, Path],
+    index_dir: Path,
+    tiny_coco_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    broken = tmp_path / "broken"
+    shutil.copytree(index_dir, broken)
+    (broken / "embeddings.safetensors").write_bytes(b"\0" * 10)
+    assert "embeddings.safetensors" in _error(
+        ["ssl", "search", "--index", str(broken), "--id", QUERY_ID], capsys
+    )
+    # the run folder is retrained in place after indexing: its weights no longer match
+    moved = tmp_path / "run"
+    shutil.copytree(runs[0], moved)
+    stale = tmp_path / "stale"
+    assert (
+        main(
+            [
+                "ssl",
+                "embed",
+                "--checkpoint",
+                str(moved),
+                "--data",
+                str(tiny_coco_dir),
+                "--out",
+                str(stale),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    capsys.readouterr()
+    shutil.copy(runs[1] / "checkpoint.safetensors", moved / "checkpoint.safetensors")
+    image = str(tiny_coco_dir / SPLIT / f"{int(QUERY_ID):012d}.jpg")
+    assert "stale" in _error(["ssl", "search", "--index", str(stale), "--image", image], capsys)
+
+
+@pytest.mark.parametrize("cmd", ["embed", "search", "eval"])
+def test_help_lists_defaults(cmd: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["ssl", cmd, "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert "(default:" in out and "--device" in out
