@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ import torch
 from core.errors import CheckpointError
 from core.search.embed import DEFAULT_BATCH_SIZE, OnError, embed_images
 from core.search.encoder import EncoderLike, config_dict, describe_preprocessing, load_checkpoint
+from core.search.gallery import gallery_items, relative_to_root, weights_path_str
 from core.search.query import Query, search_index
 from core.search.storage import IndexFormatError, read_index, write_index
 from core.search.topk import SearchResult
@@ -115,7 +115,7 @@ class EmbeddingIndex:
             data_root = data_root if data_root is not None else records_or_paths.root
             category_names = category_names or records_or_paths.category_names
             records_or_paths = records_or_paths.records
-        items = _as_items(list(records_or_paths))
+        items = gallery_items(list(records_or_paths))
         if not items:
             raise ValueError("the gallery is empty: no images to index")
         result = embed_images(
@@ -133,12 +133,14 @@ class EmbeddingIndex:
             embeddings=result.embeddings,
             image_ids=[it["image_id"] for it in kept],
             paths=[Path(it["path"]) for it in kept],
-            relative_paths=[_relative(it["path"], root) for it in kept],
+            relative_paths=[relative_to_root(it["path"], root) for it in kept],
             captions=[list(it["captions"]) for it in kept],
             categories=[[int(c) for c in it["categories"]] for it in kept],
             category_names={int(k): str(v) for k, v in (category_names or {}).items()},
             data_root=root,
-            checkpoint=CheckpointInfo(encoder.sha256, _weights_str(encoder), config_dict(encoder)),
+            checkpoint=CheckpointInfo(
+                encoder.sha256, weights_path_str(encoder), config_dict(encoder)
+            ),
             preprocessing=describe_preprocessing(encoder),
             skipped=[{"path": str(items[i]["path"]), "reason": why} for i, why in result.failures],
             encoder=encoder,
@@ -225,7 +227,8 @@ class EmbeddingIndex:
         A query is an indexed image id (left out of its own results, so at most ``N - 1``
         results), an embedding vector (Shape: (D,)), or any image ``load_image`` accepts; images
         are embedded with ``encoder``, the one attached at build/load, or the one at the
-        index's recorded weights path, after checking its sha256.
+        index's recorded weights path, after checking its sha256. A string is an id when it
+        matches one (``"397133"`` matches the int id 397133), otherwise a path to an image.
 
         Raises:
             ValueError: ``k < 1``, an unknown id, or a vector of the wrong size.
@@ -300,43 +303,3 @@ class EmbeddingIndex:
             ],
             "skipped": self.skipped,
         }
-
-
-def _as_items(entries: Iterable[Any]) -> list[dict[str, Any]]:
-    """Normalise ``ImageRecord``-like objects and bare paths to plain dicts."""
-    items: list[dict[str, Any]] = []
-    for entry in entries:
-        if hasattr(entry, "path") and hasattr(entry, "image_id"):
-            items.append(
-                {
-                    "image_id": entry.image_id,
-                    "path": entry.path,
-                    "captions": list(getattr(entry, "captions", []) or []),
-                    "categories": list(getattr(entry, "categories", []) or []),
-                }
-            )
-        elif isinstance(entry, (str, os.PathLike)):
-            items.append({"image_id": None, "path": Path(entry), "captions": [], "categories": []})
-        else:
-            raise ValueError(f"cannot index {type(entry).__name__}: pass ImageRecords or paths")
-    stems = [Path(it["path"]).stem for it in items if it["image_id"] is None]
-    unique = len(set(stems)) == len(stems)
-    for it in items:
-        if it["image_id"] is None:  # bare paths: the file name is the friendliest id if unique
-            it["image_id"] = Path(it["path"]).stem if unique else str(it["path"])
-    return items
-
-
-def _weights_str(encoder: EncoderLike) -> str:
-    """The weights path, absolute when it is a real file, so ``search`` works from any folder."""
-    path = Path(encoder.weights_path)
-    return str(path.resolve()) if path.is_file() else str(path)
-
-
-def _relative(path: str | Path, root: Path | None) -> str | None:
-    if root is None:
-        return None
-    try:
-        return Path(path).resolve().relative_to(root.resolve()).as_posix()
-    except ValueError:
-        return None
