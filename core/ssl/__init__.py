@@ -1,0 +1,32 @@
+"""SimCLR-style contrastive training of an image encoder (no labels needed).
+
+Train with :func:`train` (or ``img2text ssl train``); load the result with :func:`load_encoder`.
+"""
+
+from __future__ import annotations
+
+from core.ssl.checkpoint import LoadedEncoder, load_encoder, random_encoder
+from core.ssl.config import SSLConfig
+from core.ssl.data import DatasetInfo, ImageRecord, find_dataset
+from core.ssl.loss import NTXentLoss, cross_view_loss, nt_xent_loss
+from core.ssl.models import SimCLRModel, build_model
+from core.ssl.train import train
+from core.ssl.transforms import eval_transform, train_transform
+
+__all__ = [
+    "DatasetInfo",
+    "ImageRecord",
+    "LoadedEncoder",
+    "NTXentLoss",
+    "SSLConfig",
+    "SimCLRModel",
+    "build_model",
+    "cross_view_loss",
+    "eval_transform",
+    "find_dataset",
+    "load_encoder",
+    "nt_xent_loss",
+    "random_encoder",
+    "train",
+    "train_transform",
+]

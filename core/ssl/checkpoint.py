@@ -1,0 +1,223 @@
+"""Checkpoint files of a run folder, written atomically, and loading a trained encoder.
+
+A run folder holds ``checkpoint.safetensors`` (model weights; the config is also in its metadata
+so the file stands alone), ``optimizer.pt`` (optimizer + RNG state, plain tensors and numbers,
+read back with ``weights_only=True``), and ``config.json`` (config, preprocessing, epoch), which
+is written last and so marks a complete checkpoint. Weights are only ever read with safetensors.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+from safetensors import SafetensorError
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+from torch import nn
+
+from core.errors import CheckpointError
+from core.ssl.config import SSLConfig
+from core.ssl.models import SimCLRModel, build_model
+from core.ssl.transforms import eval_transform, preprocessing_settings
+
+WEIGHTS_NAME = "checkpoint.safetensors"
+OPTIMIZER_NAME = "optimizer.pt"
+CONFIG_NAME = "config.json"
+FORMAT_VERSION = 1
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` so readers see the old file or the new one, never a partial one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+
+
+def _fsync_dir(folder: Path) -> None:
+    # Makes the rename itself durable; not possible on every platform (e.g. Windows).
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def save_checkpoint(
+    run_dir: Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    config: SSLConfig,
+    epoch: int,
+    rng_state: torch.Tensor,
+) -> None:
+    """Write weights, optimizer/RNG state and, last, ``config.json`` for ``epoch`` (1-based)."""
+    meta = {
+        "format_version": str(FORMAT_VERSION),
+        "epoch": str(epoch),
+        "ssl_config": json.dumps(config.to_dict()),
+        "preprocessing": json.dumps(preprocessing_settings(config.img_size)),
+    }
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    atomic_write_bytes(run_dir / WEIGHTS_NAME, st_save(state, metadata=meta))
+    buf = io.BytesIO()
+    torch.save({"epoch": epoch, "optimizer": optimizer.state_dict(), "rng": rng_state}, buf)
+    atomic_write_bytes(run_dir / OPTIMIZER_NAME, buf.getvalue())
+    atomic_write_json(
+        run_dir / CONFIG_NAME,
+        {
+            "format_version": FORMAT_VERSION,
+            "epoch": epoch,
+            "ssl_config": config.to_dict(),
+            "preprocessing": preprocessing_settings(config.img_size),
+            "weights": WEIGHTS_NAME,
+            "optimizer": OPTIMIZER_NAME,
+        },
+    )
+
+
+def read_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str], str]:
+    """Tensors, metadata and sha256 of a safetensors file; any problem is a CheckpointError."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: weights file not found")
+    try:
+        data = path.read_bytes()
+        tensors = st_load(data)
+        metadata = _metadata(data)
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"{path}: not a readable safetensors file, truncated or corrupt ({exc})") from exc
+    return tensors, metadata, hashlib.sha256(data).hexdigest()
+
+
+def _metadata(data: bytes) -> dict[str, str]:
+    """Metadata of in-memory safetensors bytes (8-byte header length, then a JSON header)."""
+    n = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + n])
+    return {str(k): str(v) for k, v in (header.get("__metadata__") or {}).items()}
+
+
+def read_config(run_dir: Path) -> dict[str, Any]:
+    """The parsed ``config.json`` of a run folder (CheckpointError when unreadable)."""
+    path = Path(run_dir) / CONFIG_NAME
+    try:
+        data = json.loads(path.read_text())
+        SSLConfig.from_dict(data["ssl_config"])
+        int(data["epoch"])
+    except FileNotFoundError as exc:
+        raise CheckpointError(f"{path}: config file not found") from exc
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise CheckpointError(f"{path}: unreadable or invalid checkpoint config ({exc})") from exc
+    return data
+
+
+def load_state_into(model: nn.Module, tensors: dict[str, torch.Tensor], path: Path) -> None:
+    """Strictly load ``tensors`` into ``model``; key or shape mismatches name the file."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(tensors))
+    unexpected = sorted(set(tensors) - set(own))
+    wrong = sorted(k for k in set(own) & set(tensors) if own[k].shape != tensors[k].shape)
+    if missing or unexpected or wrong:
+        parts = []
+        if missing:
+            parts.append(f"missing keys {missing[:5]}")
+        if unexpected:
+            parts.append(f"unexpected keys {unexpected[:5]}")
+        if wrong:
+            parts.append(f"shape mismatch for {wrong[:5]}")
+        raise CheckpointError(f"{path}: weights do not fit the configured model ({'; '.join(parts)})")
+    model.load_state_dict(tensors)
+
+
+@dataclass
+class LoadedEncoder:
+    """A trained (or randomly initialised) encoder ready for embedding."""
+
+    encoder: nn.Module  # in eval mode
+    config: SSLConfig
+    sha256: str  # hex digest of the weights file ("random-init-seed-N" for random_encoder)
+    weights_path: Path
+    transform: Callable[[Image.Image], torch.Tensor]  # the eval transform
+
+    @torch.no_grad()
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        """Embed preprocessed images.
+
+        Shape:
+            (B, 3, S, S) -> (B, embedding_dim), not normalised.
+        """
+        device = next(self.encoder.parameters()).device
+        return self.encoder(images.to(device)).float()
+
+
+def _resolve_weights(checkpoint: Path) -> tuple[Path, Path | None]:
+    if checkpoint.is_dir():
+        return checkpoint / WEIGHTS_NAME, checkpoint / CONFIG_NAME
+    return checkpoint, checkpoint.parent / CONFIG_NAME
+
+
+def load_encoder(checkpoint: str | os.PathLike, device: str | torch.device | None = None) -> LoadedEncoder:
+    """Load the encoder of a run folder or of a ``.safetensors`` file (safetensors only).
+
+    The config comes from the file's metadata, falling back to ``config.json`` beside it.
+
+    Raises:
+        CheckpointError: missing, truncated or corrupt file, or weights that do not fit the config.
+    """
+    from core.devices import resolve_device
+
+    weights_path, config_path = _resolve_weights(Path(checkpoint))
+    tensors, meta, digest = read_weights(weights_path)
+    try:
+        if "ssl_config" in meta:
+            config = SSLConfig.from_dict(json.loads(meta["ssl_config"]))
+        elif config_path is not None and config_path.is_file():
+            config = SSLConfig.from_dict(read_config(config_path.parent)["ssl_config"])
+        else:
+            raise CheckpointError(f"{weights_path}: no SSL config in the file metadata nor in {config_path}")
+    except (ValueError, TypeError) as exc:
+        if isinstance(exc, CheckpointError):
+            raise
+        raise CheckpointError(f"{weights_path}: invalid SSL config ({exc})") from exc
+    model: SimCLRModel = build_model(config)
+    load_state_into(model, tensors, weights_path)
+    encoder = model.encoder.to(resolve_device(device)).eval()
+    return LoadedEncoder(encoder, config, digest, weights_path, eval_transform(config.img_size))
+
+
+def random_encoder(config: SSLConfig, seed: int = 0, device: str | torch.device | None = None) -> LoadedEncoder:
+    """A randomly initialised encoder: the baseline that a trained one must beat."""
+    from core.devices import resolve_device
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = build_model(config)
+    encoder = model.encoder.to(resolve_device(device)).eval()
+    name = f"random-init-seed-{seed}"
+    return LoadedEncoder(encoder, config, name, Path(name), eval_transform(config.img_size))

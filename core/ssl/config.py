@@ -1,0 +1,100 @@
+"""`SSLConfig`: every setting of a SimCLR training run, validated and JSON round-trippable."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+BACKBONES = ("conv", "resnet18")
+LOSSES = ("nt_xent", "cross_view")
+
+
+@dataclass
+class SSLConfig:
+    """Settings of one contrastive training run (defaults = the original notebook's)."""
+
+    # Data: a Tiny COCO folder, the notebook's tiny_coco_dataset-master layout, or any image folder.
+    data_dir: Path = Path("data/tiny_coco")
+    split: str = "train2017"
+    # 128 px keeps the conv encoder's flatten at 128*16*16, as in the notebook.
+    img_size: int = 128
+    # Larger batches give NT-Xent more negatives; 64 was the notebook's value.
+    batch_size: int = 64
+    num_epochs: int = 24
+    # Softmax temperature of the contrastive loss; low values sharpen the similarity ranking.
+    temperature: float = 0.1
+    # Size of the projection head output z (the loss space); the embedding h is 256-d.
+    projection_dim: int = 64
+    # AdamW learning rate and decoupled weight decay.
+    lr: float = 3e-4
+    weight_decay: float = 1e-4
+    # "conv": the notebook's 3-block CNN; "resnet18": torchvision ResNet-18 from scratch.
+    backbone: str = "conv"
+    # "nt_xent": symmetric SimCLR loss over 2N views; "cross_view": the notebook's one-way variant.
+    loss: str = "nt_xent"
+    seed: int = 0
+    # "auto" picks CUDA, then MPS, then CPU (see core.devices.resolve_device).
+    device: str = "auto"
+    # DataLoader worker processes; 0 loads images in the training process.
+    workers: int = 0
+    out_dir: Path = Path("runs/ssl")
+    # Width of the encoder output h that search and evaluation use.
+    embedding_dim: int = 256
+    # k of the held-out precision@k health check (neighbours sharing a COCO category).
+    eval_k: int = 5
+    # Continue from out_dir's last checkpoint instead of refusing to overwrite it.
+    resume: bool = False
+
+    def __post_init__(self) -> None:
+        self.data_dir = Path(self.data_dir)
+        self.out_dir = Path(self.out_dir)
+        for name in ("img_size", "batch_size", "num_epochs", "projection_dim", "embedding_dim", "eval_k"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValueError(f"{name} must be an integer, got {value!r}")
+        if self.img_size < 8:
+            # Three 2x max-pools need at least 8 px to leave a 1x1 feature map.
+            raise ValueError(f"img_size must be >= 8 (three 2x poolings), got {self.img_size}")
+        if self.batch_size < 2:
+            raise ValueError(
+                f"batch_size must be >= 2: contrastive learning needs other images as negatives, "
+                f"got {self.batch_size}"
+            )
+        if self.num_epochs < 1:
+            raise ValueError(f"num_epochs must be >= 1, got {self.num_epochs}")
+        if not self.temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        if self.projection_dim < 1 or self.embedding_dim < 1:
+            raise ValueError("projection_dim and embedding_dim must be >= 1")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        if self.backbone not in BACKBONES:
+            raise ValueError(f"backbone must be one of {', '.join(BACKBONES)}, got {self.backbone!r}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
+        if self.workers < 0:
+            raise ValueError(f"workers must be >= 0, got {self.workers}")
+        if self.eval_k < 1:
+            raise ValueError(f"eval_k must be >= 1, got {self.eval_k}")
+        if not self.split:
+            raise ValueError("split must be a non-empty folder name such as 'train2017'")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dict (paths as strings)."""
+        out = dataclasses.asdict(self)
+        out["data_dir"] = str(self.data_dir)
+        out["out_dir"] = str(self.out_dir)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SSLConfig:
+        """Inverse of :meth:`to_dict`; unknown keys are an error so typos do not pass silently."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"unknown SSLConfig field(s): {', '.join(unknown)}")
+        return cls(**data)
