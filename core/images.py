@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -125,11 +126,22 @@ def _decode(data: bytes, name: str, max_pixels: int) -> Image.Image:
             name, "not a supported image (expected JPEG, PNG, WebP, GIF, BMP or TIFF)"
         ) from exc
     except Image.DecompressionBombError as exc:
-        raise InvalidImageError(name, f"image is too large ({exc})") from exc
+        raise InvalidImageError(name, _bomb_reason(exc, max_pixels)) from exc
     except Exception as exc:
         raise InvalidImageError(name, f"corrupt image header ({exc})") from exc
     _check_pixels(img.size, name, max_pixels)
     return _to_rgb(_first_frame(img, name), name)
+
+
+def _bomb_reason(exc: Image.DecompressionBombError, max_pixels: int) -> str:
+    """Pillow refuses > 2 x ``Image.MAX_IMAGE_PIXELS`` inside ``open``; report it with our limit."""
+    found = re.search(r"\((\d+) pixels\)", str(exc))
+    claimed = f"{int(found.group(1)):,} pixels" if found else "more pixels than Pillow decodes"
+    pillow_limit = 2 * (Image.MAX_IMAGE_PIXELS or 0)
+    if max_pixels < pillow_limit:
+        return f"image is {claimed}, over the limit of {max_pixels:,} (size read from its header)"
+    return (f"image is {claimed}, over the limit of {pillow_limit:,} that Pillow enforces "
+            "(PIL.Image.MAX_IMAGE_PIXELS x 2) whatever max_pixels says")
 
 
 def _check_pixels(size: tuple[int, int], name: str, max_pixels: int) -> None:
