@@ -84,7 +84,7 @@ def _caption_tab(services: Services) -> None:
         api_description="Caption one image; returns the caption, or 'Error: <why>' "
                         "for an unusable image or model.",
     )
-    after = event.then(handlers.caption_status, inputs=[caption], outputs=[status],
+    after = event.then(handlers.caption_status, inputs=[caption], outputs=[status, caption],
                        api_visibility="private", queue=False)
     if gallery is not None:
         after.then(handlers.neighbours(services), inputs=[image, caption], outputs=[gallery],

@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import gradio as gr
 from PIL import Image
 
 from core import InvalidImageError, ModelUnavailableError
@@ -85,11 +86,11 @@ def caption_batch(services: Services) -> Callable[..., tuple[list[str]]]:
     return caption
 
 
-def caption_status(caption: str | None) -> str:
-    """An in-page message box for an error caption, nothing otherwise."""
+def caption_status(caption: str | None) -> tuple[str, Any]:
+    """In the page, an error moves from the caption box into a message box."""
     if caption and caption.startswith(ERROR_PREFIX):
-        return _error_html(caption.removeprefix(ERROR_PREFIX))
-    return ""
+        return _error_html(caption.removeprefix(ERROR_PREFIX)), ""
+    return "", gr.skip()
 
 
 def result_dict(hit: Any) -> dict[str, Any]:

@@ -1,0 +1,148 @@
+"""Shared by the app tests: a small gallery, a trained run and its index; servers; Chromium.
+
+The data is built once per test session (under pytest's base temp folder) whichever app's
+tests ask first: generated images only, so no third-party images are involved.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.fixtures.tiny_model import synthetic_pairs
+
+REPO = Path(__file__).resolve().parents[2]
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+MAX_PIXELS = 1_000_000  # the apps under test refuse images above this
+MAX_UPLOAD_MB = 1
+
+
+@dataclass(frozen=True)
+class AppData:
+    """Files the app tests use."""
+
+    root: Path
+    gallery: Path  # 16 generated images (the index's image folder)
+    run: Path  # a 2-epoch SimCLR run over the gallery
+    index: Path  # EmbeddingIndex of the gallery built from the run's checkpoint
+    examples: Path  # 3 example images
+    good: Path  # a valid query / caption image
+    not_image: Path  # a text file named .jpg
+    too_many_pixels: Path  # small file, 2000x1000 pixels (over MAX_PIXELS)
+    too_large: Path  # a valid image file over MAX_UPLOAD_MB
+
+
+def app_data(base: Path) -> AppData:
+    """Build (or reuse) the shared test data under ``base``."""
+    root = base / "app-data"
+    data = AppData(root, root / "gallery", root / "run", root / "index", root / "examples",
+                   root / "query.png", root / "not-an-image.jpg", root / "huge-pixels.png",
+                   root / "too-large.png")
+    if (root / "DONE").is_file():
+        return data
+    shutil.rmtree(root, ignore_errors=True)
+    data.gallery.mkdir(parents=True)
+    data.examples.mkdir()
+    from core.search.index import EmbeddingIndex
+    from core.ssl import ImageRecord, SSLConfig, load_encoder, train
+
+    records = []
+    for i, (image, caption) in enumerate(synthetic_pairs(16, seed=3)):
+        path = data.gallery / f"g{i:02d}.png"
+        image.save(path)
+        records.append(ImageRecord(f"g{i:02d}", path, [caption], []))
+        if i < 3:
+            image.save(data.examples / f"example{i}.png")
+    synthetic_pairs(2, seed=11)[1][0].save(data.good)
+    data.not_image.write_text("this is a text file, not a JPEG\n")
+    Image.new("RGB", (2000, 1000), (200, 200, 200)).save(data.too_many_pixels)
+    noise = np.random.default_rng(0).integers(0, 256, (800, 800, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(data.too_large)  # ~1.9 MB: random pixels do not compress
+    config = SSLConfig(data_dir=data.gallery, img_size=32, batch_size=8, num_epochs=2,
+                       out_dir=data.run, device="cpu")
+    train(config, progress=False)
+    index = EmbeddingIndex.build(load_encoder(data.run), records, data_root=data.gallery,
+                                 device="cpu", progress=False)
+    index.save(data.index)
+    (root / "DONE").write_text("ok\n")
+    return data
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_http(url: str, proc: subprocess.Popen, timeout: float = 120.0) -> None:
+    """Wait until ``url`` answers 200; fail with the server's output if it dies or times out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            out = proc.stdout.read() if proc.stdout else ""
+            pytest.fail(f"server exited with {proc.returncode}:\n{out[-4000:]}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    proc.kill()
+    out = proc.stdout.read() if proc.stdout else ""
+    pytest.fail(f"{url} did not answer within {timeout:.0f}s:\n{out[-4000:]}")
+
+
+def start_server(cmd: list[str], url: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """Start a server process from the repository root and wait for ``url``."""
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "GRADIO_ANALYTICS_ENABLED": "False",
+                "HF_HUB_OFFLINE": "1", **(env or {})}
+    proc = subprocess.Popen(cmd, cwd=REPO, env=full_env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    wait_http(url, proc)
+    return proc
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)
+
+
+def python() -> str:
+    return sys.executable
+
+
+def launch_chromium(playwright):  # type: ignore[no-untyped-def]
+    """Debian's Chromium under Playwright; skip without it, but fail loudly in CI."""
+    if not CHROMIUM.exists():
+        msg = f"{CHROMIUM} not found (apt-get install chromium)"
+        if os.environ.get("CI"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+
+
+def browser_session():  # type: ignore[no-untyped-def]
+    """Generator for a session-scoped ``browser`` fixture: one headless Chromium."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        chromium = launch_chromium(playwright)
+        try:
+            yield chromium
+        finally:
+            chromium.close()

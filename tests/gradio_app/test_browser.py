@@ -1,0 +1,84 @@
+"""A real Chromium drives the Gradio page: caption an upload, search similar images, see errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import core
+from tests.gradio_app.conftest import GradioServer
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+@pytest.fixture()
+def page(browser, gradio_server: GradioServer):  # type: ignore[no-untyped-def]
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    page.goto(gradio_server.url + "/")
+    page.wait_for_selector("#caption-button")
+    yield page
+    context.close()
+
+
+def _caption_in_page(page, image: Path) -> str:  # type: ignore[no-untyped-def]
+    page.locator("#caption-image input[type=file]").set_input_files(str(image))
+    page.wait_for_selector("#caption-image img")
+    page.click("#caption-button")
+    page.wait_for_function(
+        "document.querySelector('#caption-output textarea').value.length > 0")
+    return page.locator("#caption-output textarea").input_value()
+
+
+def test_caption_in_browser_equals_core(page, gradio_server: GradioServer, test_output_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    image = gradio_server.data.good
+    text = _caption_in_page(page, image)
+    assert text == core.caption(image, model=str(gradio_server.model), device="cpu")
+    # with an index loaded, the nearest gallery images follow the caption
+    page.wait_for_selector("#caption-neighbours img")
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(test_output_dir / "gradio-caption.png"), full_page=True)
+
+
+def test_bad_upload_shows_message_in_page(page, gradio_server: GradioServer, test_output_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    page.locator("#caption-image input[type=file]").set_input_files(str(gradio_server.data.too_many_pixels))
+    page.wait_for_selector("#caption-image img")
+    page.click("#caption-button")
+    error = page.locator("#caption-status .i2t-error")
+    error.wait_for()
+    assert "over the limit" in error.inner_text()
+    page.screenshot(path=str(test_output_dir / "gradio-caption-error.png"), full_page=True)
+    # the page stays usable: a good image captions next
+    assert _caption_in_page(page, gradio_server.data.good)
+    page.wait_for_function("!document.querySelector('#caption-status .i2t-error')")
+
+
+def test_similar_search_in_browser(page, gradio_server: GradioServer, test_output_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    from core.search.index import EmbeddingIndex
+
+    page.get_by_role("tab", name="Similar images").click()
+    query = gradio_server.data.gallery / "g06.png"
+    page.locator("#similar-image input[type=file]").set_input_files(str(query))
+    page.wait_for_selector("#similar-image img")
+    page.click("#similar-button")
+    page.wait_for_selector("#similar-results img")
+    want = EmbeddingIndex.load(gradio_server.data.index).find_similar(core.load_image(query), k=5)
+    table = page.locator("#similar-table")
+    table.get_by_text(str(want[-1].image_id), exact=True).wait_for()
+    text = table.inner_text()
+    positions = [text.index(str(w.image_id)) for w in want]
+    assert positions == sorted(positions), text  # shown in rank order
+    assert str(round(want[1].score, 4)) in text
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(test_output_dir / "gradio-similar.png"), full_page=True)
+
+
+def test_training_run_tab(page, test_output_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    page.get_by_role("tab", name="Training run").click()
+    page.wait_for_selector("#run-loss img")
+    page.wait_for_selector("#run-samples img")
+    assert "backbone conv" in page.locator("#run-summary").inner_text()
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(test_output_dir / "gradio-run.png"), full_page=True)
