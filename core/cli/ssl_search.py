@@ -136,6 +136,14 @@ def _find_dataset(data: Path, split: str, strict: bool) -> Any:
         info = find_dataset(data, split, strict=strict)
     for w in caught:  # e.g. annotated images missing on disk: say so plainly, no warning noise
         print(f"img2text: warning: {w.message}", file=sys.stderr)
+    if info.layout == "folder" and (data / "annotations").is_dir():
+        # A COCO-looking folder whose split did not match would otherwise be indexed as a
+        # plain folder of every image under it, all splits mixed: refuse instead.
+        raise FileNotFoundError(
+            f"{data} has an annotations/ folder but no usable split {split!r}: expected "
+            f"{data / 'annotations' / f'instances_{split}.json'} and {data / split}/ "
+            "(check --split)"
+        )
     return info
 
 

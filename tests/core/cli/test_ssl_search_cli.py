@@ -217,6 +217,13 @@ def test_setup_errors_exit_2(
     assert "index not found" in _error(
         ["ssl", "search", "--index", str(tmp_path / "noidx"), "--id", "1"], capsys
     )
+    wrong_split = ["--data", str(tiny_coco_dir), "--split", "test2017"]
+    assert "instances_test2017.json" in _error(
+        ["ssl", "embed", "--checkpoint", a, *wrong_split, "--out", str(tmp_path / "i")], capsys
+    )
+    assert "instances_test2017.json" in _error(
+        ["ssl", "eval", "--checkpoint", a, *wrong_split], capsys
+    )
     # eval needs instance annotations: a plain image folder has none
     plain = tmp_path / "plain"
     plain.mkdir()
