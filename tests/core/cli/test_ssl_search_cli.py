@@ -280,3 +280,21 @@ def test_help_lists_defaults(cmd: str, capsys: pytest.CaptureFixture[str]) -> No
     assert exc.value.code == 0
     out = capsys.readouterr().out
     assert "(default:" in out and "--device" in out
+
+
+def test_embed_skips_or_stops_on_corrupt_images(
+    runs: tuple[Path, Path], tiny_coco_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    shutil.copy(tiny_coco_dir / SPLIT / f"{int(QUERY_ID):012d}.jpg", folder / "good.jpg")
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff not really")
+    base = ["ssl", "embed", "--checkpoint", str(runs[0]), "--data", str(folder), "--quiet"]
+    assert main([*base, "--out", str(tmp_path / "i1")]) == 1  # partial: skipped and counted
+    err = capsys.readouterr().err
+    assert "broken.jpg" in err and "1 unreadable images skipped" in err
+    manifest = json.loads((tmp_path / "i1" / "index.json").read_text())
+    assert [im["image_id"] for im in manifest["images"]] == ["good.jpg"]
+    assert "broken.jpg" in _error(
+        [*base, "--out", str(tmp_path / "i2"), "--on-error", "raise"], capsys
+    )

@@ -51,3 +51,11 @@ def test_nothing_embeddable_and_bad_arguments(encoder: FakeEncoder, tmp_path: Pa
         embed_images(encoder, [random_image(0)], batch_size=0)
     with pytest.raises(ValueError, match="on_error"):
         embed_images(encoder, [random_image(0)], on_error="ignore")  # type: ignore[arg-type]
+
+
+def test_progress_bar_goes_to_stderr(
+    encoder: FakeEncoder, gallery: list[Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    embed_images(encoder, gallery, batch_size=2, progress=True, desc="embedding-test")
+    captured = capsys.readouterr()
+    assert "embedding-test" in captured.err and captured.out == ""

@@ -164,3 +164,35 @@ def test_corrupt_or_partial_index_names_the_file(
 def test_missing_index_folder(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="index not found"):
         EmbeddingIndex.load(tmp_path / "none")
+
+
+def test_interrupted_save_is_detected_not_used(
+    index: EmbeddingIndex,
+    encoder: FakeEncoder,
+    gallery: list[Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import core.search.storage as storage
+
+    folder = index.save(tmp_path / "idx")
+    smaller = EmbeddingIndex.build(encoder, gallery[:3])
+    real_write = storage._atomic_write
+
+    def crash_on_manifest(dest: Path, write):  # type: ignore[no-untyped-def]
+        if dest.name == MANIFEST_NAME:
+            raise KeyboardInterrupt  # the process dies after the embeddings, before the manifest
+        real_write(dest, write)
+
+    monkeypatch.setattr(storage, "_atomic_write", crash_on_manifest)
+    with pytest.raises(KeyboardInterrupt):
+        smaller.save(folder)
+    monkeypatch.undo()
+    assert not [p.name for p in folder.iterdir() if p.name.endswith(".tmp")]
+    with pytest.raises(CheckpointError, match="sha256 differs"):
+        EmbeddingIndex.load(folder)
+
+
+def test_load_accepts_the_manifest_path(index: EmbeddingIndex, tmp_path: Path) -> None:
+    folder = index.save(tmp_path / "idx")
+    assert EmbeddingIndex.load(folder / MANIFEST_NAME).same_contents(index)
