@@ -66,4 +66,4 @@ def show_results(hits: Sequence[Any], columns: int = 5) -> None:
         with cols[i % columns]:
             if Path(hit.path).is_file():
                 st.image(str(hit.path), width="stretch")
-            st.caption(f"**#{hit.rank}** · {hit.score:.3f} · {caption}")
+            st.caption(f"**#{hit.rank}** · {hit.image_id} · {hit.score:.3f} · {caption}")

@@ -1,0 +1,132 @@
+"""The Streamlit pages' logic through ``streamlit.testing.v1.AppTest`` (no browser, no server)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import core
+from core.captioning.captioner import Captioner
+from tests.browser.support import AppData
+from tests.streamlit_app.conftest import APP
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture()
+def at(app_env: AppData) -> AppTest:
+    app = AppTest.from_file(str(APP), default_timeout=120)
+    app.run()
+    assert not app.exception, app.exception
+    return app
+
+
+def _upload(at: AppTest, key: str, path: Path, mime: str = "image/png") -> None:
+    at.file_uploader(key=key).set_value((path.name, path.read_bytes(), mime))
+    at.run()
+    assert not at.exception, at.exception
+
+
+def test_page_shows_four_tabs(at: AppTest) -> None:
+    assert [t.label for t in at.tabs] == ["Caption", "Batch", "Similar images", "Training run"]
+    assert at.info[0].value.startswith("Upload an image")
+
+
+def test_caption_shown_and_kept_in_session_state(at: AppTest, app_env: AppData, tiny_model_dir: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    want = core.caption(app_env.good, model=str(tiny_model_dir), device="cpu", max_new_tokens=15)
+    calls: list[int] = []
+    original = Captioner.caption
+
+    def counting(self: Captioner, image: object, **generation: object) -> str:
+        calls.append(1)
+        return original(self, image, **generation)
+
+    monkeypatch.setattr(Captioner, "caption", counting)
+    _upload(at, "caption-upload", app_env.good)
+    assert at.session_state["caption_result"]["caption"] == want
+    assert any(want in m.value for m in at.markdown)
+    assert len(calls) == 1
+    at.run()  # a rerun (any widget change elsewhere) reuses the stored result
+    at.tabs[1].button(key="batch-run")  # touching another tab does not recompute either
+    at.run()
+    assert len(calls) == 1
+    assert at.session_state["caption_result"]["caption"] == want
+    # the nearest gallery images come with it (an index is configured)
+    assert len(at.session_state["caption_result"]["neighbours"]) == 4
+
+
+def test_bad_upload_shows_error(at: AppTest, app_env: AppData) -> None:
+    _upload(at, "caption-upload", app_env.not_image, "image/jpeg")
+    assert "not-an-image.jpg" in at.error[0].value and "not a supported image" in at.error[0].value
+    _upload(at, "caption-upload", app_env.too_many_pixels)
+    assert "over the limit of 1,000,000" in at.error[0].value
+    _upload(at, "caption-upload", app_env.good)  # the page recovers
+    assert not at.error and at.session_state["caption_result"]["caption"]
+
+
+def test_example_button_captions_the_example(at: AppTest, app_env: AppData) -> None:
+    at.button(key="example-1").click()
+    at.run()
+    assert at.session_state["caption-example"].endswith("example1.png")
+    assert at.session_state["caption_result"]["caption"]
+
+
+def test_model_that_cannot_load_shows_the_fix(app_env: AppData, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    empty = tmp_path / "empty-model"
+    empty.mkdir()
+    monkeypatch.setenv("IMG2TEXT_MODEL", str(empty))
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    at.run()
+    _upload(at, "caption-upload", app_env.good)
+    assert at.error[0].value == "The captioning model could not be loaded."
+    assert "How to fix it" in at.code[0].value
+    # the rest of the app stays usable
+    at.tabs[2].radio(key="similar-mode").set_value("Gallery image")
+    at.run()
+    at.button(key="similar-run").click()
+    at.run()
+    assert at.session_state["similar_result"]["hits"]
+
+
+def test_batch_table_and_downloads(at: AppTest, app_env: AppData, tiny_model_dir: Path) -> None:
+    files = [app_env.gallery / "g00.png", app_env.not_image, app_env.gallery / "g01.png"]
+    at.file_uploader(key="batch-upload").set_value(
+        [(p.name, p.read_bytes(), "image/png") for p in files])
+    at.run()
+    at.button(key="batch-run").click()
+    at.run()
+    assert not at.exception, at.exception
+    records = at.session_state["batch_result"]["records"]
+    assert [r.path for r in records] == ["g00.png", "not-an-image.jpg", "g01.png"]
+    want = core.caption(files[0], model=str(tiny_model_dir), device="cpu", max_new_tokens=15)
+    assert records[0].caption == want and records[0].ok
+    assert not records[1].ok and "not a supported image" in records[1].error
+    assert at.session_state["batch_result"]["thumbs"][0].startswith("data:image/png;base64,")
+    assert at.session_state["batch_result"]["thumbs"][1] is None
+    assert "2 captioned, 1 failed" in [c.value for c in at.caption]
+
+
+def test_similar_by_gallery_image(at: AppTest, app_env: AppData) -> None:
+    from core.search.index import EmbeddingIndex
+
+    at.radio(key="similar-mode").set_value("Gallery image")
+    at.run()
+    at.selectbox(key="similar-id").set_value("g04")
+    at.slider(key="similar-k").set_value(3)
+    at.run()
+    at.button(key="similar-run").click()
+    at.run()
+    hits = at.session_state["similar_result"]["hits"]
+    want = EmbeddingIndex.load(app_env.index).find_similar("g04", k=3)
+    assert [h.image_id for h in hits] == [w.image_id for w in want]
+    assert "g04" not in [h.image_id for h in hits]  # an indexed query is left out of its results
+
+
+def test_training_run_tab(at: AppTest) -> None:
+    labels = [m.label for m in at.metric]
+    assert labels[:3] == ["epochs", "loss", "pos_top1"]
+    assert at.metric[0].value == "2"
+    assert "Sample retrievals" in [m.value.strip("# ") for m in at.markdown]
