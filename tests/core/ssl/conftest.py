@@ -71,3 +71,14 @@ def build_notebook(root: Path, n: int = 5, split: str = "train2017") -> Path:
 def image_folder(tmp_path: Path) -> Path:
     make_folder(tmp_path / "imgs", 12)
     return tmp_path / "imgs"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    """The tensors here are tiny: one intra-op thread avoids spin-waiting on a shared 2-core box."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -11,7 +11,9 @@ from core.cli import main
 
 
 @pytest.mark.slow
-def test_ssl_train_end_to_end_on_tiny_coco(tiny_coco_dir: Path, tmp_path: Path) -> None:
+def test_ssl_train_end_to_end_on_tiny_coco(
+    tiny_coco_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "run"
     code = main(["ssl", "train", "--data", str(tiny_coco_dir), "--split", "train2017", "--out", str(out),
                  "--epochs", "1", "--img-size", "32", "--device", "cpu", "--quiet"])
@@ -24,6 +26,12 @@ def test_ssl_train_end_to_end_on_tiny_coco(tiny_coco_dir: Path, tmp_path: Path) 
     assert 0.0 <= history[0]["precision_at_k"] <= 1.0
     config = json.loads((out / "config.json").read_text())
     assert config["ssl_config"]["img_size"] == 32 and config["preprocessing"]["img_size"] == 32
+    # A corrupt checkpoint on --resume is a clear error and exit status 2.
+    (out / "checkpoint.safetensors").write_bytes(b"\x00" * 10)
+    code = main(["ssl", "train", "--data", str(tiny_coco_dir), "--out", str(out), "--epochs", "2",
+                 "--img-size", "32", "--device", "cpu", "--quiet", "--resume"])
+    assert code == 2
+    assert "checkpoint.safetensors" in capsys.readouterr().err
 
 
 def test_ssl_train_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

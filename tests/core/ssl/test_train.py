@@ -114,3 +114,27 @@ def test_random_encoder_baseline() -> None:
     assert a.sha256 == "random-init-seed-3"
     x = torch.randn(2, 3, 32, 32)
     assert torch.equal(a.embed(x), b.embed(x))
+
+
+def test_weights_that_do_not_fit_the_config_are_a_checkpoint_error(tmp_path: Path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    data = tmp_path / "imgs"
+    make_folder(data, 4, size=40)
+    run = train(_config(data, tmp_path / "run", num_epochs=1, batch_size=4), progress=False)
+    wrong = _config(data, run, num_epochs=1, batch_size=4, embedding_dim=64)
+    odd = tmp_path / "odd.safetensors"
+    save_file(load_file(run / "checkpoint.safetensors"), odd,
+              metadata={"ssl_config": json.dumps(wrong.to_dict())})
+    with pytest.raises(CheckpointError, match="odd.safetensors.*do not fit"):
+        load_encoder(odd)
+
+
+def test_unreadable_image_mid_run_is_skipped_and_counted(tmp_path: Path) -> None:
+    data = tmp_path / "imgs"
+    make_folder(data, 5, size=40)
+    (data / "zz_broken.png").write_bytes(b"\x89PNG but not really")  # found, fails to decode
+    with pytest.warns(UserWarning, match="zz_broken.png"):
+        run = train(_config(data, tmp_path / "run", num_epochs=1, batch_size=8), progress=False)
+    row = _history(run)[0]
+    assert row["skipped_images"] == 1 and row["loss"] > 0
