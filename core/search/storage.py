@@ -11,13 +11,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
+import uuid
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from core.errors import CheckpointError
 
@@ -49,7 +49,9 @@ def write_index(folder: Path, embeddings: torch.Tensor, manifest: dict[str, Any]
     folder.mkdir(parents=True, exist_ok=True)
     emb = embeddings.detach().to("cpu", torch.float32).contiguous()
     emb_path = folder / EMBEDDINGS_NAME
-    _atomic_write(emb_path, lambda tmp: save_file({_TENSOR_KEY: emb}, str(tmp)))
+    # Serialise in memory: safetensors' save_file would recreate the file as 0600.
+    data = save({_TENSOR_KEY: emb})
+    _atomic_write(emb_path, lambda tmp: tmp.write_bytes(data))
     full = {
         "format": FORMAT_NAME,
         "version": FORMAT_VERSION,
@@ -133,9 +135,9 @@ def _read_manifest(path: Path) -> dict[str, Any]:
 
 
 def _atomic_write(dest: Path, write: Any) -> None:
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = dest.parent / f".{dest.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+    # os.open with 0o666 honours the umask; mkstemp would leave a shared index readable by us only.
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     try:
         write(tmp)
         with tmp.open("rb+") as fh:

@@ -196,3 +196,15 @@ def test_interrupted_save_is_detected_not_used(
 def test_load_accepts_the_manifest_path(index: EmbeddingIndex, tmp_path: Path) -> None:
     folder = index.save(tmp_path / "idx")
     assert EmbeddingIndex.load(folder / MANIFEST_NAME).same_contents(index)
+
+
+def test_saved_files_honour_the_umask(index: EmbeddingIndex, tmp_path: Path) -> None:
+    import os
+
+    old = os.umask(0o022)
+    try:
+        folder = index.save(tmp_path / "idx")
+    finally:
+        os.umask(old)
+    for name in (EMBEDDINGS_NAME, MANIFEST_NAME):
+        assert (folder / name).stat().st_mode & 0o777 == 0o644
