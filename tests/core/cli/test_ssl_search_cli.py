@@ -15,13 +15,15 @@ SPLIT = "val2017"
 QUERY_ID = "397133"
 
 
-def _make_run(folder: Path, seed: int) -> Path:
+def _make_run(folder: Path, seed: int, **overrides: object) -> Path:
     """A checkpoint written through core.ssl's own API (no training: the CLI is under test)."""
     from core.ssl.checkpoint import save_checkpoint
     from core.ssl.config import SSLConfig
     from core.ssl.models import build_model
 
-    config = SSLConfig(img_size=32, batch_size=8, num_epochs=1, seed=seed, out_dir=folder)
+    config = SSLConfig(
+        img_size=32, batch_size=8, num_epochs=1, seed=seed, out_dir=folder, **overrides
+    )  # type: ignore[arg-type]
     torch.manual_seed(seed)
     model = build_model(config)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr)
@@ -298,3 +300,14 @@ def test_embed_skips_or_stops_on_corrupt_images(
     assert "broken.jpg" in _error(
         [*base, "--out", str(tmp_path / "i2"), "--on-error", "raise"], capsys
     )
+
+
+def test_eval_flags_an_encoder_trained_on_the_eval_split(
+    tiny_coco_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = _make_run(tmp_path / "leaky", 0, data_dir=tiny_coco_dir, split=SPLIT)
+    assert (
+        main(["ssl", "eval", "--checkpoint", str(run), "--data", str(tiny_coco_dir), "-k", "1"])
+        == 0
+    )
+    assert "not held-out" in capsys.readouterr().out
