@@ -62,6 +62,7 @@ def streamlit_server(tiny_model_dir: Path, apps_data: AppData) -> Iterator[Strea
     stop_server(proc)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
+    """Module scope: Playwright's sync API allows one running instance at a time."""
     yield from browser_session()
