@@ -162,14 +162,17 @@ def find_dataset(data_dir: str | os.PathLike, split: str = "train2017", *, stric
     if not root.is_dir():
         raise NotADirectoryError(f"data path is not a folder: {root}")
     looked: list[str] = []
+    partial = False
     for layout, instances, images_dir, captions in _candidates(root, split):
         if instances.is_file() and images_dir.is_dir():
             records, names = _coco_records(instances, images_dir, captions, strict)
             return DatasetInfo(layout, root, split, records, names)
+        partial = partial or instances.is_file() or any(instances.parent.glob("instances*.json"))
         for p, kind in ((instances, "file"), (images_dir, "folder")):
             state = "found" if p.exists() else "missing"
             looked.append(f"  [{layout}] {kind} {p} ({state})")
-    files = sorted(iter_image_files([root], recursive=True))
+    # Half an annotated layout (e.g. a wrong --split) must not silently become "all images here".
+    files = [] if partial else sorted(iter_image_files([root], recursive=True))
     if files:
         records = [ImageRecord(f.relative_to(root).as_posix(), f) for f in files]
         return DatasetInfo("folder", root, None, records, {})

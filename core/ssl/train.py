@@ -10,6 +10,7 @@ The caller's global RNG state is restored on return.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import time
 import warnings
@@ -100,8 +101,6 @@ def _resume_state(config: SSLConfig, model: nn.Module, optimizer: torch.optim.Op
 
 
 def _load_history(run_dir: Path, epochs: int) -> list[dict[str, Any]]:
-    import json
-
     try:
         data = json.loads((run_dir / HISTORY_NAME).read_text())
     except (OSError, ValueError):

@@ -106,3 +106,9 @@ def test_sibling_split() -> None:
     assert sibling_split("train2017") == "val2017"
     assert sibling_split("val2017") == "train2017"
     assert sibling_split("images") is None and sibling_split(None) is None
+
+
+def test_wrong_split_of_an_annotated_layout_is_an_error_not_a_folder(tmp_path: Path) -> None:
+    root = build_tiny_coco(tmp_path, n=2)
+    with pytest.raises(FileNotFoundError, match="instances_test2017.json"):
+        find_dataset(root, "test2017")
