@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Literal
 
 import torch
 from PIL import Image
 
+from core.captioning.fast_decode import fast_generate, fast_path_blocker
 from core.captioning.generation import GenerationOptions, clean_caption
 from core.captioning.loading import ModelSpec, load_components, resolve_model_spec
 from core.devices import resolve_device, resolve_dtype
@@ -28,6 +30,10 @@ class Captioner:
         device: ``"auto"``/``None``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``.
         dtype: ``"auto"``/``None`` (bfloat16 on a capable GPU, else float32) or a dtype name.
         max_pixels: pixel cap applied to every input image.
+        fast_decode: decode with :func:`core.captioning.fast_decode.fast_generate` (same tokens
+            as ``model.generate``, less work); settings it does not cover use ``generate``.
+        threads: CPU threads for this captioner's forward passes; set around each call and
+            restored afterwards. ``None`` leaves torch's setting alone.
 
     Raises:
         ModelUnavailableError: the model cannot be found or loaded (the message says how to fix it).
@@ -40,11 +46,17 @@ class Captioner:
         device: str | torch.device | None = None,
         dtype: str | torch.dtype | None = None,
         max_pixels: int = DEFAULT_MAX_PIXELS,
+        fast_decode: bool = True,
+        threads: int | None = None,
     ) -> None:
+        if threads is not None and threads < 1:
+            raise ValueError(f"threads must be >= 1, got {threads}")
         self.spec = resolve_model_spec(model)
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
         self.max_pixels = max_pixels
+        self.fast_decode = fast_decode
+        self.threads = threads
         self.model, self.processor, self.tokenizer = load_components(
             self.spec, device=self.device, dtype=self.dtype
         )
@@ -110,13 +122,18 @@ class Captioner:
 
     @torch.inference_mode()
     def generate_ids(self, pixel_values: torch.Tensor, options: GenerationOptions) -> torch.Tensor:
-        """Run ``model.generate`` on a preprocessed batch.
+        """Caption token ids for a preprocessed batch: the fast decoder, else ``model.generate``.
+
+        Both give the same tokens in float32; the fast decoder covers greedy and beam search
+        (see :func:`core.captioning.fast_decode.fast_path_blocker` for what falls back).
 
         Shape:
             pixel_values: ``(B, 3, H, W)``; output: ``(B, T)`` token ids incl. the start token.
         """
         kwargs = options.to_hf_kwargs()
-        with self._lock:
+        with self._lock, self._thread_scope():
+            if self.uses_fast_path(options):
+                return fast_generate(self.model, pixel_values, options)
             if options.seed is None:
                 return self.model.generate(pixel_values=pixel_values, **kwargs)
             # Seed a forked RNG so sampling is reproducible without disturbing the caller's RNG.
@@ -124,6 +141,10 @@ class Captioner:
             with torch.random.fork_rng(devices=devices):
                 torch.manual_seed(options.seed)
                 return self.model.generate(pixel_values=pixel_values, **kwargs)
+
+    def uses_fast_path(self, options: GenerationOptions) -> bool:
+        """Whether :meth:`generate_ids` runs the fast decoder for these options."""
+        return self.fast_decode and fast_path_blocker(self.model, options) is None
 
     def decode(self, token_ids: torch.Tensor) -> list[str]:
         texts = self.tokenizer.batch_decode(token_ids, skip_special_tokens=True)
@@ -143,6 +164,19 @@ class Captioner:
         return f"Captioner(model={str(self.spec)!r}, device={self.device}, dtype={self.dtype})"
 
     # -- internals ----------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _thread_scope(self) -> Iterator[None]:
+        """Apply ``threads`` for one call only: the process-wide setting is restored after."""
+        if self.threads is None:
+            yield
+            return
+        before = torch.get_num_threads()
+        torch.set_num_threads(self.threads)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(before)
 
     def _caption_chunk(
         self, chunk: list[ImageInput], options: GenerationOptions, errors: ErrorMode
