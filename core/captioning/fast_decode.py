@@ -48,7 +48,7 @@ def fast_path_blocker(model: Any, options: GenerationOptions) -> str | None:
     if options.repetition_penalty != 1.0:
         return "repetition_penalty"
     decoder = getattr(model, "decoder", None)
-    config = getattr(decoder, "config", None)
+    config: Any = getattr(decoder, "config", None)
     if getattr(config, "model_type", None) != "gpt2" or not getattr(config, "add_cross_attention", False):
         return "decoder is not a cross-attending GPT-2"
     if config._attn_implementation == "eager" and config.reorder_and_upcast_attn:
