@@ -1,0 +1,184 @@
+"""Captioning: the model card's loop and batched ``generate`` vs ``Captioner.caption_batch``.
+
+The model is ``ydshieh/vit-gpt2-coco-en``'s architecture (ViT-B/16 224 px + GPT-2 124M with
+cross-attention) with random weights, saved with ``save_pretrained`` and loaded back the way
+users load theirs (no hub access here). Its LM head is untied from the token embeddings: a tied
+random head keeps predicting its input token (the start token, which is also eos), so every
+caption would stop at once; untied, captions run the full ``max_length`` like real ones.
+Speed is therefore representative; the caption text is not. "Identical captions" compares
+token ids.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+
+from bench.common import AreaResult, Row, best_seconds, median_ms
+
+MAX_LENGTH = 16  # the model card's setting: 15 new tokens after the start token
+END = 50256
+
+
+def build_model_dir(folder: Path) -> Path:
+    """Random-init real architecture + processor + a stand-in tokenizer, via ``save_pretrained``."""
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import (
+        GPT2Config,
+        GPT2LMHeadModel,
+        GPT2TokenizerFast,
+        VisionEncoderDecoderModel,
+        ViTConfig,
+        ViTImageProcessor,
+        ViTModel,
+    )
+
+    torch.manual_seed(0)
+    dec = GPT2Config(add_cross_attention=True, tie_word_embeddings=False)
+    model = VisionEncoderDecoderModel(encoder=ViTModel(ViTConfig()), decoder=GPT2LMHeadModel(dec))
+    for cfg in (model.config, model.generation_config):
+        cfg.decoder_start_token_id = cfg.pad_token_id = cfg.eos_token_id = END
+        cfg.bos_token_id = END
+    model.save_pretrained(folder)
+    ViTImageProcessor().save_pretrained(folder)
+    bpe = ByteLevelBPETokenizer()  # ids beyond its vocabulary decode to nothing; fine for timing
+    bpe.train_from_iterator(["a man riding a horse", "a cat on a bed"], vocab_size=300,
+                            special_tokens=["<|endoftext|>"])
+    GPT2TokenizerFast(tokenizer_object=bpe._tokenizer, eos_token="<|endoftext|>",
+                      bos_token="<|endoftext|>", unk_token="<|endoftext|>").save_pretrained(folder)
+    return folder
+
+
+def jpeg_files(n: int, folder: Path, coco_dir: Path | None) -> list[Path]:
+    """``n`` JPEG paths: Tiny COCO photos when available (cycled), else generated pictures."""
+    if coco_dir is not None:
+        photos = sorted((coco_dir / "val2017").glob("*.jpg")) or sorted(coco_dir.rglob("*.jpg"))
+        if photos:
+            return [photos[i % len(photos)] for i in range(n)]
+    gen = torch.Generator().manual_seed(0)
+    paths = []
+    for i in range(n):
+        arr = (torch.rand(480, 640, 3, generator=gen) * 255).to(torch.uint8).numpy()
+        path = folder / f"img{i}.jpg"
+        Image.fromarray(arr).save(path, quality=90)
+        paths.append(path)
+    return paths
+
+
+def _card_loop(model: Any, processor: Any, tokenizer: Any, paths: list[Path], **gen: Any) -> list:
+    """The model card's ``predict_step``, one image at a time."""
+    out = []
+    for path in paths:
+        image = Image.open(path)
+        if image.mode != "RGB":
+            image = image.convert(mode="RGB")
+        pixel_values = processor(images=[image], return_tensors="pt").pixel_values.to(model.device, model.dtype)
+        output_ids = model.generate(pixel_values, max_length=MAX_LENGTH, **gen)
+        tokenizer.batch_decode(output_ids, skip_special_tokens=True)
+        out.append(output_ids[0].tolist())
+    return out
+
+
+def _batched_generate(model: Any, processor: Any, tokenizer: Any, paths: list[Path], batch: int,
+                      **gen: Any) -> list:
+    """What a user writes to batch the card's code: PIL images in, ``generate`` per chunk."""
+    out = []
+    for i in range(0, len(paths), batch):
+        images = [Image.open(p).convert("RGB") for p in paths[i : i + batch]]
+        pixel_values = processor(images=images, return_tensors="pt").pixel_values.to(model.device, model.dtype)
+        ids = model.generate(pixel_values, max_length=MAX_LENGTH, **gen)
+        tokenizer.batch_decode(ids, skip_special_tokens=True)
+        out.extend(_strip(row) for row in ids.tolist())
+    return out
+
+
+def _strip(ids: list[int]) -> list[int]:
+    """Token ids up to and including the first end token after the start (padding removed)."""
+    for i, t in enumerate(ids[1:], start=1):
+        if t == END:
+            return ids[: i + 1]
+    return ids
+
+
+def _share(a: list, b: list) -> float:
+    return sum(_strip(x) == _strip(y) for x, y in zip(a, b, strict=True)) / len(a)
+
+
+def run(device: torch.device, quick: bool, coco_dir: Path | None) -> AreaResult:
+    from transformers import AutoTokenizer, VisionEncoderDecoderModel, ViTImageProcessor
+
+    import core
+    from core.captioning.fast_decode import encode
+
+    n = 8 if quick else 32
+    greedy_bs, beam_bs = 16, 8
+    tmp = Path(tempfile.mkdtemp(prefix="bench-caption-"))
+    folder = build_model_dir(tmp / "model")
+    paths = jpeg_files(n, tmp, coco_dir)
+    res = AreaResult("caption", {
+        "model": "vit-gpt2-coco-en architecture, random init (untied head)", "images": n,
+        "max_length": MAX_LENGTH, "greedy_batch": greedy_bs, "beam_batch": beam_bs,
+        "beams": 4, "input": "JPEG files" + (" (Tiny COCO val2017)" if coco_dir else " (generated)"),
+    })
+    model = VisionEncoderDecoderModel.from_pretrained(folder).to(device).eval()
+    processor = ViTImageProcessor.from_pretrained(folder)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    ids: dict[str, list] = {}
+
+    def timed(name: str, kind: str, fn: Any, items: int, vs: str | None = None, notes: str = "") -> None:
+        holder: dict[str, Any] = {}
+        sec = best_seconds(lambda: holder.update(out=fn()), device, warmup=False)
+        ids[name] = holder["out"]
+        res.add(Row(name, kind, items / sec, notes=notes), vs=vs)
+
+    card_n = max(2, n // 4)  # the card's loop is slow; its rate does not depend on n
+    with torch.inference_mode():
+        _card_loop(model, processor, tokenizer, paths[:1], num_beams=1)  # warm-up
+        timed("card loop fp32 4 beams", "reference", lambda: _card_loop(model, processor, tokenizer, paths[:card_n], num_beams=4), card_n)
+        timed("card loop fp32 greedy", "reference", lambda: _card_loop(model, processor, tokenizer, paths[:card_n], num_beams=1), card_n)
+        timed("generate fp32 greedy b16", "reference", lambda: _batched_generate(model, processor, tokenizer, paths, greedy_bs, num_beams=1), n)
+        timed("generate fp32 4 beams b8", "reference", lambda: _batched_generate(model, processor, tokenizer, paths, beam_bs, num_beams=4, early_stopping=True), n)
+        model.to(torch.bfloat16)
+        timed("generate bf16 greedy b16", "reference", lambda: _batched_generate(model, processor, tokenizer, paths, greedy_bs, num_beams=1), n)
+    model.to("meta")  # free the reference model before the project runs
+
+    for dtype in ("float32", "bfloat16"):
+        tag = "fp32" if dtype == "float32" else "bf16"
+        cap = core.Captioner(str(folder), device=device, dtype=dtype)
+        captured: list = []
+        decode = cap.decode
+        cap.decode = lambda t, _d=decode, _c=captured: (_c.extend(_strip(r) for r in t.tolist()), _d(t))[1]  # type: ignore[method-assign]
+        cap.caption_batch(paths[:1], num_beams=1)  # warm-up
+        for beams, bs, vs in ((1, greedy_bs, "generate fp32 greedy b16"), (4, beam_bs, "generate fp32 4 beams b8")):
+            captured.clear()
+            sec = best_seconds(lambda c=cap, b=beams, s=bs: c.caption_batch(paths, batch_size=s, num_beams=b), device, warmup=False)
+            name = f"Captioner {tag} {'greedy' if beams == 1 else '4 beams'} b{bs}"
+            ids[name] = list(captured)
+            res.add(Row(name, "project", n / sec, notes="JPEG files -> captions"), vs=vs)
+        with torch.inference_mode():
+            pix = cap.preprocess([Image.open(p).convert("RGB") for p in paths[:greedy_bs]])
+            sec = best_seconds(lambda c=cap, x=pix: encode(c.model, x), device)
+        res.add(Row(f"encoder only {tag} b{pix.shape[0]}", "floor", pix.shape[0] / sec,
+                    notes="upper bound for any decoder"), vs="generate fp32 greedy b16")
+        if dtype == "float32" or quick is False:
+            for beams in (1, 4):
+                ms = median_ms(lambda c=cap, b=beams: c.caption(paths[0], num_beams=b), device, 3 if quick else 5)
+                res.add(Row(f"single image {tag} {'greedy' if beams == 1 else '4 beams'}", "project", ms, unit="ms",
+                            notes="latency, file -> caption"))
+        del cap
+
+    lengths = [len(r) - 1 for r in ids["Captioner fp32 greedy b16"]]
+    res.extra["mean new tokens per greedy caption"] = f"{sum(lengths) / len(lengths):.1f}"
+    res.extra["identical captions, Captioner fp32 vs generate fp32 (greedy, beams)"] = (
+        f"{_share(ids['Captioner fp32 greedy b16'], ids['generate fp32 greedy b16']):.0%}, "
+        f"{_share(ids['Captioner fp32 4 beams b8'], ids['generate fp32 4 beams b8']):.0%}")
+    res.extra["identical captions, bf16 vs fp32 (greedy, beams)"] = (
+        f"{_share(ids['Captioner bf16 greedy b16'], ids['Captioner fp32 greedy b16']):.0%}, "
+        f"{_share(ids['Captioner bf16 4 beams b8'], ids['Captioner fp32 4 beams b8']):.0%}")
+    res.extra["identical captions, card loop vs batched generate (greedy)"] = (
+        f"{_share(ids['card loop fp32 greedy'], ids['generate fp32 greedy b16'][:card_n]):.0%}")
+    return res
