@@ -15,7 +15,7 @@ CSS = """
              border-radius: 8px; white-space: normal; font-size: 0.95em; }
 .i2t-note { color: #475569; padding: 6px 2px; font-size: 0.95em; }
 #caption-output textarea { font-size: 1.25em; font-weight: 600; }
-.gradio-container { max-width: 1240px !important; margin: auto !important; }
+.gradio-container { width: 100% !important; max-width: 1240px !important; margin: auto !important; }
 footer { display: none !important; }
 """
 
@@ -76,7 +76,7 @@ def _caption_tab(services: Services) -> None:
             status = gr.HTML(elem_id="caption-status")
             gallery = None
             if config.indexes:
-                gallery = gr.Gallery(label="Nearest gallery images", columns=4, height="auto",
+                gallery = gr.Gallery(label="Nearest gallery images", columns=4, height="auto", fit_columns=False,
                                      elem_id="caption-neighbours", object_fit="cover")
     event = button.click(
         handlers.caption_batch(services), inputs=[image, *settings], outputs=[caption],
@@ -103,7 +103,8 @@ def _batch_tab(services: Services) -> None:
                 csv = gr.DownloadButton("Download CSV", elem_id="batch-csv", size="md")
                 jsonl = gr.DownloadButton("Download JSONL", elem_id="batch-jsonl", size="md")
         with gr.Column(scale=2):
-            thumbs = gr.Gallery(label="Thumbnails", columns=6, height=220, object_fit="cover")
+            thumbs = gr.Gallery(label="Thumbnails", columns=8, height=160, object_fit="cover",
+                                fit_columns=False)
             table = gr.Dataframe(headers=["file", "caption", "error"], datatype="str",
                                  interactive=False, wrap=True, label="Captions",
                                  elem_id="batch-table", column_count=3)

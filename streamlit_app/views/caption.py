@@ -24,7 +24,7 @@ def _current_image(settings: AppSettings) -> tuple[str, bytes] | None:
     examples = resources.example_files(settings.examples)
     if examples:
         st.caption("…or click an example")
-        cols = st.columns(6)
+        cols = st.columns(4)
         for i, path in enumerate(examples):
             with cols[i % len(cols)]:
                 st.image(str(path), width="stretch")

@@ -82,3 +82,19 @@ def test_training_run_tab(page, test_output_dir: Path) -> None:  # type: ignore[
     assert "backbone conv" in page.locator("#run-summary").inner_text()
     page.wait_for_timeout(500)
     page.screenshot(path=str(test_output_dir / "gradio-run.png"), full_page=True)
+
+
+def test_batch_tab_table(page, gradio_server: GradioServer, test_output_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    page.get_by_role("tab", name="Batch").click()
+    files = [gradio_server.data.gallery / "g02.png", gradio_server.data.not_image,
+             gradio_server.data.gallery / "g07.png"]
+    page.locator("#batch-files input[type=file]").set_input_files([str(p) for p in files])
+    page.wait_for_function("document.querySelector('#batch-files').innerText.includes('g07')")
+    page.click("#batch-button")
+    table = page.locator("#batch-table")
+    page.wait_for_function(
+        "document.querySelector('#batch-table').innerText.includes('not a supported image')")
+    want = core.caption(files[0], model=str(gradio_server.model), device="cpu")
+    assert want in table.inner_text()
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(test_output_dir / "gradio-batch.png"), full_page=True)
