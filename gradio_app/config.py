@@ -17,6 +17,8 @@ EXAMPLES_ENV = "IMG2TEXT_EXAMPLES"  # folder of example images shown under the C
 HOST_ENV = "IMG2TEXT_HOST"
 PORT_ENV = "IMG2TEXT_PORT"
 MAX_UPLOAD_ENV = "IMG2TEXT_MAX_UPLOAD_MB"
+DEVICE_ENV = "IMG2TEXT_DEVICE"
+MAX_PIXELS_ENV = "IMG2TEXT_MAX_PIXELS"
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--model", default=None,
                         help=f"hub id or save_pretrained folder (env {MODEL_ENV})")
-    parser.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N or mps")
+    parser.add_argument("--device", default=None, help=f"auto, cpu, cuda, cuda:N or mps (env {DEVICE_ENV})")
     parser.add_argument("--index", action="append", default=None, metavar="DIR",
                         help=f"saved embedding index folder; repeat for several (env {INDEX_ENV})")
     parser.add_argument("--run", action="append", default=None, metavar="DIR",
@@ -86,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-upload-mb", type=int, default=None,
                         help=f"upload size limit in MB (env {MAX_UPLOAD_ENV}; default 10)")
     parser.add_argument("--max-pixels", type=int, default=None,
-                        help=f"image pixel limit (default {DEFAULT_MAX_PIXELS:,})")
+                        help=f"image pixel limit (env {MAX_PIXELS_ENV}; default {DEFAULT_MAX_PIXELS:,})")
     return parser
 
 
@@ -104,21 +106,24 @@ def parse_config(argv: Sequence[str] | None = None, env: Mapping[str, str] | Non
         port = args.port if args.port is not None else int(env.get(PORT_ENV) or defaults.port)
         upload = (args.max_upload_mb if args.max_upload_mb is not None
                   else int(env.get(MAX_UPLOAD_ENV) or defaults.max_upload_mb))
+        max_pixels = args.max_pixels or int(env.get(MAX_PIXELS_ENV) or defaults.max_pixels)
     except ValueError as exc:
         parser.error(f"not a number: {exc}")
     if not 0 < port < 65536:
         parser.error(f"port must be 1-65535, got {port}")
     if upload < 1:
         parser.error(f"--max-upload-mb must be >= 1, got {upload}")
+    if max_pixels < 1:
+        parser.error(f"--max-pixels must be >= 1, got {max_pixels}")
     examples = args.examples or env.get(EXAMPLES_ENV)
     return AppConfig(
         model=args.model or env.get(MODEL_ENV) or None,
-        device=args.device or defaults.device,
+        device=args.device or env.get(DEVICE_ENV) or defaults.device,
         indexes=tuple(Path(p).expanduser() for p in args.index) if args.index else _paths(env.get(INDEX_ENV)),
         runs=tuple(Path(p).expanduser() for p in args.run) if args.run else _paths(env.get(RUN_ENV)),
         examples=Path(examples).expanduser() if examples else None,
         host=args.host or env.get(HOST_ENV) or defaults.host,
         port=port,
         max_upload_mb=upload,
-        max_pixels=args.max_pixels or defaults.max_pixels,
+        max_pixels=max_pixels,
     )

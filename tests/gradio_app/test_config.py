@@ -20,13 +20,15 @@ def test_defaults_bind_localhost_7860() -> None:
 def test_environment_is_read() -> None:
     env = {"IMG2TEXT_MODEL": "/models/m", "IMG2TEXT_INDEX": os.pathsep.join(["/a", "/b"]),
            "IMG2TEXT_RUN": "/runs/r", "IMG2TEXT_EXAMPLES": "/ex", "IMG2TEXT_PORT": "9000",
-           "IMG2TEXT_HOST": "0.0.0.0", "IMG2TEXT_MAX_UPLOAD_MB": "3"}
+           "IMG2TEXT_HOST": "0.0.0.0", "IMG2TEXT_MAX_UPLOAD_MB": "3",
+           "IMG2TEXT_DEVICE": "cpu", "IMG2TEXT_MAX_PIXELS": "1000"}
     config = parse_config([], env=env)
     assert config.model == "/models/m"
     assert config.indexes == (Path("/a"), Path("/b"))
     assert config.runs == (Path("/runs/r"),)
     assert config.examples == Path("/ex")
     assert (config.host, config.port, config.max_upload_bytes) == ("0.0.0.0", 9000, 3 * 1024 * 1024)
+    assert (config.device, config.max_pixels) == ("cpu", 1000)
 
 
 def test_flags_win_over_environment() -> None:
