@@ -42,6 +42,9 @@ def coco_image_id(path: str) -> int:
 def format_line(record: CaptionRecord, fmt: str) -> str:
     """One record as one complete line of output (``coco`` is written whole, see `write_coco`)."""
     if fmt == "text":
+        if "\n" in record.path or "\r" in record.path:
+            # PATH<TAB>CAPTION has no escaping: such a name would tear the record in two.
+            raise ValueError("file name contains a line break; use --format jsonl or csv")
         return f"{record.path}\t{record.caption}\n"
     if fmt == "jsonl":
         row: dict[str, Any] = {"path": record.path, "caption": record.caption}
@@ -50,7 +53,10 @@ def format_line(record: CaptionRecord, fmt: str) -> str:
         return json.dumps(row, ensure_ascii=False) + "\n"
     if fmt == "csv":
         buf = io.StringIO()
-        csv.writer(buf, lineterminator="\n").writerow([record.path, record.caption, record.error or ""])
+        fields = [record.path, record.caption, record.error or ""]
+        # QUOTE_MINIMAL does not quote a lone "\r" (not in the "\n" terminator); readers split there.
+        quoting = csv.QUOTE_ALL if any("\r" in f for f in fields) else csv.QUOTE_MINIMAL
+        csv.writer(buf, lineterminator="\n", quoting=quoting).writerow(fields)
         return buf.getvalue()
     raise ValueError(f"format {fmt!r} is not line based; choose one of text, jsonl, csv")
 
@@ -90,18 +96,21 @@ def read_done(path: Path, fmt: str) -> list[CaptionRecord]:
     if len(complete) != len(data):
         with open(path, "r+b") as fh:
             fh.truncate(len(complete))
-    lines = complete.decode("utf-8").splitlines()
+    text = complete.decode("utf-8")
+    # Only "\n" ends a record: str.splitlines() would also split at "\r", U+2028, U+0085...,
+    # which JSON strings and quoted CSV fields (file names!) may contain.
+    lines = text.split("\n")[:-1]
     done: list[CaptionRecord] = []
     if fmt == "text":
         for line in lines:
-            p, _, cap = line.partition("\t")
+            p, _, cap = line.rpartition("\t")  # a caption never holds a tab; a file name may
             done.append(CaptionRecord(p, cap))
     elif fmt == "jsonl":
         for line in lines:
             row = json.loads(line)
             done.append(CaptionRecord(row["path"], row.get("caption", ""), row.get("error")))
     elif fmt == "csv":
-        reader = csv.reader(lines)
+        reader = csv.reader(io.StringIO(text, newline=""))  # quoted fields may hold line breaks
         for row in reader:
             if row == ["path", "caption", "error"]:
                 continue
