@@ -138,9 +138,9 @@ def similar(services: Services) -> Callable[..., dict[str, Any]]:
         try:
             index = services.index(index_choice)
             if image is not None:
-                query = services.load_upload(image)
+                query, label = services.load_upload(image), "the uploaded image"
             elif image_id not in (None, ""):
-                query = image_id
+                query, label = image_id, f"gallery image {image_id}"
             else:
                 return {"results": [], "error": "no query: upload an image or pick one from the gallery"}
             hits = index.find_similar(query, k=max(1, int(k)))
@@ -148,7 +148,7 @@ def similar(services: Services) -> Callable[..., dict[str, Any]]:
             return {"results": [], "error": f"{Path(exc.source).name}: {exc.reason}"}
         except Exception as exc:
             return {"results": [], "error": f"{type(exc).__name__}: {exc}"}
-        return {"results": [result_dict(h) for h in hits], "error": None}
+        return {"results": [result_dict(h) for h in hits], "error": None, "query": label}
 
     return search
 
@@ -161,7 +161,9 @@ def render_results(payload: dict[str, Any] | None) -> tuple[list[tuple[str, str]
     results = payload.get("results", [])
     rows = [[r["rank"], str(r["image_id"]), round(r["score"], 4), " / ".join(r.get("captions", [])[:2])]
             for r in results]
-    note = "" if results else '<div class="i2t-note">No results yet.</div>'
+    query = html.escape(str(payload.get("query") or ""))
+    note = (f'<div class="i2t-note">{len(results)} most similar to {query}</div>' if results
+            else '<div class="i2t-note">No results.</div>')
     return result_items(results), rows, note
 
 

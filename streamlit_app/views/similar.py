@@ -61,16 +61,19 @@ def render(settings: AppSettings) -> None:
     with right:
         stored = st.session_state.get(STATE)
         if go and query is not None and (stored is None or stored["key"] != key):
+            preview = None
             if isinstance(query, tuple):
                 try:
                     query = load_upload(query[1], query[0], settings)
+                    preview = query.copy()
+                    preview.thumbnail((160, 160))
                 except core.InvalidImageError as exc:
                     stored = {"key": key, "hits": [],
                               "error": f"**{exc.source}** cannot be used as a query: {exc.reason}"}
                     query = None
             if query is not None:
                 with st.spinner("Searching…"):
-                    stored = {"key": key, **_search(index, query, k)}
+                    stored = {"key": key, "preview": preview, **_search(index, query, k)}
             st.session_state[STATE] = stored
         if stored is None:
             st.info("Choose a query and press **Find similar**.")
@@ -78,6 +81,8 @@ def render(settings: AppSettings) -> None:
         if stored["error"]:
             st.error(stored["error"])
             return
+        if stored.get("preview") is not None:
+            st.image(stored["preview"], caption="query", width=120)
         st.markdown(f"##### Top {len(stored['hits'])}")
         show_results(stored["hits"], columns=5)
         st.dataframe(

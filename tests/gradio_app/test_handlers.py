@@ -59,3 +59,17 @@ def test_similar_refuses_an_index_that_was_not_configured(tmp_path: Path) -> Non
     services = Services(AppConfig(indexes=(tmp_path / "idx",)))
     answer = handlers.similar(services)(None, 3, "/etc", None)
     assert answer["results"] == [] and "not one of the app's indexes" in answer["error"]
+
+
+def test_similar_by_gallery_id_leaves_the_query_out(apps_data) -> None:  # type: ignore[no-untyped-def]
+    from core.search.index import EmbeddingIndex
+
+    services = Services(AppConfig(indexes=(apps_data.index,), device="cpu"))
+    answer = handlers.similar(services)(None, 3, None, "g04")
+    want = EmbeddingIndex.load(apps_data.index).find_similar("g04", k=3)
+    assert answer["error"] is None and answer["query"] == "gallery image g04"
+    assert [r["image_id"] for r in answer["results"]] == [w.image_id for w in want]
+    assert "g04" not in [r["image_id"] for r in answer["results"]]
+    items, rows, note = handlers.render_results(answer)
+    assert len(items) == len(rows) == 3 and "gallery image g04" in note
+    assert [r[1] for r in rows] == [str(w.image_id) for w in want]
