@@ -12,6 +12,7 @@ from PIL import Image
 
 from core.captioning.fast_decode import fast_generate, fast_path_blocker
 from core.captioning.generation import GenerationOptions, clean_caption
+from core.captioning.jpeg import decode_jpegs, read_plain_jpeg
 from core.captioning.loading import ModelSpec, load_components, resolve_model_spec
 from core.devices import resolve_device, resolve_dtype
 from core.errors import InvalidImageError
@@ -32,6 +33,9 @@ class Captioner:
         max_pixels: pixel cap applied to every input image.
         fast_decode: decode with :func:`core.captioning.fast_decode.fast_generate` (same tokens
             as ``model.generate``, less work); settings it does not cover use ``generate``.
+        device_decode: decode plain JPEG files with ``torchvision.io.decode_jpeg`` on the model's
+            device (nvJPEG on CUDA) instead of Pillow. ``None`` = on for CUDA only. On CPU both
+            decoders give the same pixels.
         threads: CPU threads for this captioner's forward passes; set around each call and
             restored afterwards. ``None`` leaves torch's setting alone.
 
@@ -47,6 +51,7 @@ class Captioner:
         dtype: str | torch.dtype | None = None,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         fast_decode: bool = True,
+        device_decode: bool | None = None,
         threads: int | None = None,
     ) -> None:
         if threads is not None and threads < 1:
@@ -56,6 +61,7 @@ class Captioner:
         self.dtype = resolve_dtype(dtype, self.device)
         self.max_pixels = max_pixels
         self.fast_decode = fast_decode
+        self.device_decode = self.device.type == "cuda" if device_decode is None else device_decode
         self.threads = threads
         self.model, self.processor, self.tokenizer = load_components(
             self.spec, device=self.device, dtype=self.dtype
@@ -111,13 +117,16 @@ class Captioner:
                 progress(len(results))
         return results
 
-    def preprocess(self, images: Sequence[Image.Image]) -> torch.Tensor:
-        """RGB images -> normalised pixel tensor on the model's device.
+    def preprocess(self, images: Sequence[Image.Image | torch.Tensor]) -> torch.Tensor:
+        """RGB images (PIL, or ``(3, H, W)`` uint8 tensors) -> normalised pixels on the device.
 
         Shape:
             Output: ``(B, 3, H, W)`` in the model's dtype (H = W = 224 for ViT-B/16).
         """
-        batch = self.processor(images=list(images), return_tensors="pt")
+        extra: dict[str, Any] = {}
+        if any(isinstance(im, torch.Tensor) for im in images):
+            extra["device"] = self.device  # resize where the decoded tensors already are
+        batch = self.processor(images=list(images), return_tensors="pt", **extra)
         return batch["pixel_values"].to(self.device, self.dtype)
 
     @torch.inference_mode()
@@ -182,11 +191,22 @@ class Captioner:
         self, chunk: list[ImageInput], options: GenerationOptions, errors: ErrorMode
     ) -> list[str | InvalidImageError]:
         out: list[str | InvalidImageError | None] = [None] * len(chunk)
-        good: list[Image.Image] = []
+        images: list[Image.Image | torch.Tensor] = []
         slots: list[int] = []
+        if self.device_decode:
+            jpegs = [(i, read_plain_jpeg(src, self.max_pixels)) for i, src in enumerate(chunk)]
+            found = [(i, data) for i, data in jpegs if data is not None]
+            if found:
+                try:
+                    images.extend(decode_jpegs([d for _, d in found], self.device))
+                    slots.extend(i for i, _ in found)
+                except RuntimeError:  # a corrupt stream: load_image below reports it properly
+                    pass
         for i, src in enumerate(chunk):
+            if i in slots:
+                continue
             try:
-                good.append(load_image(src, max_pixels=self.max_pixels))
+                images.append(load_image(src, max_pixels=self.max_pixels))
                 slots.append(i)
             except InvalidImageError as exc:
                 if errors == "raise":
@@ -197,8 +217,8 @@ class Captioner:
                 if errors == "raise":
                     raise err from exc
                 out[i] = err
-        if good:
-            captions = self.decode(self.generate_ids(self.preprocess(good), options))
+        if images:
+            captions = self.decode(self.generate_ids(self.preprocess(images), options))
             for slot, text in zip(slots, captions, strict=True):
                 out[slot] = text
         return out  # type: ignore[return-value]
