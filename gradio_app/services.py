@@ -69,7 +69,7 @@ class Services:
             ValueError: ``choice`` is not a configured index (clients cannot open other folders).
             FileNotFoundError / CheckpointError: the folder is not a usable index.
         """
-        from core.search.index import EmbeddingIndex
+        from core.search import EmbeddingIndex
 
         choice = choice or self.default_index
         if choice is None:

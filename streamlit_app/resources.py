@@ -21,7 +21,7 @@ def captioner(model: str | None, device: str) -> core.Captioner:
 @st.cache_resource(show_spinner="Loading the index…")
 def index(path: str) -> Any:
     """A loaded ``EmbeddingIndex`` (FileNotFoundError / CheckpointError when unusable)."""
-    from core.search.index import EmbeddingIndex
+    from core.search import EmbeddingIndex
 
     return EmbeddingIndex.load(Path(path))
 

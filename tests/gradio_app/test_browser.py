@@ -56,7 +56,7 @@ def test_bad_upload_shows_message_in_page(page, gradio_server: GradioServer, tes
 
 
 def test_similar_search_in_browser(page, gradio_server: GradioServer, test_output_dir: Path) -> None:  # type: ignore[no-untyped-def]
-    from core.search.index import EmbeddingIndex
+    from core.search import EmbeddingIndex
 
     page.get_by_role("tab", name="Similar images").click()
     query = gradio_server.data.gallery / "g06.png"

@@ -62,7 +62,7 @@ def test_similar_refuses_an_index_that_was_not_configured(tmp_path: Path) -> Non
 
 
 def test_similar_by_gallery_id_leaves_the_query_out(apps_data) -> None:  # type: ignore[no-untyped-def]
-    from core.search.index import EmbeddingIndex
+    from core.search import EmbeddingIndex
 
     services = Services(AppConfig(indexes=(apps_data.index,), device="cpu"))
     answer = handlers.similar(services)(None, 3, None, "g04")

@@ -81,7 +81,7 @@ def test_upload_over_the_size_limit_is_refused(client: Client, gradio_server: Gr
 
 
 def test_similar_matches_the_index(client: Client, gradio_server: GradioServer) -> None:
-    from core.search.index import EmbeddingIndex
+    from core.search import EmbeddingIndex
 
     query = gradio_server.data.gallery / "g03.png"
     got = client.predict(handle_file(str(query)), 3, api_name="/similar")

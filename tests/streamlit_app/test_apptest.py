@@ -110,7 +110,7 @@ def test_batch_table_and_downloads(at: AppTest, app_env: AppData, tiny_model_dir
 
 
 def test_similar_by_gallery_image(at: AppTest, app_env: AppData) -> None:
-    from core.search.index import EmbeddingIndex
+    from core.search import EmbeddingIndex
 
     at.radio(key="similar-mode").set_value("Gallery image")
     at.run()

@@ -47,7 +47,7 @@ def test_bad_upload_shows_error_in_browser(page, streamlit_server: StreamlitServ
 
 
 def test_similar_search_in_browser(page, streamlit_server: StreamlitServer, test_output_dir: Path) -> None:  # type: ignore[no-untyped-def]
-    from core.search.index import EmbeddingIndex
+    from core.search import EmbeddingIndex
 
     page.get_by_role("tab", name="Similar images").click()
     query = streamlit_server.data.gallery / "g09.png"
