@@ -62,14 +62,14 @@ def caption_batch(services: Services) -> Callable[..., tuple[list[str]]]:
             try:
                 kwargs = generation_kwargs(decoding[i], num_beams[i], max_new_tokens[i],
                                            temperature[i], top_p[i], seed[i])
-                image = services.load_upload(path)
+                loaded = services.load_upload(path)
             except InvalidImageError as exc:
                 out[i] = ERROR_PREFIX + f"{Path(exc.source).name}: {exc.reason}"
                 continue
             except (TypeError, ValueError) as exc:
                 out[i] = ERROR_PREFIX + str(exc)
                 continue
-            groups.setdefault(tuple(sorted(kwargs.items())), []).append((i, image))
+            groups.setdefault(tuple(sorted(kwargs.items())), []).append((i, loaded))
         for key, items in groups.items():
             try:
                 results = services.captioner().caption_batch(
@@ -200,33 +200,33 @@ def batch(services: Services) -> Callable[..., tuple[list[tuple[Image.Image, str
             captioner = services.captioner()
         except (ModelUnavailableError, ValueError) as exc:
             return [], [], None, None, _error_html(str(exc))
-        records: list[CaptionRecord] = []
+        slots: list[CaptionRecord | None] = [None] * len(files)  # input order, even with equal names
         thumbs: list[tuple[Image.Image, str]] = []
         chunk = services.config.max_batch_size
         if progress is not None:
             progress((0, len(files)), desc="Captioning", unit="images")
         for start in range(0, len(files), chunk):
-            names, images = [], []
-            for path in files[start:start + chunk]:
-                name = Path(path).name
+            loaded: list[tuple[int, Image.Image]] = []
+            for i in range(start, min(start + chunk, len(files))):
                 try:
-                    images.append((name, services.load_upload(path)))
+                    loaded.append((i, services.load_upload(files[i])))
                 except InvalidImageError as exc:
-                    records.append(CaptionRecord(name, "", exc.reason))
-                names.append(name)
-            if images:
-                captions = captioner.caption_batch([im for _, im in images], batch_size=len(images),
+                    slots[i] = CaptionRecord(Path(files[i]).name, "", exc.reason)
+            if loaded:
+                captions = captioner.caption_batch([im for _, im in loaded], batch_size=len(loaded),
                                                    errors="return", **kwargs)
-                for (name, im), cap in zip(images, captions, strict=True):
-                    ok = isinstance(cap, str)
-                    records.append(CaptionRecord(name, cap if ok else "", None if ok else str(cap)))
+                for (i, im), cap in zip(loaded, captions, strict=True):
+                    name = Path(files[i]).name
+                    if isinstance(cap, str):
+                        slots[i] = CaptionRecord(name, cap)
+                    else:
+                        slots[i] = CaptionRecord(name, "", str(cap))
                     thumb = im.copy()
                     thumb.thumbnail((THUMB, THUMB))
-                    thumbs.append((thumb, f"{name}: {cap}" if ok else name))
+                    thumbs.append((thumb, f"{name}: {cap}" if isinstance(cap, str) else name))
             if progress is not None:
                 progress((min(start + chunk, len(files)), len(files)), desc="Captioning", unit="images")
-        order = {Path(p).name: i for i, p in enumerate(files)}
-        records.sort(key=lambda r: order.get(r.path, 0))
+        records = [r for r in slots if r is not None]
         rows = [[r.path, r.caption, r.error or ""] for r in records]
         out_dir = Path(tempfile.mkdtemp(prefix="img2text-batch-"))
         csv_path, jsonl_path = out_dir / "captions.csv", out_dir / "captions.jsonl"

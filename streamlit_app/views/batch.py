@@ -47,8 +47,10 @@ def _run(files: list[Any], generation: dict[str, Any], settings: AppSettings) ->
         if images:
             captions = captioner.caption_batch(images, batch_size=len(images), errors="return", **generation)
             for i, cap in zip(slots, captions, strict=True):
-                ok = isinstance(cap, str)
-                records[i] = CaptionRecord(files[i].name, cap if ok else "", None if ok else str(cap))
+                if isinstance(cap, str):
+                    records[i] = CaptionRecord(files[i].name, cap)
+                else:
+                    records[i] = CaptionRecord(files[i].name, "", str(cap))
         done = min(start + step, len(files))
         bar.progress(done / len(files), text=f"Captioning {done}/{len(files)}")
     bar.empty()

@@ -72,10 +72,10 @@ def render(settings: AppSettings) -> None:
         return
     for image_id in index.image_ids[:3]:
         row = index.row_of_id(image_id)
-        cols = st.columns([1, 4])
-        with cols[0]:
+        query_col, results_col = st.columns([1, 4])
+        with query_col:
             if Path(index.paths[row]).is_file():
                 st.image(str(index.paths[row]), width="stretch")
             st.caption(f"query **{image_id}**")
-        with cols[1]:
+        with results_col:
             show_results(index.find_similar(image_id, k=4), columns=4)
