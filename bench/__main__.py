@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         if area == "caption":
             from bench import caption
 
-            results.append(caption.run(device, args.quick, coco))
+            results.append(caption.run(device, args.quick, coco, info["cpu_bf16_native"]))
         elif area == "search":
             from bench import search
 

@@ -108,13 +108,15 @@ def _share(a: list, b: list) -> float:
     return sum(_strip(x) == _strip(y) for x, y in zip(a, b, strict=True)) / len(a)
 
 
-def run(device: torch.device, quick: bool, coco_dir: Path | None) -> AreaResult:
+def run(device: torch.device, quick: bool, coco_dir: Path | None, bf16_native: bool) -> AreaResult:
     from transformers import AutoTokenizer, VisionEncoderDecoderModel, ViTImageProcessor
 
     import core
     from core.captioning.fast_decode import encode
 
     n = 8 if quick else 32
+    # Without bf16 hardware the CPU emulates it (several times slower than float32): fewer images.
+    n_bf16 = n if device.type == "cuda" or bf16_native else (4 if quick else 8)
     greedy_bs, beam_bs = 16, 8
     tmp = Path(tempfile.mkdtemp(prefix="bench-caption-"))
     folder = build_model_dir(tmp / "model")
@@ -122,7 +124,7 @@ def run(device: torch.device, quick: bool, coco_dir: Path | None) -> AreaResult:
     res = AreaResult("caption", {
         "model": "vit-gpt2-coco-en architecture, random init (untied head)", "images": n,
         "max_length": MAX_LENGTH, "greedy_batch": greedy_bs, "beam_batch": beam_bs,
-        "beams": 4, "input": "JPEG files" + (" (Tiny COCO val2017)" if coco_dir else " (generated)"),
+        "beams": 4, "bf16_images": n_bf16, "input": "JPEG files" + (" (Tiny COCO val2017)" if coco_dir else " (generated)"),
     })
     model = VisionEncoderDecoderModel.from_pretrained(folder).to(device).eval()
     processor = ViTImageProcessor.from_pretrained(folder)
@@ -143,11 +145,12 @@ def run(device: torch.device, quick: bool, coco_dir: Path | None) -> AreaResult:
         timed("generate fp32 greedy b16", "reference", lambda: _batched_generate(model, processor, tokenizer, paths, greedy_bs, num_beams=1), n)
         timed("generate fp32 4 beams b8", "reference", lambda: _batched_generate(model, processor, tokenizer, paths, beam_bs, num_beams=4, early_stopping=True), n)
         model.to(torch.bfloat16)
-        timed("generate bf16 greedy b16", "reference", lambda: _batched_generate(model, processor, tokenizer, paths, greedy_bs, num_beams=1), n)
+        timed("generate bf16 greedy b16", "reference", lambda: _batched_generate(model, processor, tokenizer, paths[:n_bf16], greedy_bs, num_beams=1), n_bf16)
     model.to("meta")  # free the reference model before the project runs
 
     for dtype in ("float32", "bfloat16"):
         tag = "fp32" if dtype == "float32" else "bf16"
+        m = n if dtype == "float32" else n_bf16
         cap = core.Captioner(str(folder), device=device, dtype=dtype)
         captured: list = []
         decode = cap.decode
@@ -155,16 +158,16 @@ def run(device: torch.device, quick: bool, coco_dir: Path | None) -> AreaResult:
         cap.caption_batch(paths[:1], num_beams=1)  # warm-up
         for beams, bs, vs in ((1, greedy_bs, "generate fp32 greedy b16"), (4, beam_bs, "generate fp32 4 beams b8")):
             captured.clear()
-            sec = best_seconds(lambda c=cap, b=beams, s=bs: c.caption_batch(paths, batch_size=s, num_beams=b), device, warmup=False)
+            sec = best_seconds(lambda c=cap, b=beams, s=bs, p=paths[:m]: c.caption_batch(p, batch_size=s, num_beams=b), device, warmup=False)
             name = f"Captioner {tag} {'greedy' if beams == 1 else '4 beams'} b{bs}"
             ids[name] = list(captured)
-            res.add(Row(name, "project", n / sec, notes="JPEG files -> captions"), vs=vs)
+            res.add(Row(name, "project", m / sec, notes="JPEG files -> captions"), vs=vs)
         with torch.inference_mode():
-            pix = cap.preprocess([Image.open(p).convert("RGB") for p in paths[:greedy_bs]])
+            pix = cap.preprocess([Image.open(p).convert("RGB") for p in paths[: min(greedy_bs, m)]])
             sec = best_seconds(lambda c=cap, x=pix: encode(c.model, x), device)
         res.add(Row(f"encoder only {tag} b{pix.shape[0]}", "floor", pix.shape[0] / sec,
                     notes="upper bound for any decoder"), vs="generate fp32 greedy b16")
-        if dtype == "float32" or quick is False:
+        if dtype == "float32" or m == n:  # bf16 latency only where bf16 is not emulated
             for beams in (1, 4):
                 ms = median_ms(lambda c=cap, b=beams: c.caption(paths[0], num_beams=b), device, 3 if quick else 5)
                 res.add(Row(f"single image {tag} {'greedy' if beams == 1 else '4 beams'}", "project", ms, unit="ms",
@@ -177,8 +180,9 @@ def run(device: torch.device, quick: bool, coco_dir: Path | None) -> AreaResult:
         f"{_share(ids['Captioner fp32 greedy b16'], ids['generate fp32 greedy b16']):.0%}, "
         f"{_share(ids['Captioner fp32 4 beams b8'], ids['generate fp32 4 beams b8']):.0%}")
     res.extra["identical captions, bf16 vs fp32 (greedy, beams)"] = (
-        f"{_share(ids['Captioner bf16 greedy b16'], ids['Captioner fp32 greedy b16']):.0%}, "
-        f"{_share(ids['Captioner bf16 4 beams b8'], ids['Captioner fp32 4 beams b8']):.0%}")
+        f"{_share(ids['Captioner bf16 greedy b16'], ids['Captioner fp32 greedy b16'][:n_bf16]):.0%}, "
+        f"{_share(ids['Captioner bf16 4 beams b8'], ids['Captioner fp32 4 beams b8'][:n_bf16]):.0%} "
+        f"of {n_bf16} images")
     res.extra["identical captions, card loop vs batched generate (greedy)"] = (
         f"{_share(ids['card loop fp32 greedy'], ids['generate fp32 greedy b16'][:card_n]):.0%}")
     return res
