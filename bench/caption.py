@@ -173,7 +173,7 @@ def run(device: torch.device, quick: bool, coco_dir: Path | None, bf16_native: b
             import copy
             import warnings
 
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), torch.inference_mode():
                 warnings.simplefilter("ignore")
                 q_enc = torch.ao.quantization.quantize_dynamic(
                     copy.deepcopy(cap.model.encoder), {torch.nn.Linear}, dtype=torch.qint8)
