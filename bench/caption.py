@@ -173,11 +173,12 @@ def run(device: torch.device, quick: bool, coco_dir: Path | None, bf16_native: b
             import copy
             import warnings
 
-            with warnings.catch_warnings(), torch.inference_mode():
+            with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 q_enc = torch.ao.quantization.quantize_dynamic(
                     copy.deepcopy(cap.model.encoder), {torch.nn.Linear}, dtype=torch.qint8)
-                sec = best_seconds(lambda e=q_enc, x=pix: e(pixel_values=x), device)
+                with torch.inference_mode():
+                    sec = best_seconds(lambda e=q_enc, x=pix: e(pixel_values=x), device)
             res.add(Row(f"encoder only int8-dynamic b{pix.shape[0]}", "floor", pix.shape[0] / sec,
                         notes="not offered: changes outputs"), vs="generate fp32 greedy b16")
             del q_enc
