@@ -91,9 +91,7 @@ class Services:
             except Exception as exc:  # a broken index must not stop the app from starting
                 self._index_errors[path] = str(exc)
                 continue
-            if index.data_root is not None:
-                roots.append(Path(index.data_root).resolve())
-            elif index.paths:
+            if index.paths:  # the narrowest folder holding every indexed image
                 parents = {str(Path(p).resolve().parent) for p in index.paths}
                 roots.append(Path(os.path.commonpath(sorted(parents))))
         return roots

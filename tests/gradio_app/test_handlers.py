@@ -73,3 +73,9 @@ def test_similar_by_gallery_id_leaves_the_query_out(apps_data) -> None:  # type:
     items, rows, note = handlers.render_results(answer)
     assert len(items) == len(rows) == 3 and "gallery image g04" in note
     assert [r[1] for r in rows] == [str(w.image_id) for w in want]
+
+
+def test_allowed_paths_with_an_index_are_its_image_folder(apps_data) -> None:  # type: ignore[no-untyped-def]
+    services = Services(AppConfig(indexes=(apps_data.index,), examples=apps_data.examples))
+    assert services.allowed_paths() == sorted(
+        [str(apps_data.gallery.resolve()), str(apps_data.examples.resolve())])
