@@ -41,8 +41,26 @@ def resolve_device(spec: str | torch.device | None = None) -> torch.device:
     return device
 
 
+def cpu_supports_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX-512 BF16 or AMX); elsewhere it is emulated."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return bool({"avx512_bf16", "amx_bf16"} & set(line.split()))
+    except OSError:
+        pass
+    return False
+
+
 def resolve_dtype(spec: str | torch.dtype | None, device: torch.device) -> torch.dtype:
-    """``auto`` means bfloat16 on a GPU that supports it and float32 everywhere else."""
+    """``auto`` means bfloat16 on a GPU that supports it and float32 everywhere else.
+
+    CPUs stay on float32 even with native bfloat16: bfloat16 must first give the same captions
+    as float32 for >= 95% of images (``python -m bench --only caption`` reports the share), and
+    without AVX-512 BF16/AMX it is emulated and several times slower. ``dtype="bfloat16"``
+    remains available on every device.
+    """
     if isinstance(spec, torch.dtype):
         return spec
     if spec is None or spec == "auto":
