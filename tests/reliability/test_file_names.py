@@ -31,7 +31,7 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def records(path: Path, fmt: str) -> list[str]:
-    text = path.read_text(encoding="utf-8")
+    text = path.read_bytes().decode("utf-8")  # read_text() would turn "\r" into "\n"
     if fmt == "jsonl":
         return [json.loads(line)["path"] for line in text.split("\n")[:-1]]
     if fmt == "csv":
