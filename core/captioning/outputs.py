@@ -55,8 +55,10 @@ def format_line(record: CaptionRecord, fmt: str) -> str:
         buf = io.StringIO()
         fields = [record.path, record.caption, record.error or ""]
         # QUOTE_MINIMAL does not quote a lone "\r" (not in the "\n" terminator); readers split there.
-        quoting = csv.QUOTE_ALL if any("\r" in f for f in fields) else csv.QUOTE_MINIMAL
-        csv.writer(buf, lineterminator="\n", quoting=quoting).writerow(fields)
+        if any("\r" in f for f in fields):
+            csv.writer(buf, lineterminator="\n", quoting=csv.QUOTE_ALL).writerow(fields)
+        else:
+            csv.writer(buf, lineterminator="\n").writerow(fields)
         return buf.getvalue()
     raise ValueError(f"format {fmt!r} is not line based; choose one of text, jsonl, csv")
 
