@@ -12,10 +12,11 @@ import gradio as gr
 from PIL import Image
 
 from core import InvalidImageError, ModelUnavailableError
+from core.captioning.generation import DECODING_MODES, decoding_kwargs
 from core.captioning.outputs import CaptionRecord, to_string
 from gradio_app.services import ERROR_PREFIX, Services
 
-DECODING = ("Beam search", "Greedy", "Sampling")
+DECODING = tuple(DECODING_MODES)  # the labels every front end shows
 DEFAULT_BEAMS = 4
 DEFAULT_MAX_TOKENS = 15  # = the model card's max_length 16 minus the start token
 THUMB = 160
@@ -26,16 +27,9 @@ def generation_kwargs(
     seed: float | None,
 ) -> dict[str, Any]:
     """The UI's generation panel -> ``**generation`` keywords of ``Captioner.caption_batch``."""
-    kwargs: dict[str, Any] = {"max_new_tokens": int(max_new_tokens)}
-    if decoding == "Sampling":
-        kwargs.update(num_beams=1, do_sample=True, temperature=float(temperature), top_p=float(top_p))
-        if seed is not None and int(seed) >= 0:
-            kwargs["seed"] = int(seed)
-    elif decoding == "Greedy":
-        kwargs.update(num_beams=1, do_sample=False)
-    else:
-        kwargs.update(num_beams=int(num_beams), do_sample=False)
-    return kwargs
+    return decoding_kwargs(decoding, num_beams=int(num_beams), max_new_tokens=int(max_new_tokens),
+                           temperature=temperature, top_p=top_p,
+                           seed=None if seed is None else int(seed))
 
 
 def _error_html(message: str) -> str:

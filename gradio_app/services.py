@@ -5,10 +5,8 @@ Nothing here is model logic; it only decides *when* core loads things and keeps 
 
 from __future__ import annotations
 
-import json
 import os
 import threading
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,21 +14,10 @@ from PIL import Image
 
 import core
 from core.images import IMAGE_EXTENSIONS
+from core.ssl.runs import RunInfo, read_run
 from gradio_app.config import AppConfig
 
 ERROR_PREFIX = "Error: "  # /caption answers "Error: <why>" for an unusable image or model
-
-
-@dataclass
-class RunInfo:
-    """What a training run folder holds, read for display."""
-
-    path: Path
-    history: list[dict[str, Any]] = field(default_factory=list)
-    config: dict[str, Any] = field(default_factory=dict)
-    loss_png: Path | None = None
-    weights: Path | None = None
-    problems: list[str] = field(default_factory=list)
 
 
 class Services:
@@ -124,26 +111,3 @@ class Services:
         if path not in self.config.runs:
             raise ValueError(f"{choice!r} is not one of the app's runs")
         return read_run(path)
-
-
-def read_run(path: Path) -> RunInfo:
-    """Collect a run folder's files; missing or broken ones are listed in ``problems``."""
-    info = RunInfo(path)
-    if not path.is_dir():
-        info.problems.append(f"{path}: run folder not found")
-        return info
-    for name, attr in (("history.json", "history"), ("config.json", "config")):
-        try:
-            setattr(info, attr, json.loads((path / name).read_text()))
-        except FileNotFoundError:
-            info.problems.append(f"{name} is missing")
-        except (OSError, ValueError) as exc:
-            info.problems.append(f"{name} is unreadable ({exc})")
-    if not isinstance(info.history, list):
-        info.problems.append("history.json is not a list of epochs")
-        info.history = []
-    if (path / "loss.png").is_file():
-        info.loss_png = path / "loss.png"
-    if (path / "checkpoint.safetensors").is_file():
-        info.weights = path / "checkpoint.safetensors"
-    return info

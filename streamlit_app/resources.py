@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -40,13 +39,3 @@ def example_files(folder: Path | None, limit: int = 8) -> list[Path]:
         return []
     files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
     return files[:limit]
-
-
-def read_json(path: Path) -> tuple[Any, str | None]:
-    """Parsed JSON and None, or None and why it could not be read."""
-    try:
-        return json.loads(path.read_text()), None
-    except FileNotFoundError:
-        return None, f"{path.name} is missing"
-    except (OSError, ValueError) as exc:
-        return None, f"{path.name} is unreadable ({exc})"

@@ -96,3 +96,40 @@ _SPACES = re.compile(r"\s+")
 def clean_caption(text: str) -> str:
     """Collapse whitespace and strip; special tokens are already skipped by the decoder."""
     return _SPACES.sub(" ", text).strip()
+
+
+# The decoding choices every front end offers (UI label -> mode).
+DECODING_MODES = {"Beam search": "beam", "Greedy": "greedy", "Sampling": "sample"}
+
+
+def decoding_kwargs(
+    mode: str,
+    *,
+    num_beams: int = GenerationOptions.num_beams,
+    max_new_tokens: int | None = None,
+    temperature: float = GenerationOptions.temperature,
+    top_p: float = GenerationOptions.top_p,
+    seed: int | None = None,
+) -> dict[str, Any]:
+    """A front end's decoding panel -> ``**generation`` keywords.
+
+    Args:
+        mode: ``"beam"``, ``"greedy"`` or ``"sample"`` (or a label of `DECODING_MODES`).
+        num_beams: beam width, used in beam mode only.
+        max_new_tokens: ``None`` keeps the model card's total length.
+        temperature, top_p: used in sample mode only.
+        seed: sampling seed; ``None`` or negative means unseeded.
+    """
+    mode = DECODING_MODES.get(mode, mode)
+    if mode not in DECODING_MODES.values():
+        raise ValueError(f"unknown decoding mode {mode!r}; choose beam, greedy or sample")
+    kwargs: dict[str, Any] = {}
+    if max_new_tokens is not None:
+        kwargs["max_new_tokens"] = int(max_new_tokens)
+    if mode == "sample":
+        kwargs.update(num_beams=1, do_sample=True, temperature=float(temperature), top_p=float(top_p))
+        if seed is not None and int(seed) >= 0:
+            kwargs["seed"] = int(seed)
+    else:
+        kwargs.update(num_beams=1 if mode == "greedy" else int(num_beams), do_sample=False)
+    return kwargs

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from core.captioning.generation import GenerationOptions
+from core.captioning.generation import GenerationOptions, decoding_kwargs
 from core.captioning.loading import DEFAULT_MODEL, MODEL_ENV
 from core.devices import DEVICE_HELP, DTYPE_CHOICES
 
@@ -40,17 +40,11 @@ def add_generation_args(parser: argparse.ArgumentParser) -> None:
 
 def generation_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     """CLI flags -> ``**generation`` keywords of ``core.caption``."""
-    kwargs: dict[str, Any] = {
-        "num_beams": 1 if (args.greedy or args.sample) else args.num_beams,
-        "do_sample": bool(args.sample),
-        "temperature": args.temperature,
-        "top_p": args.top_p,
-        "seed": args.seed,
-        "no_repeat_ngram_size": args.no_repeat_ngram_size,
-        "repetition_penalty": args.repetition_penalty,
-    }
-    if args.max_new_tokens is not None:
-        kwargs["max_new_tokens"] = args.max_new_tokens
+    mode = "sample" if args.sample else "greedy" if args.greedy else "beam"
+    kwargs = decoding_kwargs(mode, num_beams=args.num_beams, max_new_tokens=args.max_new_tokens,
+                             temperature=args.temperature, top_p=args.top_p, seed=args.seed)
+    kwargs.update(no_repeat_ngram_size=args.no_repeat_ngram_size,
+                  repetition_penalty=args.repetition_penalty)
     GenerationOptions.from_kwargs(**kwargs)  # validate before any model is loaded
     return kwargs
 

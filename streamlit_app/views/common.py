@@ -11,9 +11,10 @@ import streamlit as st
 from PIL import Image
 
 import core
+from core.captioning.generation import DECODING_MODES, decoding_kwargs
 from streamlit_app.config import AppSettings
 
-DECODING = ("Beam search", "Greedy", "Sampling")
+DECODING = tuple(DECODING_MODES)  # the labels every front end shows
 
 
 def generation_settings(key: str) -> dict[str, Any]:
@@ -30,16 +31,8 @@ def generation_settings(key: str) -> dict[str, Any]:
         top_p = c4.slider("Top-p", 0.05, 1.0, 1.0, 0.05, key=f"{key}-top-p", disabled=not sampling)
         seed = c5.number_input("Seed (-1 = random)", -1, 2**31 - 1, -1, key=f"{key}-seed",
                                disabled=not sampling)
-    kwargs: dict[str, Any] = {"max_new_tokens": int(max_tokens)}
-    if sampling:
-        kwargs.update(num_beams=1, do_sample=True, temperature=float(temperature), top_p=float(top_p))
-        if int(seed) >= 0:
-            kwargs["seed"] = int(seed)
-    elif decoding == "Greedy":
-        kwargs.update(num_beams=1, do_sample=False)
-    else:
-        kwargs.update(num_beams=int(beams), do_sample=False)
-    return kwargs
+    return decoding_kwargs(decoding, num_beams=int(beams), max_new_tokens=int(max_tokens),
+                           temperature=temperature, top_p=top_p, seed=int(seed))
 
 
 def max_upload_bytes() -> int:

@@ -7,6 +7,7 @@ from typing import Any
 
 import streamlit as st
 
+from core.ssl.runs import read_run
 from streamlit_app import resources
 from streamlit_app.config import AppSettings
 from streamlit_app.views.common import show_results
@@ -33,15 +34,13 @@ def render(settings: AppSettings) -> None:
                 "with `-- --run DIR` (or set `IMG2TEXT_RUN`).")
         return
     choice = Path(st.selectbox("Run folder", [str(p) for p in settings.runs], key="run-choice"))
+    info = read_run(choice)
     if not choice.is_dir():
-        st.error(f"{choice}: run folder not found")
+        st.error(info.problems[0])
         return
-    history, err = resources.read_json(choice / "history.json")
-    config, cfg_err = resources.read_json(choice / "config.json")
-    for problem in (err, cfg_err):
-        if problem:
-            st.warning(problem)
-    history = history if isinstance(history, list) else []
+    for problem in info.problems:
+        st.warning(problem)
+    history, config = info.history, info.config
     if history:
         last, first = history[-1], history[0]
         cols = st.columns(4)
@@ -51,18 +50,18 @@ def render(settings: AppSettings) -> None:
         cols[2].metric("pos_top1", f"{last.get('pos_top1', 0):.3f}")
         prec = last.get("precision_at_k")
         cols[3].metric(f"held-out P@{last.get('eval_k', 'k')}", "-" if prec is None else f"{prec:.3f}")
-    if isinstance(config, dict) and isinstance(config.get("ssl_config"), dict):
+    if isinstance(config.get("ssl_config"), dict):
         cfg = config["ssl_config"]
         st.caption(f"backbone {cfg.get('backbone')}, {cfg.get('img_size')} px, batch {cfg.get('batch_size')}, "
                    f"temperature {cfg.get('temperature')}, epochs {config.get('epoch')}/{cfg.get('num_epochs')}")
-    if (choice / "loss.png").is_file():
-        st.image(str(choice / "loss.png"), caption="Loss and health metrics", width="content")
+    if info.loss_png is not None:
+        st.image(str(info.loss_png), caption="Loss and health metrics", width="content")
     if history:
         st.markdown("##### Per-epoch metrics (history.json)")
         st.dataframe([{c: h.get(c) for c in COLUMNS} for h in history if isinstance(h, dict)],
                      hide_index=True, width="stretch", key="run-history")
-    weights = choice / "checkpoint.safetensors"
-    if not weights.is_file():
+    weights = info.weights
+    if weights is None:
         return
     st.markdown("##### Sample retrievals")
     index = _matching_index(settings, weights)
