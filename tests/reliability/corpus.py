@@ -151,6 +151,7 @@ def build_cases() -> list[Case]:
         # -- must be refused with a reason --------------------------------------------------
         Case("empty.jpg", b"", r"empty input|empty"),
         Case("truncated.jpg", _half(encode(big, "JPEG", quality=95)), BROKEN),
+        Case("truncated-tail.jpg", encode(big, "JPEG", quality=95)[:-2], BROKEN),  # only EOI lost
         Case("truncated.png", _half(encode(big, "PNG")), BROKEN),
         Case("truncated.gif", _half(encode(big.convert("P"), "GIF")), BROKEN),
         Case("truncated.webp", _half(encode(big, "WEBP")), BROKEN + "|" + NOT_SUPPORTED),

@@ -147,6 +147,22 @@ def test_captioner_captions_the_good_and_explains_the_bad(captioner, corpus_dir:
                 captioner.caption(case.data, **GREEDY)
 
 
+@pytest.mark.timeout(180)
+def test_device_jpeg_decoding_gives_the_same_outcomes(captioner, tiny_model_dir: Path) -> None:
+    """``device_decode`` (the default on CUDA: torchvision/nvJPEG for plain JPEGs) must caption
+    and refuse exactly what the Pillow path does; here its CPU twin is checked."""
+    import core
+
+    try:
+        direct = core.Captioner(str(tiny_model_dir), device="cpu", device_decode=True)
+    except TypeError:
+        pytest.skip("this Captioner has no device_decode option")
+    for case in CASES:
+        want = captioner.caption_batch([case.data], errors="return", **GREEDY)[0]
+        got = direct.caption_batch([case.data], errors="return", **GREEDY)[0]
+        assert str(got) == str(want) and type(got) is type(want), (case.name, got, want)
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_cli_over_the_corpus_folder(captioner, corpus_dir: Path, tiny_model_dir: Path, tmp_path: Path) -> None:
