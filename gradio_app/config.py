@@ -19,6 +19,7 @@ PORT_ENV = "IMG2TEXT_PORT"
 MAX_UPLOAD_ENV = "IMG2TEXT_MAX_UPLOAD_MB"
 DEVICE_ENV = "IMG2TEXT_DEVICE"
 MAX_PIXELS_ENV = "IMG2TEXT_MAX_PIXELS"
+QUEUE_SIZE_ENV = "IMG2TEXT_QUEUE_SIZE"
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"upload size limit in MB (env {MAX_UPLOAD_ENV}; default 10)")
     parser.add_argument("--max-pixels", type=int, default=None,
                         help=f"image pixel limit (env {MAX_PIXELS_ENV}; default {DEFAULT_MAX_PIXELS:,})")
+    parser.add_argument("--queue-size", type=int, default=None,
+                        help=f"requests allowed to wait; more get 'queue full' (env {QUEUE_SIZE_ENV}; default 32)")
     return parser
 
 
@@ -107,6 +110,7 @@ def parse_config(argv: Sequence[str] | None = None, env: Mapping[str, str] | Non
         upload = (args.max_upload_mb if args.max_upload_mb is not None
                   else int(env.get(MAX_UPLOAD_ENV) or defaults.max_upload_mb))
         max_pixels = args.max_pixels or int(env.get(MAX_PIXELS_ENV) or defaults.max_pixels)
+        queue_size = args.queue_size or int(env.get(QUEUE_SIZE_ENV) or defaults.queue_size)
     except ValueError as exc:
         parser.error(f"not a number: {exc}")
     if not 0 < port < 65536:
@@ -115,6 +119,8 @@ def parse_config(argv: Sequence[str] | None = None, env: Mapping[str, str] | Non
         parser.error(f"--max-upload-mb must be >= 1, got {upload}")
     if max_pixels < 1:
         parser.error(f"--max-pixels must be >= 1, got {max_pixels}")
+    if queue_size < 1:
+        parser.error(f"--queue-size must be >= 1, got {queue_size}")
     examples = args.examples or env.get(EXAMPLES_ENV)
     return AppConfig(
         model=args.model or env.get(MODEL_ENV) or None,
@@ -126,4 +132,5 @@ def parse_config(argv: Sequence[str] | None = None, env: Mapping[str, str] | Non
         port=port,
         max_upload_mb=upload,
         max_pixels=max_pixels,
+        queue_size=queue_size,
     )

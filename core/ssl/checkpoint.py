@@ -141,6 +141,15 @@ def read_config(run_dir: Path) -> dict[str, Any]:
 
 def load_state_into(model: nn.Module, tensors: dict[str, torch.Tensor], path: Path) -> None:
     """Strictly load ``tensors`` into ``model``; key or shape mismatches name the file."""
+    check_state_fits(model, tensors, path)
+    model.load_state_dict(tensors)
+
+
+def check_state_fits(model: nn.Module, tensors: dict[str, torch.Tensor], path: Path) -> None:
+    """Raise `CheckpointError` naming ``path`` unless ``tensors`` has exactly ``model``'s keys and shapes.
+
+    Works on a model built on the ``meta`` device, so a config can be checked without allocating it.
+    """
     own = model.state_dict()
     missing = sorted(set(own) - set(tensors))
     unexpected = sorted(set(tensors) - set(own))
@@ -154,7 +163,6 @@ def load_state_into(model: nn.Module, tensors: dict[str, torch.Tensor], path: Pa
         if wrong:
             parts.append(f"shape mismatch for {wrong[:5]}")
         raise CheckpointError(f"{path}: weights do not fit the configured model ({'; '.join(parts)})")
-    model.load_state_dict(tensors)
 
 
 @dataclass
@@ -207,8 +215,16 @@ def load_encoder(checkpoint: str | os.PathLike, device: str | torch.device | Non
         if isinstance(exc, CheckpointError):
             raise
         raise CheckpointError(f"{weights_path}: invalid SSL config ({exc})") from exc
+    # The config comes from the file: check it against the tensors on the meta device first, so a
+    # few-byte file claiming a huge model is refused before anything is allocated.
+    try:
+        with torch.device("meta"):
+            shape_only = build_model(config)
+    except Exception as exc:
+        raise CheckpointError(f"{weights_path}: cannot build the configured model ({exc})") from exc
+    check_state_fits(shape_only, tensors, weights_path)
     model: SimCLRModel = build_model(config)
-    load_state_into(model, tensors, weights_path)
+    model.load_state_dict(tensors)
     encoder = model.encoder.to(resolve_device(device)).eval()
     return LoadedEncoder(encoder, config, digest, weights_path, eval_transform(config.img_size))
 

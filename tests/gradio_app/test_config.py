@@ -21,14 +21,15 @@ def test_environment_is_read() -> None:
     env = {"IMG2TEXT_MODEL": "/models/m", "IMG2TEXT_INDEX": os.pathsep.join(["/a", "/b"]),
            "IMG2TEXT_RUN": "/runs/r", "IMG2TEXT_EXAMPLES": "/ex", "IMG2TEXT_PORT": "9000",
            "IMG2TEXT_HOST": "0.0.0.0", "IMG2TEXT_MAX_UPLOAD_MB": "3",
-           "IMG2TEXT_DEVICE": "cpu", "IMG2TEXT_MAX_PIXELS": "1000"}
+           "IMG2TEXT_DEVICE": "cpu", "IMG2TEXT_MAX_PIXELS": "1000", "IMG2TEXT_QUEUE_SIZE": "5"}
     config = parse_config([], env=env)
     assert config.model == "/models/m"
     assert config.indexes == (Path("/a"), Path("/b"))
     assert config.runs == (Path("/runs/r"),)
     assert config.examples == Path("/ex")
     assert (config.host, config.port, config.max_upload_bytes) == ("0.0.0.0", 9000, 3 * 1024 * 1024)
-    assert (config.device, config.max_pixels) == ("cpu", 1000)
+    assert (config.device, config.max_pixels, config.queue_size) == ("cpu", 1000, 5)
+    assert parse_config(["--queue-size", "3"], env=env).queue_size == 3
 
 
 def test_flags_win_over_environment() -> None:
@@ -41,7 +42,8 @@ def test_flags_win_over_environment() -> None:
     assert config.max_upload_mb == 5
 
 
-@pytest.mark.parametrize("argv", [["--port", "0"], ["--max-upload-mb", "0"], ["--port", "x"]])
+@pytest.mark.parametrize("argv", [["--port", "0"], ["--max-upload-mb", "0"], ["--port", "x"],
+                                  ["--queue-size", "-1"]])
 def test_bad_values_exit_with_usage(argv: list[str]) -> None:
     with pytest.raises(SystemExit):
         parse_config(argv, env={})

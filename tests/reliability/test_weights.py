@@ -157,11 +157,6 @@ def test_broken_safetensors_headers_fail_fast(run_dir: Path, tmp_path: Path) -> 
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.xfail(strict=True, reason=(
-    "open bug in core/ssl/checkpoint.py: load_encoder builds the model from the file's metadata "
-    "config before comparing shapes, so a tiny file claiming embedding_dim=2**40 raises a raw "
-    "RuntimeError from the allocator (and a moderate claim, e.g. 2**16, allocates tens of GB) "
-    "instead of a CheckpointError"))
 def test_hostile_config_in_metadata_is_a_checkpoint_error(run_dir: Path, tmp_path: Path) -> None:
     cfg = load_encoder(run_dir, device="cpu").config.to_dict()
     path = tmp_path / "giant.safetensors"
