@@ -98,9 +98,14 @@ def _coco_records(
             caps.setdefault(ann["image_id"], []).append(str(ann.get("caption", "")).strip())
     records: list[ImageRecord] = []
     missing: list[Path] = []
+    root = images_dir.resolve()
     for image_id in sorted(coco.getImgIds()):
         info = coco.imgs[image_id]
         path = images_dir / str(info.get("file_name", ""))
+        if not path.resolve().is_relative_to(root):
+            # "../x" or an absolute name would read files outside the data set.
+            raise ValueError(f"{instances}: image {image_id} has file_name {info.get('file_name')!r} "
+                             f"outside {images_dir}")
         if not path.is_file():
             missing.append(path)
             continue

@@ -91,6 +91,18 @@ def test_missing_annotated_files_skip_or_strict(tmp_path: Path) -> None:
         find_dataset(root, strict=True)
 
 
+@pytest.mark.parametrize("name", ["../outside.png", "/etc/passwd"])
+def test_file_names_escaping_the_split_folder_are_refused(tmp_path: Path, name: str) -> None:
+    root = build_tiny_coco(tmp_path, n=2)
+    (tmp_path / "outside.png").write_bytes((root / "train2017" / "train2017_0.png").read_bytes())
+    ann = root / "annotations" / "instances_train2017.json"
+    data = json.loads(ann.read_text())
+    data["images"][0]["file_name"] = name
+    ann.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match="outside"):
+        find_dataset(root)
+
+
 def test_malformed_annotation_json_names_file(tmp_path: Path) -> None:
     root = build_tiny_coco(tmp_path, n=2)
     bad = root / "annotations" / "instances_train2017.json"
