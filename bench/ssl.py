@@ -37,6 +37,21 @@ class NotebookPairs(Dataset):
         return self.transform(image), self.transform(image)
 
 
+class DecodedImages(Dataset):
+    """JPEG files -> ``(3, H, W)`` uint8 tensors (torchvision decode); augmentation happens later."""
+
+    def __init__(self, paths: list[Path]) -> None:
+        self.paths = paths
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        from torchvision.io import ImageReadMode, decode_image, read_file
+
+        return decode_image(read_file(str(self.paths[i])), mode=ImageReadMode.RGB)
+
+
 def notebook_nt_xent(z1: torch.Tensor, z2: torch.Tensor, t: float = 0.1) -> torch.Tensor:
     z = F.normalize(torch.cat([z1, z2]), dim=1)
     sim = z @ z.T / t
@@ -117,6 +132,25 @@ def run(device: torch.device, quick: bool, coco_dir: Path | None, workers: int) 
         return b
 
     res.add(Row("core.ssl loop", "project", _time_steps(loader, project_step, steps)), vs="notebook loop")
+
+    try:
+        from core.ssl.gpu_augment import augment, pad_batch
+    except ImportError:  # written after this benchmark; absent in older checkouts
+        augment = None
+    if augment is not None:
+        loader = DataLoader(DecodedImages(paths), batch_size=BATCH, shuffle=True, num_workers=workers,
+                            drop_last=True, collate_fn=list)
+        gen = torch.Generator(device=device).manual_seed(0)
+
+        def batched_step(batch) -> int:  # type: ignore[no-untyped-def]
+            images, sizes = pad_batch([im.to(device) for im in batch])
+            v1 = augment(images, sizes, IMG, generator=gen)  # per-image parameters, on the device
+            v2 = augment(images, sizes, IMG, generator=gen)
+            return project_step((v1, v2, None, 0))
+
+        res.add(Row("core.ssl loop + batched tensor augment", "project",
+                    _time_steps(loader, batched_step, steps), notes="core.ssl.gpu_augment"),
+                vs="notebook loop")
 
     # Where the time goes: augmentation alone vs the model step alone.
     ds = TwoViewDataset(paths, IMG, 0)
