@@ -100,6 +100,7 @@ def wait_http(url: str, proc: subprocess.Popen, timeout: float = 120.0) -> None:
             pass
         time.sleep(0.5)
     proc.kill()
+    proc.wait(timeout=30)
     out = proc.stdout.read() if proc.stdout else ""
     pytest.fail(f"{url} did not answer within {timeout:.0f}s:\n{out[-4000:]}")
 

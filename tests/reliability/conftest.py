@@ -9,20 +9,17 @@ from __future__ import annotations
 import importlib
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.browser.support import CHROMIUM, CHROMIUM_ARGS, wait_http  # noqa: F401 (re-exported)
 from tests.reliability.corpus import write_corpus
 
 REPO = Path(__file__).resolve().parents[2]
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
 def skip_or_fail(reason: str) -> None:
@@ -72,35 +69,10 @@ def kill(proc: subprocess.Popen) -> None:
     proc.wait(timeout=30)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_http(url: str, proc: subprocess.Popen, timeout: float = 180.0) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            out = proc.stdout.read() if proc.stdout else ""
-            pytest.fail(f"server exited with {proc.returncode}:\n{out[-4000:]}")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    kill(proc)
-    out = proc.stdout.read() if proc.stdout else ""
-    pytest.fail(f"{url} did not answer within {timeout:.0f}s:\n{out[-4000:]}")
-
-
 def start_server(cmd: list[str], url: str, **env: str) -> subprocess.Popen[str]:
     proc = subprocess.Popen(cmd, cwd=REPO, env=child_env(**env), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
-    wait_http(url, proc)
+    wait_http(url, proc, timeout=180.0)
     return proc
 
 

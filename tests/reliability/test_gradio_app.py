@@ -20,7 +20,8 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.reliability.conftest import free_port, require, start_server, stop_server, vm_hwm_mb
+from tests.browser.support import free_port
+from tests.reliability.conftest import require, start_server, stop_server, vm_hwm_mb
 from tests.reliability.corpus import BY_NAME, encode, noise, scene
 from tests.reliability.datagen import image, make_images
 

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.browser.support import free_port
 from tests.reliability.conftest import (
     CHROMIUM_ARGS,
     REPO,
-    free_port,
     require,
     require_chromium,
     start_server,
