@@ -29,8 +29,8 @@ def register(ssl_sub: argparse._SubParsersAction) -> None:
         "embed",
         help="embed a folder of images into a search index",
         description="Embed every image of DIR (Tiny COCO split, notebook layout or plain image "
-        "folder) with a trained encoder and write an index folder (embeddings.safetensors + "
-        "index.json).",
+        "folder) with a trained encoder and write an index folder (index.json + the "
+        "embeddings-<hash>.safetensors it names).",
         formatter_class=fmt,
     )
     p.add_argument(

@@ -1,16 +1,23 @@
-"""The on-disk index: ``embeddings.safetensors`` + ``index.json``, written crash-safely.
+"""The on-disk index: ``embeddings-<sha256[:16]>.safetensors`` + ``index.json``, crash-safely.
 
-Each file is written to a temporary name, fsynced and ``os.replace``-d into place, and the
-manifest (``index.json``) goes last and records the embeddings file's sha256. A crash part-way
-therefore leaves either the old index or a manifest/embeddings pair whose hashes disagree,
-which :func:`read_index` reports instead of using.
+A (re)write never touches the files of the index already there: the new embeddings go to a
+content-addressed name (tmp file, fsync, ``os.replace``), then ``index.json``, which records that
+name and the file's sha256, is replaced atomically the same way (the commit point), and only then
+are embeddings files that the manifest no longer names deleted. A crash at any moment therefore
+leaves the old index or the new one, both readable; at worst an unreferenced embeddings file
+stays behind until the next write. One writer per folder at a time.
+
+Folders written before content addressing (``embeddings.safetensors``, format version 1) still
+read: the manifest has always recorded the file name.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import re
 import uuid
 from pathlib import Path
 from typing import Any
@@ -22,10 +29,25 @@ from safetensors.torch import load_file, save
 from core.errors import CheckpointError
 
 FORMAT_NAME = "img2text-embedding-index"
-FORMAT_VERSION = 1
+# 2: content-addressed embeddings file. Bumped so that older code refuses a new index with a
+# version message instead of reporting ``embeddings.safetensors`` as missing.
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 MANIFEST_NAME = "index.json"
-EMBEDDINGS_NAME = "embeddings.safetensors"
+LEGACY_EMBEDDINGS_NAME = "embeddings.safetensors"  # the fixed name of format version 1
+# Only these names are ever read or deleted: a manifest cannot point outside its folder, and
+# cleaning up never removes a user's file.
+_EMBEDDINGS_RE = re.compile(r"embeddings-[0-9a-f]{16}\.safetensors")
 _TENSOR_KEY = "embeddings"
+
+
+def embeddings_file_name(sha256: str) -> str:
+    """The content-addressed file name of embeddings whose bytes hash to ``sha256`` (hex)."""
+    return f"embeddings-{sha256[:16]}.safetensors"
+
+
+def _is_embeddings_name(name: str) -> bool:
+    return name == LEGACY_EMBEDDINGS_NAME or _EMBEDDINGS_RE.fullmatch(name) is not None
 
 
 class IndexFormatError(CheckpointError):
@@ -45,31 +67,77 @@ def write_index(folder: Path, embeddings: torch.Tensor, manifest: dict[str, Any]
     """Write ``embeddings`` (Shape: (N, D), float32) and ``manifest`` into ``folder``.
 
     ``manifest`` gains the format name/version and the embeddings file's name, shape and sha256.
+    Replacing an existing index is old-or-new under a crash (see the module docstring).
     """
     folder.mkdir(parents=True, exist_ok=True)
     emb = embeddings.detach().to("cpu", torch.float32).contiguous()
-    emb_path = folder / EMBEDDINGS_NAME
     # Serialise in memory: safetensors' save_file would recreate the file as 0600.
     data = save({_TENSOR_KEY: emb})
-    _atomic_write(emb_path, lambda tmp: tmp.write_bytes(data))
+    digest = hashlib.sha256(data).hexdigest()
+    emb_name = embeddings_file_name(digest)
+    # Same contents -> same name: replacing it with identical bytes is harmless to the old index.
+    _atomic_write(folder / emb_name, lambda tmp: tmp.write_bytes(data))
+    # The new file's directory entry must be durable before a durable manifest can name it.
+    _fsync_dir(folder)
     full = {
         "format": FORMAT_NAME,
         "version": FORMAT_VERSION,
         "embeddings": {
-            "file": EMBEDDINGS_NAME,
+            "file": emb_name,
             "shape": list(emb.shape),
             "dtype": "float32",
-            "sha256": sha256_file(emb_path),
+            "sha256": digest,
         },
         **manifest,
     }
     text = json.dumps(full, indent=2, ensure_ascii=False) + "\n"
     _atomic_write(folder / MANIFEST_NAME, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     _fsync_dir(folder)
+    _remove_unreferenced_embeddings(folder, keep=emb_name)
+
+
+def _remove_unreferenced_embeddings(folder: Path, keep: str) -> None:
+    """Delete the embeddings files of earlier versions once the manifest no longer names them."""
+    for path in folder.iterdir():
+        if path.name != keep and _is_embeddings_name(path.name):
+            # The new index is already committed: a file we cannot delete only wastes space.
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+
+def embeddings_path(folder: Path) -> Path:
+    """The embeddings file that ``folder``'s manifest names (not checked against its sha256).
+
+    Raises:
+        IndexFormatError: missing/corrupt manifest or a file name that is not an embeddings file.
+    """
+    manifest_path = Path(folder) / MANIFEST_NAME
+    return _embeddings_path(Path(folder), _folder_manifest(Path(folder)), manifest_path)
+
+
+def _folder_manifest(folder: Path) -> dict[str, Any]:
+    manifest_path = folder / MANIFEST_NAME
+    if not manifest_path.is_file():
+        raise IndexFormatError(
+            f"{folder}: not an embedding index ({MANIFEST_NAME} is missing; a partial write or "
+            "the wrong folder). Build one with `img2text ssl embed`."
+        )
+    return _read_manifest(manifest_path)
+
+
+def _embeddings_path(folder: Path, manifest: dict[str, Any], manifest_path: Path) -> Path:
+    # Version-1 manifests recorded the fixed name too, so the default only covers hand-made ones.
+    name = manifest["embeddings"].get("file", LEGACY_EMBEDDINGS_NAME)
+    if not isinstance(name, str) or not _is_embeddings_name(name):
+        raise IndexFormatError(
+            f"{manifest_path}: embeddings file name {name!r} is not a plain "
+            f"embeddings-<hash>.safetensors name in the index folder; the manifest is corrupt"
+        )
+    return folder / name
 
 
 def read_index(path: Path) -> tuple[torch.Tensor, dict[str, Any], Path]:
-    """Read and verify an index folder (or its ``index.json``).
+    """Read and verify an index folder (or its ``index.json``); both format versions.
 
     Returns:
         The embeddings (Shape: (N, D), float32), the manifest and the index folder.
@@ -86,17 +154,13 @@ def read_index(path: Path) -> tuple[torch.Tensor, dict[str, Any], Path]:
         raise IndexFormatError(
             f"{path}: not an index folder (expected a folder with {MANIFEST_NAME})"
         )
-    manifest_path = folder / MANIFEST_NAME
-    if not manifest_path.is_file():
-        raise IndexFormatError(
-            f"{folder}: not an embedding index ({MANIFEST_NAME} is missing; a partial write or "
-            "the wrong folder). Build one with `img2text ssl embed`."
-        )
-    manifest = _read_manifest(manifest_path)
-    emb_path = folder / EMBEDDINGS_NAME
+    manifest = _folder_manifest(folder)
+    emb_path = _embeddings_path(folder, manifest, folder / MANIFEST_NAME)
     if not emb_path.is_file():
         raise IndexFormatError(f"{emb_path}: missing; the index is incomplete, rebuild it")
     expected = manifest["embeddings"]
+    # A content-addressed file is never rewritten with other bytes, so hashing it and then
+    # loading it sees the same contents (a concurrent cleanup can only make the load fail).
     if sha256_file(emb_path) != expected.get("sha256"):
         raise IndexFormatError(
             f"{emb_path}: contents do not match {MANIFEST_NAME} (sha256 differs); the index is "
@@ -123,10 +187,10 @@ def _read_manifest(path: Path) -> dict[str, Any]:
         raise IndexFormatError(f"{path}: corrupt index manifest ({exc})") from exc
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
         raise IndexFormatError(f"{path}: not an img2text embedding index manifest")
-    if manifest.get("version") != FORMAT_VERSION:
+    if manifest.get("version") not in READABLE_VERSIONS:
         raise IndexFormatError(
             f"{path}: index format version {manifest.get('version')!r} is not supported "
-            f"(this code reads version {FORMAT_VERSION}); rebuild the index"
+            f"(this code reads versions {', '.join(map(str, READABLE_VERSIONS))}); rebuild the index"
         )
     missing = [key for key in ("embeddings", "images", "checkpoint") if key not in manifest]
     if missing or not isinstance(manifest["embeddings"], dict):

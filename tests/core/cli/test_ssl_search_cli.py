@@ -67,7 +67,7 @@ def test_embed_writes_an_index(index_dir: Path) -> None:
     first = manifest["images"][0]
     assert first["relative_path"].startswith(f"{SPLIT}/") and first["captions"]
     assert manifest["checkpoint"]["config"]["img_size"] == 32
-    assert (index_dir / "embeddings.safetensors").is_file()
+    assert (index_dir / manifest["embeddings"]["file"]).is_file()
 
 
 def test_search_by_id_with_plot(
@@ -245,8 +245,9 @@ def test_corrupt_and_stale_index_exit_2(
 ) -> None:
     broken = tmp_path / "broken"
     shutil.copytree(index_dir, broken)
-    (broken / "embeddings.safetensors").write_bytes(b"\0" * 10)
-    assert "embeddings.safetensors" in _error(
+    emb_name = json.loads((broken / "index.json").read_text())["embeddings"]["file"]
+    (broken / emb_name).write_bytes(b"\0" * 10)
+    assert emb_name in _error(
         ["ssl", "search", "--index", str(broken), "--id", QUERY_ID], capsys
     )
     # the run folder is retrained in place after indexing: its weights no longer match

@@ -9,7 +9,12 @@ import torch
 
 from core.errors import CheckpointError
 from core.search import EmbeddingIndex
-from core.search.storage import EMBEDDINGS_NAME, MANIFEST_NAME
+from core.search.storage import (
+    LEGACY_EMBEDDINGS_NAME,
+    MANIFEST_NAME,
+    embeddings_file_name,
+    embeddings_path,
+)
 from tests.core.search.helpers import FakeEncoder, make_encoder, random_image
 
 
@@ -63,7 +68,8 @@ def test_k_validation_and_clipping(index: EmbeddingIndex) -> None:
 
 def test_save_load_round_trip_is_exact(index: EmbeddingIndex, tmp_path: Path) -> None:
     folder = index.save(tmp_path / "idx")
-    assert sorted(p.name for p in folder.iterdir()) == [EMBEDDINGS_NAME, MANIFEST_NAME]
+    emb_name = embeddings_path(folder).name
+    assert sorted(p.name for p in folder.iterdir()) == [emb_name, MANIFEST_NAME]
     loaded = EmbeddingIndex.load(folder)
     assert torch.equal(loaded.embeddings, index.embeddings)
     assert loaded.same_contents(index)
@@ -82,9 +88,12 @@ def test_save_load_round_trip_is_exact(index: EmbeddingIndex, tmp_path: Path) ->
     assert manifest["checkpoint"]["sha256"] == index.checkpoint.sha256
     assert manifest["checkpoint"]["config"] == {"img_size": 16, "backbone": "tiny", "seed": 0}
     assert "Resize" in manifest["preprocessing"]["transform"]
-    # saving again over an existing index replaces it cleanly
+    assert manifest["embeddings"]["file"] == emb_name
+    assert emb_name == embeddings_file_name(manifest["embeddings"]["sha256"])
+    # saving again over an existing index replaces it cleanly (same contents, same file)
     index.save(folder)
     assert EmbeddingIndex.load(folder).same_contents(index)
+    assert sorted(p.name for p in folder.iterdir()) == [emb_name, MANIFEST_NAME]
 
 
 def test_int_ids_captions_categories_survive(
@@ -143,11 +152,11 @@ def test_skipped_images_are_recorded(
     "damage, match",
     [
         (lambda f: (f / MANIFEST_NAME).unlink(), "index.json is missing"),
-        (lambda f: (f / EMBEDDINGS_NAME).unlink(), "embeddings.safetensors: missing"),
+        (lambda f: embeddings_path(f).unlink(), r"embeddings-[0-9a-f]{16}\.safetensors: missing"),
         (lambda f: (f / MANIFEST_NAME).write_text("{ not json"), "index.json: corrupt"),
         (lambda f: (f / MANIFEST_NAME).write_text('{"format": "other"}'), "index.json: not an"),
         (
-            lambda f: (f / EMBEDDINGS_NAME).write_bytes((f / EMBEDDINGS_NAME).read_bytes()[:50]),
+            lambda f: embeddings_path(f).write_bytes(embeddings_path(f).read_bytes()[:50]),
             "sha256 differs",
         ),
     ],
@@ -166,7 +175,7 @@ def test_missing_index_folder(tmp_path: Path) -> None:
         EmbeddingIndex.load(tmp_path / "none")
 
 
-def test_interrupted_save_is_detected_not_used(
+def test_crash_between_embeddings_and_manifest_keeps_the_old_index(
     index: EmbeddingIndex,
     encoder: FakeEncoder,
     gallery: list[Path],
@@ -176,6 +185,8 @@ def test_interrupted_save_is_detected_not_used(
     import core.search.storage as storage
 
     folder = index.save(tmp_path / "idx")
+    old_emb = embeddings_path(folder)
+    old_bytes = old_emb.read_bytes()
     smaller = EmbeddingIndex.build(encoder, gallery[:3])
     real_write = storage._atomic_write
 
@@ -188,8 +199,79 @@ def test_interrupted_save_is_detected_not_used(
     with pytest.raises(KeyboardInterrupt):
         smaller.save(folder)
     monkeypatch.undo()
-    assert not [p.name for p in folder.iterdir() if p.name.endswith(".tmp")]
-    with pytest.raises(CheckpointError, match="sha256 differs"):
+    names = sorted(p.name for p in folder.iterdir())
+    assert not [n for n in names if n.endswith(".tmp")]
+    # the new embeddings did reach the disk, next to the old ones: the crash came at the right point
+    assert len([n for n in names if n.startswith("embeddings-")]) == 2, names
+    assert embeddings_path(folder) == old_emb and old_emb.read_bytes() == old_bytes
+    loaded = EmbeddingIndex.load(folder)
+    assert torch.equal(loaded.embeddings, index.embeddings) and loaded.same_contents(index)
+    # the next successful write commits the new index and removes both older files
+    smaller.save(folder)
+    assert EmbeddingIndex.load(folder).same_contents(smaller)
+    assert sorted(p.name for p in folder.iterdir()) == [embeddings_path(folder).name, MANIFEST_NAME]
+
+
+def test_rewrite_removes_unreferenced_embeddings_only(
+    index: EmbeddingIndex, encoder: FakeEncoder, gallery: list[Path], tmp_path: Path
+) -> None:
+    folder = index.save(tmp_path / "idx")
+    old_emb = embeddings_path(folder)
+    (folder / "notes.txt").write_text("mine")  # not an embeddings file: must survive
+    (folder / "embeddings-backup.safetensors").write_text("mine")  # not a content-addressed name
+    smaller = EmbeddingIndex.build(encoder, gallery[:3])
+    smaller.save(folder)
+    new_emb = embeddings_path(folder)
+    assert new_emb != old_emb and not old_emb.exists()
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        [new_emb.name, MANIFEST_NAME, "notes.txt", "embeddings-backup.safetensors"]
+    )
+    assert EmbeddingIndex.load(folder).same_contents(smaller)
+
+
+def _as_format_1(folder: Path) -> None:
+    """Rewrite a saved index the way format version 1 stored it (fixed embeddings file name)."""
+    manifest = json.loads((folder / MANIFEST_NAME).read_text())
+    embeddings_path(folder).rename(folder / LEGACY_EMBEDDINGS_NAME)
+    manifest["version"] = 1
+    manifest["embeddings"]["file"] = LEGACY_EMBEDDINGS_NAME
+    (folder / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2))
+
+
+def test_format_1_index_still_reads_and_is_upgraded_on_rewrite(
+    index: EmbeddingIndex, tmp_path: Path
+) -> None:
+    folder = index.save(tmp_path / "idx")
+    _as_format_1(folder)
+    assert sorted(p.name for p in folder.iterdir()) == [LEGACY_EMBEDDINGS_NAME, MANIFEST_NAME]
+    loaded = EmbeddingIndex.load(folder)
+    assert torch.equal(loaded.embeddings, index.embeddings) and loaded.same_contents(index)
+    loaded.save(folder)  # rewriting moves it to the current format and drops the fixed-name file
+    manifest = json.loads((folder / MANIFEST_NAME).read_text())
+    assert manifest["version"] == 2
+    assert sorted(p.name for p in folder.iterdir()) == [manifest["embeddings"]["file"], MANIFEST_NAME]
+    assert EmbeddingIndex.load(folder).same_contents(index)
+
+
+def test_format_1_index_with_damaged_embeddings_names_the_file(
+    index: EmbeddingIndex, tmp_path: Path
+) -> None:
+    folder = index.save(tmp_path / "idx")
+    _as_format_1(folder)
+    (folder / LEGACY_EMBEDDINGS_NAME).write_bytes(b"\0" * 10)
+    with pytest.raises(CheckpointError, match="embeddings.safetensors: contents do not match"):
+        EmbeddingIndex.load(folder)
+
+
+@pytest.mark.parametrize("name", ["../outside.safetensors", "/etc/passwd", "index.json", 3])
+def test_manifest_cannot_name_a_file_outside_the_embeddings_names(
+    index: EmbeddingIndex, tmp_path: Path, name: object
+) -> None:
+    folder = index.save(tmp_path / "idx")
+    manifest = json.loads((folder / MANIFEST_NAME).read_text())
+    manifest["embeddings"]["file"] = name
+    (folder / MANIFEST_NAME).write_text(json.dumps(manifest))
+    with pytest.raises(CheckpointError, match="embeddings file name .* manifest is corrupt"):
         EmbeddingIndex.load(folder)
 
 
@@ -206,5 +288,5 @@ def test_saved_files_honour_the_umask(index: EmbeddingIndex, tmp_path: Path) -> 
         folder = index.save(tmp_path / "idx")
     finally:
         os.umask(old)
-    for name in (EMBEDDINGS_NAME, MANIFEST_NAME):
-        assert (folder / name).stat().st_mode & 0o777 == 0o644
+    for path in (embeddings_path(folder), folder / MANIFEST_NAME):
+        assert path.stat().st_mode & 0o777 == 0o644
