@@ -3,7 +3,8 @@
 A run folder holds ``checkpoint.safetensors`` (model weights; the config is also in its metadata
 so the file stands alone), ``optimizer.pt`` (optimizer + RNG state, plain tensors and numbers,
 read back with ``weights_only=True``), and ``config.json`` (config, preprocessing, epoch), which
-is written last and so marks a complete checkpoint. Weights are only ever read with safetensors.
+is written last and so marks a complete checkpoint. Weights are only ever read with safetensors,
+and only up to ``MAX_WEIGHTS_BYTES``.
 """
 
 from __future__ import annotations
@@ -35,6 +36,11 @@ WEIGHTS_NAME = "checkpoint.safetensors"
 OPTIMIZER_NAME = "optimizer.pt"
 CONFIG_NAME = "config.json"
 FORMAT_VERSION = 1
+# Largest weights file read_weights accepts: the file is read whole into memory. The biggest
+# checkpoint this project writes (ResNet-18 SimCLR) is ~45 MB, so 2 GiB leaves ample room while
+# bounding what a wrong or hostile path can make us allocate.
+MAX_WEIGHTS_BYTES = 2 << 30
+_HEADER_LEN_BYTES = 8  # safetensors: little-endian u64 header length, then the JSON header
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -104,18 +110,54 @@ def save_checkpoint(
     )
 
 
-def read_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str], str]:
-    """Tensors, metadata and sha256 of a safetensors file; any problem is a CheckpointError."""
+def read_weights(
+    path: Path, *, max_bytes: int = MAX_WEIGHTS_BYTES
+) -> tuple[dict[str, torch.Tensor], dict[str, str], str]:
+    """Tensors, metadata and sha256 of a safetensors file; any problem is a CheckpointError.
+
+    Files over ``max_bytes`` are refused before anything is read.
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: weights file not found")
     try:
-        data = path.read_bytes()
+        with path.open("rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            if size > max_bytes:
+                raise CheckpointError(
+                    f"{path}: weights file is {size:,} bytes, over the cap of {max_bytes:,} bytes "
+                    f"(an SSL checkpoint of this project is well under 100 MB); check that the path "
+                    f"is the right checkpoint, or for a larger trusted file pass a bigger "
+                    f"max_bytes to read_weights"
+                )
+            # Read at most one byte past the cap: a file growing after fstat cannot exceed it.
+            data = fh.read(max_bytes + 1)
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot read weights file ({exc})") from exc
+    if len(data) > max_bytes:
+        raise CheckpointError(f"{path}: weights file grew past the cap of {max_bytes:,} bytes while being read")
+    _check_header_length(path, data)
+    try:
         tensors = st_load(data)
         metadata = _metadata(data)
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"{path}: not a readable safetensors file, truncated or corrupt ({exc})") from exc
     return tensors, metadata, hashlib.sha256(data).hexdigest()
+
+
+def _check_header_length(path: Path, data: bytes) -> None:
+    """Refuse a file whose 8-byte header length does not fit in it, before parsing anything."""
+    if len(data) < _HEADER_LEN_BYTES:
+        raise CheckpointError(
+            f"{path}: not a safetensors file: {len(data)} bytes, shorter than the "
+            f"{_HEADER_LEN_BYTES}-byte header length (truncated or empty)"
+        )
+    n = int.from_bytes(data[:_HEADER_LEN_BYTES], "little")
+    if n > len(data) - _HEADER_LEN_BYTES:
+        raise CheckpointError(
+            f"{path}: not a readable safetensors file: its header claims {n:,} bytes but the file "
+            f"has only {len(data) - _HEADER_LEN_BYTES:,} after the length field (truncated or corrupt)"
+        )
 
 
 def _metadata(data: bytes) -> dict[str, str]:
