@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from bench.common import AreaResult, machine, print_table, write_json
+from bench.common import AreaResult, machine, matmul_peak_gflops, print_table, write_json
 
 AREAS = ("caption", "search", "ssl")
 
@@ -38,13 +38,14 @@ def main(argv: list[str] | None = None) -> int:
     device = resolve_device(args.device)
     coco = _coco_dir()
     info = machine(device)
+    info["fp32_matmul_gflops"] = round(matmul_peak_gflops(device), 1)
     results: list[AreaResult] = []
     for area in args.only or AREAS:
         print(f"[{area}] running{' (quick)' if args.quick else ''} ...", flush=True)
         if area == "caption":
             from bench import caption
 
-            results.append(caption.run(device, args.quick, coco, info["cpu_bf16_native"]))
+            results.append(caption.run(device, args.quick, coco, info["cpu_bf16_native"], info["fp32_matmul_gflops"]))
         elif area == "search":
             from bench import search
 
@@ -52,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             from bench import ssl
 
-            results.append(ssl.run(device, args.quick, coco, args.workers))
+            results.append(ssl.run(device, args.quick, coco, args.workers, info["fp32_matmul_gflops"]))
     info_end = machine(device)
     info["load_avg_at_end"] = info_end["load_avg_1_5_15"]
     for result in results:

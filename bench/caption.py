@@ -108,7 +108,22 @@ def _share(a: list, b: list) -> float:
     return sum(_strip(x) == _strip(y) for x, y in zip(a, b, strict=True)) / len(a)
 
 
-def run(device: torch.device, quick: bool, coco_dir: Path | None, bf16_native: bool) -> AreaResult:
+def vit_encoder_gflop(config: Any) -> float:
+    """Forward FLOPs (2 x multiply-adds) of a ViT encoder for one image, from its config.
+
+    Patch embedding, then per layer: QKV and output projections (4 d^2 per token), the MLP
+    (2 d m per token) and the two attention matmuls (2 T^2 d); norms and softmax are ignored.
+    """
+    d, m, layers = config.hidden_size, config.intermediate_size, config.num_hidden_layers
+    patches = (config.image_size // config.patch_size) ** 2
+    t = patches + 1  # + [CLS]
+    macs = patches * d * config.num_channels * config.patch_size**2
+    macs += layers * (t * (4 * d * d + 2 * d * m) + 2 * t * t * d)
+    return 2 * macs / 1e9
+
+
+def run(device: torch.device, quick: bool, coco_dir: Path | None, bf16_native: bool,
+        peak_gflops: float | None = None) -> AreaResult:
     from transformers import AutoTokenizer, VisionEncoderDecoderModel, ViTImageProcessor
 
     import core
@@ -189,6 +204,11 @@ def run(device: torch.device, quick: bool, coco_dir: Path | None, bf16_native: b
                             notes="latency, file -> caption"))
         del cap
 
+    if peak_gflops:
+        gflop = vit_encoder_gflop(VisionEncoderDecoderModel.config_class.from_pretrained(folder).encoder)
+        res.extra["fp32 ceiling (encoder FLOPs / measured fp32 matmul peak)"] = (
+            f"{gflop:.1f} GFLOP per image at {peak_gflops:.0f} GFLOP/s -> at most "
+            f"{peak_gflops / gflop:.2f} img/s for the encoder alone, before any decoding")
     lengths = [len(r) - 1 for r in ids["Captioner fp32 greedy b16"]]
     res.extra["mean new tokens per greedy caption"] = f"{sum(lengths) / len(lengths):.1f}"
     res.extra["identical captions, Captioner fp32 vs generate fp32 (greedy, beams)"] = (

@@ -91,6 +91,18 @@ def machine(device: torch.device) -> dict[str, Any]:
     return info
 
 
+def matmul_peak_gflops(device: torch.device) -> float:
+    """Float32 matrix-multiply throughput of ``device`` (GFLOP/s): the ceiling of any fp32 model.
+
+    One large square matmul (2048 on CPU, 8192 on GPU), fastest of three after a warm-up.
+    """
+    n = 8192 if device.type == "cuda" else 2048
+    a = torch.randn(n, n, device=device)
+    b = torch.randn(n, n, device=device)
+    sec = best_seconds(lambda: a @ b, device, repeat=3)
+    return 2 * n**3 / sec / 1e9
+
+
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -129,7 +141,8 @@ def print_table(result: AreaResult, info: dict[str, Any]) -> None:
     print(f"\n== {result.area} ==  {info['date_utc']}  load {info['load_avg_1_5_15']}")
     print(f"   {info['cpu']} | {info['cpu_cores']} cores, {info['torch_threads']} torch threads | "
           f"device {info['device']}{' (' + info['gpu'] + ')' if info['gpu'] else ''} | "
-          f"torch {info['torch']}, transformers {info['transformers']}")
+          f"torch {info['torch']}, transformers {info['transformers']}"
+          + (f" | fp32 matmul {info['fp32_matmul_gflops']} GFLOP/s" if "fp32_matmul_gflops" in info else ""))
     print("   settings: " + ", ".join(f"{k}={v}" for k, v in result.settings.items()))
     width = max(len(r.name) for r in result.rows) if result.rows else 10
     print(f"   {'path':<{width}}  {'kind':<9} {'value':>10}  {'unit':<6} {'ratio':>7}  notes")

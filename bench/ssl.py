@@ -12,13 +12,14 @@ import os
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from bench.common import AreaResult, Row, sync
+from bench.common import AreaResult, Row, best_seconds
 
 IMG, BATCH = 128, 64
 
@@ -83,7 +84,29 @@ def _time_steps(batches, step, steps: int) -> float:  # type: ignore[no-untyped-
     return done / (time.perf_counter() - t0)
 
 
-def run(device: torch.device, quick: bool, coco_dir: Path | None, workers: int) -> AreaResult:
+def forward_gflop(model: torch.nn.Module, img: int) -> float:
+    """Forward FLOPs (2 x multiply-adds of convs and linears) of ``model`` for one image."""
+    macs = 0
+
+    def hook(mod: torch.nn.Module, _inp: Any, out: torch.Tensor) -> None:
+        nonlocal macs
+        if isinstance(mod, torch.nn.Conv2d):
+            kh, kw = mod.kernel_size
+            macs += out[0].numel() * (mod.in_channels // mod.groups) * kh * kw
+        elif isinstance(mod, torch.nn.Linear):
+            macs += mod.in_features * mod.out_features
+
+    handles = [m.register_forward_hook(hook) for m in model.modules()
+               if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    with torch.no_grad():
+        model(torch.zeros(1, 3, img, img, device=next(model.parameters()).device))
+    for h in handles:
+        h.remove()
+    return 2 * macs / 1e9
+
+
+def run(device: torch.device, quick: bool, coco_dir: Path | None, workers: int,
+        peak_gflops: float | None = None) -> AreaResult:
     from core.ssl.loss import NTXentLoss
     from core.ssl.models import ConvEncoder, SimCLRModel
     from core.ssl.transforms import train_transform
@@ -115,7 +138,8 @@ def run(device: torch.device, quick: bool, coco_dir: Path | None, workers: int) 
     res.add(Row("notebook loop", "reference", _time_steps(loader, notebook_step, steps)))
 
     torch.manual_seed(0)
-    model = SimCLRModel(ConvEncoder(IMG)).to(device)
+    # As core.ssl.train does by default (SSLConfig.channels_last): NHWC layout for the convs.
+    model = SimCLRModel(ConvEncoder(IMG)).to(device, memory_format=torch.channels_last)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-4, weight_decay=1e-4)
     criterion = NTXentLoss(0.1)
     loader = DataLoader(TwoViewDataset(paths, IMG, 0), batch_size=BATCH, shuffle=True,
@@ -124,7 +148,8 @@ def run(device: torch.device, quick: bool, coco_dir: Path | None, workers: int) 
     def project_step(batch) -> int:  # type: ignore[no-untyped-def]
         v1, v2, _, _ = batch
         b = v1.shape[0]
-        _, z = model(torch.cat([v1, v2]).to(device))  # one pass over both views (core.ssl.train)
+        x = torch.cat([v1, v2]).to(device).contiguous(memory_format=torch.channels_last)
+        _, z = model(x)  # one pass over both views (core.ssl.train)
         loss = criterion(z[:b], z[b:])
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -133,24 +158,19 @@ def run(device: torch.device, quick: bool, coco_dir: Path | None, workers: int) 
 
     res.add(Row("core.ssl loop", "project", _time_steps(loader, project_step, steps)), vs="notebook loop")
 
-    try:
-        from core.ssl.gpu_augment import augment, pad_batch
-    except ImportError:  # written after this benchmark; absent in older checkouts
-        augment = None
-    if augment is not None:
-        loader = DataLoader(DecodedImages(paths), batch_size=BATCH, shuffle=True, num_workers=workers,
-                            drop_last=True, collate_fn=list)
-        gen = torch.Generator(device=device).manual_seed(0)
+    from core.ssl.gpu_augment import two_views
 
-        def batched_step(batch) -> int:  # type: ignore[no-untyped-def]
-            images, sizes = pad_batch([im.to(device) for im in batch])
-            v1 = augment(images, sizes, IMG, generator=gen)  # per-image parameters, on the device
-            v2 = augment(images, sizes, IMG, generator=gen)
-            return project_step((v1, v2, None, 0))
+    loader = DataLoader(DecodedImages(paths), batch_size=BATCH, shuffle=True, num_workers=workers,
+                        drop_last=True, collate_fn=list)
+    gen = torch.Generator(device=device).manual_seed(0)
 
-        res.add(Row("core.ssl loop + batched tensor augment", "project",
-                    _time_steps(loader, batched_step, steps), notes="core.ssl.gpu_augment"),
-                vs="notebook loop")
+    def batched_step(batch) -> int:  # type: ignore[no-untyped-def]
+        v1, v2 = two_views(batch, IMG, device, gen)  # per-image parameters, on the device
+        return project_step((v1, v2, None, 0))
+
+    res.add(Row("core.ssl loop, augment=batched", "project",
+                _time_steps(loader, batched_step, steps), notes="core.ssl.gpu_augment"),
+            vs="notebook loop")
 
     # Where the time goes: augmentation alone vs the model step alone.
     ds = TwoViewDataset(paths, IMG, 0)
@@ -158,20 +178,26 @@ def run(device: torch.device, quick: bool, coco_dir: Path | None, workers: int) 
     for i in range(16):
         ds[i]
     aug = 16 / (time.perf_counter() - t0)
-    x = torch.randn(2 * BATCH, 3, IMG, IMG, device=device)
-
-    def model_only() -> None:
-        _, z = model(x)
-        loss = criterion(z[:BATCH], z[BATCH:])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-
-    model_only()
-    sync(device)
-    t0 = time.perf_counter()
-    model_only()
-    sync(device)
     res.add(Row("PIL augmentation only (1 process)", "floor", aug, notes="2 views per image"))
-    res.add(Row("model step only (no data)", "floor", BATCH / (time.perf_counter() - t0)))
+    for layout, tag in ((torch.contiguous_format, "NCHW, as the notebook"), (torch.channels_last, "NHWC, core.ssl")):
+        torch.manual_seed(0)
+        model = SimCLRModel(ConvEncoder(IMG)).to(device, memory_format=layout)
+        opt = torch.optim.AdamW(model.parameters(), lr=3e-4, weight_decay=1e-4)
+        x = torch.randn(2 * BATCH, 3, IMG, IMG, device=device).contiguous(memory_format=layout)
+
+        def model_only(m: torch.nn.Module = model, o: torch.optim.Optimizer = opt, x: torch.Tensor = x) -> None:
+            _, z = m(x)
+            loss = criterion(z[:BATCH], z[BATCH:])
+            o.zero_grad(set_to_none=True)
+            loss.backward()
+            o.step()
+
+        sec = best_seconds(model_only, device, repeat=2)
+        res.add(Row(f"model step only ({tag})", "floor", BATCH / sec, notes="no data loading"))
+    # Training FLOPs: forward + backward ~ 3x forward, two views per image.
+    gflop = 3 * 2 * forward_gflop(model, IMG)
+    res.extra["training FLOPs per image (2 views, fwd+bwd)"] = f"{gflop:.2f} GFLOP"
+    if peak_gflops:
+        res.extra["fp32 ceiling (FLOPs / measured fp32 matmul peak)"] = (
+            f"{peak_gflops / gflop:.1f} img/s for the step alone at {peak_gflops:.0f} GFLOP/s")
     return res

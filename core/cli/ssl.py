@@ -7,7 +7,7 @@ from pathlib import Path
 
 from core.cli import EXIT_OK
 from core.devices import DEVICE_HELP
-from core.ssl.config import BACKBONES, LOSSES, SSLConfig
+from core.ssl.config import AUGMENTS, BACKBONES, LOSSES, SSLConfig
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -58,6 +58,19 @@ def _register_train(ssl_sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default=d.device, help=DEVICE_HELP)
     p.add_argument("--workers", type=int, default=d.workers, help="DataLoader worker processes")
     p.add_argument("--eval-k", type=int, default=d.eval_k, help="k of the held-out precision@k")
+    p.add_argument(
+        "--augment",
+        choices=AUGMENTS,
+        default=d.augment,
+        help="loader: per-image PIL views in the DataLoader (the notebook's); batched: views made on "
+        "the training device in one pass per batch; auto: batched on CUDA, loader elsewhere",
+    )
+    p.add_argument(
+        "--channels-last",
+        action=argparse.BooleanOptionalAction,
+        default=d.channels_last,
+        help="NHWC memory layout for the conv layers (same maths, faster kernels)",
+    )
     p.add_argument("--resume", action="store_true", help="continue from RUN_DIR's last checkpoint")
     p.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
     p.set_defaults(func=_run_train)
@@ -84,6 +97,8 @@ def _run_train(args: argparse.Namespace) -> int:
         out_dir=args.out,
         eval_k=args.eval_k,
         resume=args.resume,
+        augment=args.augment,
+        channels_last=args.channels_last,
     )
     run_dir = train(config, progress=not args.quiet)
     print(f"run folder: {run_dir}")

@@ -182,3 +182,15 @@ def augment(images: torch.Tensor, sizes: torch.Tensor, out_size: int,
     mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
     return (x - mean) / std
+
+
+def two_views(images: list[torch.Tensor], out_size: int, device: torch.device,
+              generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two independent random views of every image, made on ``device`` in two batched passes.
+
+    Shape:
+        images: B tensors ``(3, H_i, W_i)`` uint8 (any device) -> two ``(B, 3, S, S)`` float32.
+    """
+    batch, sizes = pad_batch([im.to(device, non_blocking=True) for im in images])
+    return (augment(batch, sizes, out_size, generator=generator),
+            augment(batch, sizes, out_size, generator=generator))

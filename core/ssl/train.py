@@ -36,14 +36,17 @@ from core.ssl.checkpoint import (
 )
 from core.ssl.config import SSLConfig
 from core.ssl.data import TwoViewDataset, collate_views, find_dataset, sibling_split
+from core.ssl.gpu_augment import two_views
 from core.ssl.loss import NTXentLoss, distributed_gather, positive_top1
 from core.ssl.metrics import HeldOutEval, embedding_std, plot_history
 from core.ssl.models import build_model
+from core.ssl.views import DecodedDataset, collate_decoded
 
 HISTORY_NAME = "history.json"
 PLOT_NAME = "loss.png"
 # Settings that may change between a run and its resumption without changing the results.
-RESUMABLE_CHANGES = {"num_epochs", "resume", "device", "workers", "data_dir", "out_dir"}
+# channels_last only changes float rounding, not the maths.
+RESUMABLE_CHANGES = {"num_epochs", "resume", "device", "workers", "data_dir", "out_dir", "channels_last"}
 
 
 def _dist_info() -> tuple[int, int]:
@@ -73,6 +76,8 @@ def _resume_state(config: SSLConfig, model: nn.Module, optimizer: torch.optim.Op
     run_dir = config.out_dir
     saved = read_config(run_dir)
     old = SSLConfig.from_dict(saved["ssl_config"]).to_dict()
+    if config.augment == "auto":  # keep the run's pipeline even if the device changed
+        config = dataclasses.replace(config, augment=old["augment"])
     new = config.to_dict()
     diff = sorted(k for k in new if k not in RESUMABLE_CHANGES and new[k] != old.get(k))
     if diff:
@@ -124,6 +129,10 @@ def train(config: SSLConfig, resume: bool | None = None, *, progress: bool = Tru
     if resume is not None:
         config = dataclasses.replace(config, resume=resume)
     device = resolve_device(config.device)
+    if config.augment == "auto":
+        # Batched augmentation pays where the device is much faster than the CPU's PIL pipeline
+        # (measured: no gain on a 2-core CPU, docs/benchmarks.md).
+        config = dataclasses.replace(config, augment="batched" if device.type == "cuda" else "loader")
     with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
         return _train(config, device, progress)
 
@@ -147,6 +156,8 @@ def _train(config: SSLConfig, device: torch.device, progress: bool) -> Path:
     elif config.resume:
         warnings.warn(f"nothing to resume in {run_dir}; starting a new run", stacklevel=2)
     model.to(device)
+    layout = torch.channels_last if config.channels_last else torch.contiguous_format
+    model.to(memory_format=layout)
     # Move restored optimizer state along with the parameters (no-op on CPU).
     for st in optimizer.state.values():
         for key, val in st.items():
@@ -159,7 +170,9 @@ def _train(config: SSLConfig, device: torch.device, progress: bool) -> Path:
         gather = distributed_gather()
     criterion = NTXentLoss(config.temperature, config.loss, gather=gather, rank=rank)
     held_out = _held_out(config, info.layout)
-    dataset = TwoViewDataset(paths, config.img_size, config.seed)
+    batched = config.augment == "batched"
+    dataset: TwoViewDataset | DecodedDataset = (
+        DecodedDataset(paths) if batched else TwoViewDataset(paths, config.img_size, config.seed))
     n = len(dataset)
     # SimCLR likes equal batches, but never drop the only batch (50 images with batch 64).
     drop_last = n // world >= config.batch_size
@@ -177,20 +190,27 @@ def _train(config: SSLConfig, device: torch.device, progress: bool) -> Path:
             sampler=order,
             drop_last=drop_last,
             num_workers=config.workers,
-            collate_fn=collate_views,
+            collate_fn=collate_decoded if batched else collate_views,
         )
+        # Batched views: one device RNG stream per (seed, epoch), so a resumed run sees the same views.
+        aug_gen = torch.Generator(device=device).manual_seed(config.seed * 100_003 + epoch) if batched else None
         model.train()
         sums = {"loss": 0.0, "pos_top1": 0.0, "emb_std": 0.0}
         seen = skipped = 0
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{config.num_epochs}", disable=not progress or rank != 0,
                    leave=False)
-        for v1, v2, _, n_bad in bar:
-            skipped += n_bad
-            b = v1.shape[0]
+        for batch in bar:
+            skipped += batch[-1]
+            b = len(batch[0])
             if b < 2:  # one view pair has no negatives: nothing to learn, skip (counted)
                 skipped += b
                 continue
+            if batched:
+                v1, v2 = two_views(batch[0], config.img_size, device, aug_gen)
+            else:
+                v1, v2 = batch[0], batch[1]
             x = torch.cat([v1, v2]).to(device, non_blocking=True)  # (2B, 3, S, S): one pass
+            x = x.contiguous(memory_format=layout)
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
                 h, z = net(x)
             h, z = h.float(), z.float()

@@ -90,3 +90,54 @@ def collate_views(
     v2 = torch.stack([it[1] for it in good])
     idx = torch.tensor([it[2] for it in good], dtype=torch.long)
     return v1, v2, idx, skipped
+
+
+# Long-side cap of decoded images for batched augmentation: the batch is padded to its largest
+# image, so one huge photo must not blow up the (B, 3, H, W) tensor; COCO images are <= 640 px.
+DECODE_MAX_SIDE = 1024
+
+DecodedItem = tuple[torch.Tensor, int]
+
+
+class DecodedDataset(Dataset):
+    """Each item is one image as a ``(3, H, W)`` uint8 tensor; augmentation happens later, batched.
+
+    Used with ``SSLConfig.augment="batched"`` (:mod:`core.ssl.gpu_augment`): the loader only
+    decodes (same rules and caps as everywhere, via :func:`core.images.load_image`) and the
+    training device draws the views.
+
+    Shape:
+        item: (image (3, H, W) uint8 with max(H, W) <= DECODE_MAX_SIDE, index) or None.
+    """
+
+    def __init__(self, paths: Sequence[Path]) -> None:
+        self.paths = [Path(p) for p in paths]
+
+    def set_epoch(self, epoch: int) -> None:
+        """No per-item randomness here; present so both datasets share the trainer's calls."""
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> DecodedItem | None:
+        from torchvision.transforms.functional import pil_to_tensor
+
+        try:
+            image = load_image(self.paths[index])
+        except InvalidImageError as exc:
+            warnings.warn(f"skipping unreadable image: {exc}", stacklevel=2)
+            return None
+        if max(image.size) > DECODE_MAX_SIDE:
+            image.thumbnail((DECODE_MAX_SIDE, DECODE_MAX_SIDE), Image.Resampling.BICUBIC)
+        return pil_to_tensor(image), index
+
+
+def collate_decoded(items: list[DecodedItem | None]) -> tuple[list[torch.Tensor], torch.Tensor, int]:
+    """Keep the readable images as a list (their sizes differ) and count the unreadable ones.
+
+    Shape:
+        -> B images (3, H_i, W_i) uint8, indices (B,), skipped count.
+    """
+    good = [it for it in items if it is not None]
+    idx = torch.tensor([it[1] for it in good], dtype=torch.long)
+    return [it[0] for it in good], idx, len(items) - len(good)

@@ -48,3 +48,16 @@ def test_ssl_help_lists_train(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["ssl", "--help"])
     assert "train" in capsys.readouterr().out
+
+
+def test_ssl_train_maps_augment_and_layout_flags(tmp_path: Path) -> None:
+    from tests.core.ssl.conftest import make_folder
+
+    make_folder(tmp_path / "imgs", 4, size=40)
+    out = tmp_path / "run"
+    code = main(["ssl", "train", "--data", str(tmp_path / "imgs"), "--out", str(out), "--epochs", "1",
+                 "--img-size", "32", "--batch-size", "4", "--device", "cpu", "--quiet",
+                 "--augment", "batched", "--no-channels-last"])
+    assert code == 0
+    saved = json.loads((out / "config.json").read_text())["ssl_config"]
+    assert saved["augment"] == "batched" and saved["channels_last"] is False

@@ -74,3 +74,15 @@ def test_neutral_parameters_are_a_plain_resize() -> None:
     p.flip[:] = True
     flipped = augment(img, torch.tensor([[40, 40]]), 40, params=p)
     assert torch.allclose(flipped, out.flip(-1), atol=1e-4)
+
+
+def test_two_views_pads_mixed_sizes_and_draws_independent_views() -> None:
+    from core.ssl.gpu_augment import two_views
+
+    gen = torch.Generator().manual_seed(0)
+    images = [(torch.rand(3, h, w, generator=gen) * 255).to(torch.uint8) for h, w in ((60, 80), (90, 50))]
+    v1, v2 = two_views(images, 32, torch.device("cpu"), torch.Generator().manual_seed(1))
+    assert v1.shape == v2.shape == (2, 3, 32, 32) and v1.dtype == torch.float32
+    assert not torch.allclose(v1, v2)  # each call draws fresh parameters
+    again = two_views(images, 32, torch.device("cpu"), torch.Generator().manual_seed(1))
+    assert torch.equal(v1, again[0]) and torch.equal(v2, again[1])  # seeded: reproducible
