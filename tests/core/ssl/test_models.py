@@ -48,3 +48,40 @@ def test_config_round_trip_and_validation(tmp_path) -> None:
             SSLConfig(**kwargs)
     with pytest.raises(ValueError, match="unknown"):
         SSLConfig.from_dict({"batchsize": 3})
+
+
+def _notebook_encoder(img_size: int) -> torch.nn.Module:
+    """The notebook's CNN written as it was (ReLU before each max-pool), for parity."""
+    nn = torch.nn
+    side = img_size // 8
+    return nn.Sequential(
+        nn.Conv2d(3, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(64, 128, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(128, 128, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(128 * side * side, 256),
+    )
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_pool_before_relu_matches_the_notebook_order_and_its_gradients(layout: torch.memory_format) -> None:
+    torch.manual_seed(0)
+    ours = ConvEncoder(32, 256).to(memory_format=layout)
+    ref = _notebook_encoder(32)
+    convs = [m for m in ours.features if isinstance(m, torch.nn.Conv2d)] + [ours.fc]
+    theirs = [m for m in ref if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    with torch.no_grad():
+        for a, b in zip(convs, theirs, strict=True):
+            b.weight.copy_(a.weight)
+            b.bias.copy_(a.bias)
+    x = torch.randn(4, 3, 32, 32)
+    out_a = ours(x.contiguous(memory_format=layout))
+    out_b = ref(x)
+    assert torch.allclose(out_a, out_b, atol=1e-5)
+    weight = torch.randn_like(out_a)
+    (out_a * weight).sum().backward()
+    (out_b * weight).sum().backward()
+    for a, b in zip(convs, theirs, strict=True):
+        assert torch.allclose(a.weight.grad, b.weight.grad, atol=1e-4, rtol=1e-4)
+    # Checkpoint compatibility: the parameter names are the notebook order's.
+    assert [k for k in ours.state_dict() if k.startswith("features")] == [
+        f"features.{i}.{p}" for i in (0, 3, 6) for p in ("weight", "bias")]
