@@ -26,6 +26,15 @@ from core.ssl.transforms import train_transform
 ViewItem = tuple[torch.Tensor, torch.Tensor, int]
 
 
+def _load_or_warn(path: Path) -> Image.Image | None:
+    """The image as RGB, or None with a warning when it cannot be read (the epoch goes on)."""
+    try:
+        return load_image(path)
+    except InvalidImageError as exc:
+        warnings.warn(f"skipping unreadable image: {exc}", stacklevel=3)
+        return None
+
+
 class TwoViewDataset(Dataset):
     """Each item is two independently augmented views of one image and its index.
 
@@ -59,10 +68,8 @@ class TwoViewDataset(Dataset):
         return len(self.paths)
 
     def __getitem__(self, index: int) -> ViewItem | None:
-        try:
-            image = load_image(self.paths[index])
-        except InvalidImageError as exc:
-            warnings.warn(f"skipping unreadable image: {exc}", stacklevel=2)
+        image = _load_or_warn(self.paths[index])
+        if image is None:
             return None
         # A private RNG stream per (seed, epoch, index); fork_rng leaves the caller's RNG alone.
         item_seed = (self.seed * 1_000_003 + self.epoch) * 10_000_019 + index
@@ -122,10 +129,8 @@ class DecodedDataset(Dataset):
     def __getitem__(self, index: int) -> DecodedItem | None:
         from torchvision.transforms.functional import pil_to_tensor
 
-        try:
-            image = load_image(self.paths[index])
-        except InvalidImageError as exc:
-            warnings.warn(f"skipping unreadable image: {exc}", stacklevel=2)
+        image = _load_or_warn(self.paths[index])
+        if image is None:
             return None
         if max(image.size) > DECODE_MAX_SIDE:
             image.thumbnail((DECODE_MAX_SIDE, DECODE_MAX_SIDE), Image.Resampling.BICUBIC)
