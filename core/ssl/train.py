@@ -174,8 +174,13 @@ def _train(config: SSLConfig, device: torch.device, progress: bool) -> Path:
     dataset: TwoViewDataset | DecodedDataset = (
         DecodedDataset(paths) if batched else TwoViewDataset(paths, config.img_size, config.seed))
     n = len(dataset)
+    # Under DDP every rank must run the same steps with equal batches (the loss all-gathers z),
+    # so each epoch uses n // world images per rank; the n % world left over differ per epoch.
+    share = n // world
+    if share < 2:
+        raise ValueError(f"{config.data_dir}: {n} image(s) for {world} processes; each needs >= 2")
     # SimCLR likes equal batches, but never drop the only batch (50 images with batch 64).
-    drop_last = n // world >= config.batch_size
+    drop_last = share >= config.batch_size
     use_amp = device.type == "cuda"  # bf16 autocast only where it is fast and supported
     if rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -183,7 +188,7 @@ def _train(config: SSLConfig, device: torch.device, progress: bool) -> Path:
         t0, c0 = time.perf_counter(), time.process_time()
         dataset.set_epoch(epoch)
         gen = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
-        order = torch.randperm(n, generator=gen).tolist()[rank::world]
+        order = torch.randperm(n, generator=gen).tolist()[: share * world][rank::world]
         loader = DataLoader(
             dataset,
             batch_size=config.batch_size,
@@ -237,7 +242,7 @@ def _train(config: SSLConfig, device: torch.device, progress: bool) -> Path:
             # History first, checkpoint last: config.json marks a complete epoch.
             atomic_write_json(run_dir / HISTORY_NAME, history)
             save_checkpoint(run_dir, model, optimizer, config, epoch + 1, torch.get_rng_state())
-            bs = min(config.batch_size, n // world)  # chance level of a full batch
+            bs = min(config.batch_size, share)  # chance level of a full batch
             chance = math.log(2 * bs - 1) if config.loss == "nt_xent" else math.log(bs)
             plot_history(history, run_dir / PLOT_NAME, chance=chance)
             if progress:
