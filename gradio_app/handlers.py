@@ -67,7 +67,8 @@ def caption_batch(services: Services) -> Callable[..., tuple[list[str]]]:
         for key, items in groups.items():
             try:
                 results = services.captioner().caption_batch(
-                    [im for _, im in items], batch_size=len(items), errors="return", **dict(key)
+                    [im for _, im in items], batch_size=len(items), errors="return",
+                    max_pixels=services.config.max_pixels, **dict(key)
                 )
             except ModelUnavailableError as exc:
                 results = [ERROR_PREFIX + str(exc)] * len(items)
@@ -208,7 +209,8 @@ def batch(services: Services) -> Callable[..., tuple[list[tuple[Image.Image, str
                     slots[i] = CaptionRecord(Path(files[i]).name, "", exc.reason)
             if loaded:
                 captions = captioner.caption_batch([im for _, im in loaded], batch_size=len(loaded),
-                                                   errors="return", **kwargs)
+                                                   errors="return", max_pixels=services.config.max_pixels,
+                                                   **kwargs)
                 for (i, im), cap in zip(loaded, captions, strict=True):
                     name = Path(files[i]).name
                     if isinstance(cap, str):

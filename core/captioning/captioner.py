@@ -82,6 +82,7 @@ class Captioner:
         batch_size: int = DEFAULT_BATCH_SIZE,
         errors: ErrorMode = "raise",
         progress: Callable[[int], None] | None = None,
+        max_pixels: int | None = None,
         **generation: Any,
     ) -> list[str | InvalidImageError]:
         """Caption many images; the encoder and decoder run once per chunk of ``batch_size``.
@@ -92,6 +93,8 @@ class Captioner:
             errors: ``"raise"`` stops at the first bad image; ``"return"`` puts the
                 :class:`InvalidImageError` in that image's slot and captions the rest.
             progress: called with the number of images finished after each chunk.
+            max_pixels: pixel cap for this call (``None``: the captioner's ``max_pixels``); lets
+                callers that share one cached captioner use their own caps.
             **generation: options of :class:`GenerationOptions`.
 
         Returns:
@@ -101,18 +104,21 @@ class Captioner:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if errors not in ("raise", "return"):
             raise ValueError(f"errors must be 'raise' or 'return', got {errors!r}")
+        cap = self.max_pixels if max_pixels is None else max_pixels
+        if cap < 1:
+            raise ValueError(f"max_pixels must be >= 1, got {cap}")
         options = GenerationOptions.from_kwargs(**generation)
         results: list[str | InvalidImageError] = []
         chunk: list[ImageInput] = []
         for image in images:
             chunk.append(image)
             if len(chunk) == batch_size:
-                results.extend(self._caption_chunk(chunk, options, errors))
+                results.extend(self._caption_chunk(chunk, options, errors, cap))
                 chunk = []
                 if progress:
                     progress(len(results))
         if chunk:
-            results.extend(self._caption_chunk(chunk, options, errors))
+            results.extend(self._caption_chunk(chunk, options, errors, cap))
             if progress:
                 progress(len(results))
         return results
@@ -188,13 +194,13 @@ class Captioner:
             torch.set_num_threads(before)
 
     def _caption_chunk(
-        self, chunk: list[ImageInput], options: GenerationOptions, errors: ErrorMode
+        self, chunk: list[ImageInput], options: GenerationOptions, errors: ErrorMode, max_pixels: int
     ) -> list[str | InvalidImageError]:
         out: list[str | InvalidImageError | None] = [None] * len(chunk)
         images: list[Image.Image | torch.Tensor] = []
         slots: list[int] = []
         if self.device_decode:
-            jpegs = [(i, read_plain_jpeg(src, self.max_pixels)) for i, src in enumerate(chunk)]
+            jpegs = [(i, read_plain_jpeg(src, max_pixels)) for i, src in enumerate(chunk)]
             found = [(i, data) for i, data in jpegs if data is not None]
             if found:
                 try:
@@ -206,7 +212,7 @@ class Captioner:
             if i in slots:
                 continue
             try:
-                images.append(load_image(src, max_pixels=self.max_pixels))
+                images.append(load_image(src, max_pixels=max_pixels))
                 slots.append(i)
             except InvalidImageError as exc:
                 if errors == "raise":

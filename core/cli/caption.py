@@ -92,7 +92,6 @@ def run(args: argparse.Namespace) -> int:
 
     quiet_transformers()
     captioner = get_captioner(args.model, device=args.device, dtype=args.dtype)
-    captioner.max_pixels = args.max_pixels
     if args.output is not None:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         meta = {**captioner.info, "generation": gen, "format": args.format}
@@ -109,7 +108,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         for chunk in _chunks(todo, args.batch_size):
             inputs: list[ImageInput] = [(stdin_data or b"") if p == "-" else p for p in chunk]
-            results = captioner.caption_batch(inputs, batch_size=args.batch_size, errors="return", **gen)
+            results = captioner.caption_batch(
+                inputs, batch_size=args.batch_size, errors="return", max_pixels=args.max_pixels, **gen
+            )
             for path, result in zip(chunk, results, strict=True):
                 if isinstance(result, InvalidImageError):
                     failed += 1

@@ -45,7 +45,8 @@ def _run(files: list[Any], generation: dict[str, Any], settings: AppSettings) ->
             images.append(image)
             thumbs[i] = _thumbnail(image)
         if images:
-            captions = captioner.caption_batch(images, batch_size=len(images), errors="return", **generation)
+            captions = captioner.caption_batch(images, batch_size=len(images), errors="return",
+                                               max_pixels=settings.max_pixels, **generation)
             for i, cap in zip(slots, captions, strict=True):
                 if isinstance(cap, str):
                     records[i] = CaptionRecord(files[i].name, cap)

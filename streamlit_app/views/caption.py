@@ -54,7 +54,7 @@ def _caption(name: str, data: bytes, generation: dict[str, Any], settings: AppSe
     try:
         with st.spinner("Captioning…"):
             result["caption"] = resources.captioner(settings.model, settings.device).caption(
-                image, **generation)
+                image, max_pixels=settings.max_pixels, **generation)
     except core.ModelUnavailableError as exc:
         result["error"] = "The captioning model could not be loaded."
         result["fix"] = str(exc)

@@ -150,3 +150,27 @@ def test_module_level_api_caches_the_model(tiny_model_dir: Path, coco_images: li
     assert text == a.caption(coco_images[0], **GREEDY)
     assert core.caption_batch(coco_images[:2], device="cpu", **GREEDY) == a.caption_batch(coco_images[:2], **GREEDY)
     clear_cache()
+
+
+def test_pixel_cap_per_call_overrides_the_captioner_cap(tiny_model_dir: Path, coco_images: list[Path]) -> None:
+    # A small instance cap, as a shared cached captioner might have; every call may bring its own.
+    cap = core.Captioner(str(tiny_model_dir), device="cpu", dtype="float32", max_pixels=1000)
+    sizes = []
+    for path in coco_images[:2]:
+        with Image.open(path) as im:
+            sizes.append(im.width * im.height)
+    pixels = max(sizes)
+    with pytest.raises(core.InvalidImageError, match="pixels"):
+        cap.caption(coco_images[0], **GREEDY)
+    wide_open = cap.caption_batch(coco_images[:2], max_pixels=pixels, **GREEDY)
+    assert wide_open == cap.caption_batch(coco_images[:2], max_pixels=10**8, **GREEDY)
+    assert all(isinstance(c, str) and c for c in wide_open)
+    assert cap.caption(coco_images[0], max_pixels=sizes[0], **GREEDY) == wide_open[0]
+    # Stricter than the instance cap, on the Pillow path and the plain-JPEG device-decode path.
+    for device_decode in (False, True):
+        cap.device_decode = device_decode
+        out = cap.caption_batch(coco_images[:1], errors="return", max_pixels=sizes[0] - 1, **GREEDY)
+        assert isinstance(out[0], core.InvalidImageError), device_decode
+    assert cap.max_pixels == 1000  # the call did not change the captioner
+    with pytest.raises(ValueError, match="max_pixels"):
+        cap.caption_batch(coco_images[:1], max_pixels=0)

@@ -165,3 +165,16 @@ def test_eval_scores_a_captions_file_and_a_split(capsys, tiny_model_dir: Path, t
     assert json.loads(out2) == scores  # captioning the split directly gives the same scores
     code, _, err = run(capsys, "eval", "--captions", str(tmp_path / "missing.jsonl"), "--references", str(refs))
     assert code == 2 and "not found" in err
+
+
+def test_max_pixels_applies_to_the_run_without_changing_the_cached_captioner(
+        capsys, tiny_model_dir: Path, folder: Path) -> None:
+    cached = core.get_captioner(str(tiny_model_dir), device="cpu")
+    before = cached.max_pixels
+    code, out, err = run(capsys, "caption", str(folder), "--model", str(tiny_model_dir), "--max-pixels", "1000",
+                         *GREEDY)
+    assert code == 1 and out == ""  # every COCO image is over 1,000 pixels
+    assert "over the limit of 1,000" in err and "0 captioned" not in out
+    assert cached.max_pixels == before  # other users of the cached model keep their cap
+    code, out, err = run(capsys, "caption", str(folder), "--model", str(tiny_model_dir), *GREEDY)
+    assert code == 0 and len(out.splitlines()) == 6, err
