@@ -6,7 +6,10 @@ so the logits are cosine similarities divided by the temperature.
 Distributed training (DDP) is prepared for but not required: pass the projections gathered from
 all processes as ``z1_all, z2_all`` (with gradients, e.g. ``torch.distributed.nn.all_gather``) and
 the local batch's ``offset`` in them; each process then contrasts its local positives against the
-global batch, and the mean of the per-process losses equals the single-process loss on the union.
+global batch. :class:`NTXentLoss` with :func:`distributed_gather` does this for per-process batches
+of any sizes (e.g. after unreadable images were dropped on one rank) and weights each process's
+loss by its share of the rows, so the mean of the per-process losses (what DDP's gradient averaging
+differentiates) equals the single-process loss on the union batch.
 """
 
 from __future__ import annotations
@@ -109,18 +112,54 @@ def cross_view_loss(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.1
     return F.cross_entropy(logits, torch.arange(z1.shape[0], device=z1.device))
 
 
-def distributed_gather() -> Gather:
-    """An all-gather that keeps gradients (for NTXentLoss(gather=...) under torch.distributed)."""
-    import torch.distributed as dist
-    import torch.distributed.nn.functional as dist_fn
+class DistributedGather:
+    """All-gather of per-process rows that keeps gradients and allows different row counts.
 
-    if not (dist.is_available() and dist.is_initialized()):
-        raise RuntimeError("torch.distributed is not initialised")
+    ``torch.distributed`` all-gathers need equal shapes, so the row counts are all-gathered first,
+    the local rows zero-padded to the largest count, gathered, and each process's block cut back
+    to its true size. The backward of the gather sums every process's gradient for a block into
+    that process's rows (the padding rows get none), as with equal sizes.
+    """
 
-    def gather(z: torch.Tensor) -> torch.Tensor:
-        return torch.cat(list(dist_fn.all_gather(z)), dim=0)
+    def __init__(self) -> None:
+        import torch.distributed as dist
 
-    return gather
+        if not (dist.is_available() and dist.is_initialized()):
+            raise RuntimeError("torch.distributed is not initialised")
+
+    def sizes(self, n: int, device: torch.device | str = "cpu") -> list[int]:
+        """Every process's row count, in rank order (one collective; all ranks must call it)."""
+        import torch.distributed as dist
+
+        local = torch.tensor([n], dtype=torch.long, device=device)
+        out = [torch.zeros_like(local) for _ in range(dist.get_world_size())]
+        dist.all_gather(out, local)
+        return [int(t.item()) for t in out]
+
+    def __call__(self, z: torch.Tensor, sizes: list[int] | None = None) -> torch.Tensor:
+        """Rows of all processes concatenated in rank order; ``sizes`` from :meth:`sizes`.
+
+        Shape:
+            z: (N_rank, D) -> (sum of N over ranks, D).
+        """
+        import torch.distributed.nn.functional as dist_fn
+
+        if sizes is None:
+            sizes = self.sizes(z.shape[0], z.device)
+        top = max(sizes)
+        padded = F.pad(z, (0, 0, 0, top - z.shape[0])) if z.shape[0] < top else z
+        parts = dist_fn.all_gather(padded)
+        if all(s == top for s in sizes):
+            return torch.cat(list(parts), dim=0)
+        return torch.cat([part[:s] for part, s in zip(parts, sizes, strict=True)], dim=0)
+
+
+def distributed_gather() -> DistributedGather:
+    """An all-gather that keeps gradients (for NTXentLoss(gather=...) under torch.distributed).
+
+    Per-process batches may differ in size; see :class:`DistributedGather`.
+    """
+    return DistributedGather()
 
 
 class NTXentLoss(nn.Module):
@@ -129,8 +168,12 @@ class NTXentLoss(nn.Module):
     Args:
         temperature: softmax temperature, > 0.
         variant: ``"nt_xent"`` (symmetric, 2N views) or ``"cross_view"`` (one direction, N x N).
-        gather: optional function returning a tensor concatenated over processes (all ranks equal
-            batch sizes); used for extra negatives with ``nt_xent`` only.
+        gather: optional function returning a tensor concatenated over processes; used for extra
+            negatives with ``nt_xent`` only. With :func:`distributed_gather` the ranks' batch sizes
+            may differ: the local rows sit after those of the lower ranks, and the local loss is
+            scaled by ``N * world / sum(N)`` so the mean over ranks is the union-batch loss (the
+            scale is exactly 1 for equal sizes). Any other function must return equal-sized
+            blocks per rank (the local rows at ``rank * N``); its loss is not rescaled.
         rank: this process's index in the gathered tensor.
 
     Shape:
@@ -161,14 +204,27 @@ class NTXentLoss(nn.Module):
         if self.gather is None:
             return nt_xent_loss(z1, z2, self.temperature)
         _check_pair(z1, z2)
-        return nt_xent_loss(
+        n = z1.shape[0]
+        if not isinstance(self.gather, DistributedGather):
+            return nt_xent_loss(
+                z1, z2, self.temperature, z1_all=self.gather(z1), z2_all=self.gather(z2), offset=self.rank * n
+            )
+        sizes = self.gather.sizes(n, z1.device)
+        if sizes[self.rank] != n:
+            raise ValueError(f"rank {self.rank} holds {n} rows but the gather says {sizes[self.rank]}")
+        loss = nt_xent_loss(
             z1,
             z2,
             self.temperature,
-            z1_all=self.gather(z1),
-            z2_all=self.gather(z2),
-            offset=self.rank * z1.shape[0],
+            z1_all=self.gather(z1, sizes),
+            z2_all=self.gather(z2, sizes),
+            offset=sum(sizes[: self.rank]),
         )
+        total = sum(sizes)
+        if total != n * len(sizes):
+            # Mean over the 2N local anchors -> this rank's share of the mean over all 2*total.
+            loss = loss * (n * len(sizes) / total)
+        return loss
 
     def extra_repr(self) -> str:
         return f"temperature={self.temperature}, variant={self.variant!r}"

@@ -37,7 +37,7 @@ from core.ssl.checkpoint import (
 from core.ssl.config import SSLConfig
 from core.ssl.data import TwoViewDataset, collate_views, find_dataset, sibling_split
 from core.ssl.gpu_augment import two_views
-from core.ssl.loss import NTXentLoss, distributed_gather, positive_top1
+from core.ssl.loss import DistributedGather, NTXentLoss, distributed_gather, positive_top1
 from core.ssl.metrics import HeldOutEval, embedding_std, plot_history
 from core.ssl.models import build_model
 from core.ssl.views import DecodedDataset, collate_decoded
@@ -164,7 +164,7 @@ def _train(config: SSLConfig, device: torch.device, progress: bool) -> Path:
             if isinstance(val, torch.Tensor) and key != "step":
                 st[key] = val.to(device)
     net: nn.Module = model
-    gather = None
+    gather: DistributedGather | None = None
     if world > 1:
         net = nn.parallel.DistributedDataParallel(model)
         gather = distributed_gather()
@@ -174,8 +174,9 @@ def _train(config: SSLConfig, device: torch.device, progress: bool) -> Path:
     dataset: TwoViewDataset | DecodedDataset = (
         DecodedDataset(paths) if batched else TwoViewDataset(paths, config.img_size, config.seed))
     n = len(dataset)
-    # Under DDP every rank must run the same steps with equal batches (the loss all-gathers z),
-    # so each epoch uses n // world images per rank; the n % world left over differ per epoch.
+    # Under DDP every rank must run the same steps (the loss all-gathers z), so each epoch uses
+    # n // world images per rank; the n % world left over differ per epoch. Batches may still
+    # differ in size when images turn out unreadable: the gather and the loss allow that.
     share = n // world
     if share < 2:
         raise ValueError(f"{config.data_dir}: {n} image(s) for {world} processes; each needs >= 2")
@@ -207,9 +208,20 @@ def _train(config: SSLConfig, device: torch.device, progress: bool) -> Path:
         for batch in bar:
             skipped += batch[-1]
             b = len(batch[0])
-            if b < 2:  # one view pair has no negatives: nothing to learn, skip (counted)
-                skipped += b
-                continue
+            weight: float = b  # loss.item() * weight = this rank's summed per-pair loss
+            if gather is None:
+                if b < 2:  # one view pair has no negatives: nothing to learn, skip (counted)
+                    skipped += b
+                    continue
+            else:
+                # Every rank must agree to skip, or one would wait in the step's collectives. A
+                # single local pair is fine here (the other ranks' rows are its negatives); an
+                # empty batch (all unreadable) skips the step on every rank (counted).
+                sizes = gather.sizes(b, device)
+                if min(sizes) < 1:
+                    skipped += b
+                    continue
+                weight = sum(sizes) / world  # the loss is scaled by b * world / sum(sizes)
             if batched:
                 v1, v2 = two_views(batch[0], config.img_size, device, aug_gen)
             else:
@@ -223,11 +235,18 @@ def _train(config: SSLConfig, device: torch.device, progress: bool) -> Path:
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            sums["loss"] += loss.item() * b
+            sums["loss"] += loss.item() * weight
             sums["pos_top1"] += positive_top1(z[:b], z[b:]) * b
             sums["emb_std"] += embedding_std(h) * b
             seen += b
             bar.set_postfix(loss=f"{sums['loss'] / seen:.4f}")
+        if world > 1:  # epoch figures over all ranks: pair-weighted means, summed counts
+            import torch.distributed as dist
+
+            totals = torch.tensor([*sums.values(), seen, skipped], dtype=torch.float64, device=device)
+            dist.all_reduce(totals)
+            sums = dict(zip(sums, totals[:3].tolist(), strict=True))
+            seen, skipped = int(totals[3].item()), int(totals[4].item())
         if seen == 0:
             raise ValueError(f"epoch {epoch + 1}: no usable batch ({skipped} image(s) unreadable)")
         row: dict[str, Any] = {"epoch": epoch + 1, **{k: v / seen for k, v in sums.items()}}

@@ -182,3 +182,118 @@ def test_too_few_images_for_the_processes_fail_clearly(tmp_path: Path) -> None:
     data = tmp_path / "imgs"
     make_folder(data, 3, size=40)  # 1 image per rank: no negatives anywhere
     mp.spawn(_too_few_worker, args=(tmp_path / "store", data, tmp_path / "run"), nprocs=WORLD, join=True)
+
+
+def _uneven_gather_worker(rank: int, store: Path) -> None:
+    """Ranks with 3 and 2 pairs: the loss mean and DDP grads are still the union batch's."""
+    _init(rank, store)
+    try:
+        cfg = _config(Path("unused"), Path("unused"))
+        torch.manual_seed(0)
+        model = build_model(cfg)
+        ref = copy.deepcopy(model)
+        net = torch.nn.parallel.DistributedDataParallel(model)
+        sizes = [3, 2]
+        gen = torch.Generator().manual_seed(321)
+        views = [torch.rand(2, s, 3, cfg.img_size, cfg.img_size, generator=gen) for s in sizes]
+        b = sizes[rank]
+        _, z = net(torch.cat([views[rank][0], views[rank][1]]))
+        loss = NTXentLoss(cfg.temperature, gather=distributed_gather(), rank=rank)(z[:b], z[b:])
+        loss.backward()
+
+        z1s, z2s = [], []
+        for r in range(WORLD):
+            _, zr = ref(torch.cat([views[r][0], views[r][1]]))
+            z1s.append(zr[: sizes[r]])
+            z2s.append(zr[sizes[r] :])
+        global_loss = nt_xent_loss(torch.cat(z1s), torch.cat(z2s), cfg.temperature)
+        global_loss.backward()
+
+        mean = torch.cat(_all(loss.detach().reshape(1))).mean()
+        torch.testing.assert_close(mean, global_loss.detach(), rtol=1e-6, atol=1e-5)
+        for (name, p), (_, q) in zip(model.named_parameters(), ref.named_parameters(), strict=True):
+            assert p.grad is not None, name
+            for other in _all(p.grad):
+                torch.testing.assert_close(other, p.grad, rtol=0, atol=0, msg=f"{name}: ranks differ")
+            torch.testing.assert_close(p.grad, q.grad, rtol=1e-4, atol=1e-6,
+                                       msg=lambda m, name=name: f"{name}: DDP grad != global grad\n{m}")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_gathered_loss_and_ddp_grads_with_unequal_batches(tmp_path: Path) -> None:
+    mp.spawn(_uneven_gather_worker, args=(tmp_path / "store",), nprocs=WORLD, join=True)
+
+
+def _figures_worker(rank: int, store: Path, data: Path, out: Path) -> None:
+    """One epoch of core.ssl.train.train; records this rank's per-step figures to rank{r}.json."""
+    _init(rank, store)
+    try:
+        train_mod = importlib.import_module("core.ssl.train")
+        built: list[torch.nn.Module] = []
+        steps: list[dict[str, float]] = []
+        real_build, real_forward = train_mod.build_model, NTXentLoss.forward
+        real_top1, real_std = train_mod.positive_top1, train_mod.embedding_std
+
+        def build(config: SSLConfig) -> torch.nn.Module:
+            built.append(real_build(config))
+            return built[-1]
+
+        def forward(self: NTXentLoss, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
+            loss = real_forward(self, z1, z2)
+            steps.append({"b": z1.shape[0], "loss": loss.item()})
+            return loss
+
+        def top1(z1: torch.Tensor, z2: torch.Tensor) -> float:
+            steps[-1]["pos_top1"] = real_top1(z1, z2)
+            return steps[-1]["pos_top1"]
+
+        def std(h: torch.Tensor) -> float:
+            steps[-1]["emb_std"] = real_std(h)
+            return steps[-1]["emb_std"]
+
+        train_mod.build_model = build  # type: ignore[assignment]
+        train_mod.positive_top1 = top1  # type: ignore[assignment]
+        train_mod.embedding_std = std  # type: ignore[assignment]
+        NTXentLoss.forward = forward  # type: ignore[method-assign]
+        train_mod.train(_config(data, out, num_epochs=1), progress=False)
+        for name, p in built[0].named_parameters():
+            for other in _all(p.detach()):
+                torch.testing.assert_close(other, p.detach(), rtol=0, atol=0, msg=f"{name}: ranks differ")
+        (out.parent / f"rank{rank}.json").write_text(json.dumps(steps))
+    finally:
+        dist.destroy_process_group()
+
+
+def _run_figures(tmp_path: Path, data: Path) -> tuple[dict, list[list[dict[str, float]]]]:
+    out = tmp_path / "run"
+    mp.spawn(_figures_worker, args=(tmp_path / "store", data, out), nprocs=WORLD, join=True)
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(WORLD)]
+    return json.loads((out / "history.json").read_text())[0], ranks
+
+
+def test_history_is_the_mean_over_ranks(tmp_path: Path) -> None:
+    data = tmp_path / "imgs"
+    make_folder(data, 8, size=40)  # one batch of 4 per rank
+    row, ranks = _run_figures(tmp_path, data)
+    assert [[s["b"] for s in r] for r in ranks] == [[4], [4]]
+    assert ranks[0][0]["loss"] != pytest.approx(ranks[1][0]["loss"], abs=1e-6)  # rank 0 alone != mean
+    for key in ("loss", "pos_top1", "emb_std"):
+        assert row[key] == pytest.approx((ranks[0][0][key] + ranks[1][0][key]) / 2, rel=1e-6), key
+    assert row["skipped_images"] == 0
+
+
+def test_two_process_training_with_an_unreadable_image(tmp_path: Path) -> None:
+    data = tmp_path / "imgs"
+    make_folder(data, 7, size=40)
+    (data / "zz_broken.png").write_bytes(b"\x89PNG but not really")  # found, fails to decode
+    row, ranks = _run_figures(tmp_path, data)  # the workers check the weights agree across ranks
+    # 4 images per rank; the broken one leaves its rank a batch of 3: unequal gathered batches.
+    assert sorted(s["b"] for r in ranks for s in r) == [3, 4]
+    assert row["skipped_images"] == 1  # counted on whichever rank read it
+    # The per-rank losses are scaled to their share, so their mean is the union-batch loss,
+    # and the history's pair-weighted epoch figures agree with it.
+    assert row["loss"] == pytest.approx((ranks[0][0]["loss"] + ranks[1][0]["loss"]) / 2, rel=1e-6)
+    for key in ("pos_top1", "emb_std"):
+        want = sum(r[0][key] * r[0]["b"] for r in ranks) / 7
+        assert row[key] == pytest.approx(want, rel=1e-6), key
