@@ -94,14 +94,19 @@ def _gather_worker(rank: int, store: Path) -> None:
 
         # DDP averages the per-rank gradients; all_gather's backward sums the gradients from
         # every rank's loss into the local rows, so the result is the gradient of the global mean.
-        for (name, p), (_, q) in zip(model.named_parameters(), ref.named_parameters(), strict=True):
-            assert p.grad is not None, name
-            for other in _all(p.grad):
-                torch.testing.assert_close(other, p.grad, rtol=0, atol=0, msg=f"{name}: ranks differ")
-            torch.testing.assert_close(p.grad, q.grad, rtol=1e-4, atol=1e-6,
-                                       msg=lambda m, name=name: f"{name}: DDP grad != global grad\n{m}")
+        _assert_grads_match(model, ref)
     finally:
         dist.destroy_process_group()
+
+
+def _assert_grads_match(model: torch.nn.Module, ref: torch.nn.Module) -> None:
+    """DDP gradients: identical on every rank and equal to the single-process ``ref`` gradients."""
+    for (name, p), (_, q) in zip(model.named_parameters(), ref.named_parameters(), strict=True):
+        assert p.grad is not None, name
+        for other in _all(p.grad):
+            torch.testing.assert_close(other, p.grad, rtol=0, atol=0, msg=f"{name}: ranks differ")
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-4, atol=1e-6,
+                                   msg=lambda m, name=name: f"{name}: DDP grad != global grad\n{m}")
 
 
 def _train_worker(rank: int, store: Path, data: Path, out: Path, epochs: int) -> None:
@@ -211,12 +216,7 @@ def _uneven_gather_worker(rank: int, store: Path) -> None:
 
         mean = torch.cat(_all(loss.detach().reshape(1))).mean()
         torch.testing.assert_close(mean, global_loss.detach(), rtol=1e-6, atol=1e-5)
-        for (name, p), (_, q) in zip(model.named_parameters(), ref.named_parameters(), strict=True):
-            assert p.grad is not None, name
-            for other in _all(p.grad):
-                torch.testing.assert_close(other, p.grad, rtol=0, atol=0, msg=f"{name}: ranks differ")
-            torch.testing.assert_close(p.grad, q.grad, rtol=1e-4, atol=1e-6,
-                                       msg=lambda m, name=name: f"{name}: DDP grad != global grad\n{m}")
+        _assert_grads_match(model, ref)
     finally:
         dist.destroy_process_group()
 
