@@ -198,7 +198,9 @@ class NTXentLoss(nn.Module):
         self.gather = gather
         self.rank = int(rank)
 
-    def forward(self, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
+    def forward(self, z1: torch.Tensor, z2: torch.Tensor, sizes: list[int] | None = None) -> torch.Tensor:
+        """The loss of the local pairs; ``sizes``: every rank's pair count when the caller already
+        gathered it (:meth:`DistributedGather.sizes`), which saves that collective here."""
         if self.variant == "cross_view":
             return cross_view_loss(z1, z2, self.temperature)
         if self.gather is None:
@@ -209,7 +211,8 @@ class NTXentLoss(nn.Module):
             return nt_xent_loss(
                 z1, z2, self.temperature, z1_all=self.gather(z1), z2_all=self.gather(z2), offset=self.rank * n
             )
-        sizes = self.gather.sizes(n, z1.device)
+        if sizes is None:
+            sizes = self.gather.sizes(n, z1.device)
         if sizes[self.rank] != n:
             raise ValueError(f"rank {self.rank} holds {n} rows but the gather says {sizes[self.rank]}")
         loss = nt_xent_loss(

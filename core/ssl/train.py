@@ -209,6 +209,7 @@ def _train(config: SSLConfig, device: torch.device, progress: bool) -> Path:
             skipped += batch[-1]
             b = len(batch[0])
             weight: float = b  # loss.item() * weight = this rank's summed per-pair loss
+            sizes: list[int] | None = None  # every rank's pair count, under DDP
             if gather is None:
                 if b < 2:  # one view pair has no negatives: nothing to learn, skip (counted)
                     skipped += b
@@ -231,7 +232,7 @@ def _train(config: SSLConfig, device: torch.device, progress: bool) -> Path:
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
                 h, z = net(x)
             h, z = h.float(), z.float()
-            loss = criterion(z[:b], z[b:])
+            loss = criterion(z[:b], z[b:], sizes=sizes)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -52,15 +52,20 @@ def _all(t: torch.Tensor) -> list[torch.Tensor]:
     return out
 
 
+def _models(cfg: SSLConfig) -> tuple[torch.nn.Module, torch.nn.Module, torch.nn.Module]:
+    """The seeded model, a copy with the same weights and no DDP (the single-process reference),
+    and the model wrapped in DDP."""
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    return model, copy.deepcopy(model), torch.nn.parallel.DistributedDataParallel(model)
+
+
 def _gather_worker(rank: int, store: Path) -> None:
     """Gathered loss and DDP gradients == single-process loss and gradient over the union batch."""
     _init(rank, store)
     try:
         cfg = _config(Path("unused"), Path("unused"))
-        torch.manual_seed(0)
-        model = build_model(cfg)
-        ref = copy.deepcopy(model)  # same weights, no DDP: the single-process reference
-        net = torch.nn.parallel.DistributedDataParallel(model)
+        model, ref, net = _models(cfg)
         b = 3  # local pairs per rank; global batch 6
         gen = torch.Generator().manual_seed(123)  # every rank knows every rank's inputs
         views = torch.rand(WORLD, 2, b, 3, cfg.img_size, cfg.img_size, generator=gen)  # (rank, view, ...)
@@ -123,10 +128,12 @@ def _train_worker(rank: int, store: Path, data: Path, out: Path, epochs: int) ->
             built.append(real_build(config))
             return built[-1]
 
-        def counting_forward(self: NTXentLoss, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
+        def counting_forward(self: NTXentLoss, z1: torch.Tensor, z2: torch.Tensor,
+                             sizes: list[int] | None = None) -> torch.Tensor:
             assert self.gather is not None and self.rank == rank  # the distributed path is taken
+            assert sizes is not None and sizes[rank] == z1.shape[0]  # train passes the gathered sizes
             steps[0] += 1
-            return real_forward(self, z1, z2)
+            return real_forward(self, z1, z2, sizes)
 
         train_mod.build_model = build  # type: ignore[assignment]
         NTXentLoss.forward = counting_forward  # type: ignore[method-assign]
@@ -194,10 +201,7 @@ def _uneven_gather_worker(rank: int, store: Path) -> None:
     _init(rank, store)
     try:
         cfg = _config(Path("unused"), Path("unused"))
-        torch.manual_seed(0)
-        model = build_model(cfg)
-        ref = copy.deepcopy(model)
-        net = torch.nn.parallel.DistributedDataParallel(model)
+        model, ref, net = _models(cfg)
         sizes = [3, 2]
         gen = torch.Generator().manual_seed(321)
         views = [torch.rand(2, s, 3, cfg.img_size, cfg.img_size, generator=gen) for s in sizes]
@@ -239,8 +243,9 @@ def _figures_worker(rank: int, store: Path, data: Path, out: Path) -> None:
             built.append(real_build(config))
             return built[-1]
 
-        def forward(self: NTXentLoss, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
-            loss = real_forward(self, z1, z2)
+        def forward(self: NTXentLoss, z1: torch.Tensor, z2: torch.Tensor,
+                    sizes: list[int] | None = None) -> torch.Tensor:
+            loss = real_forward(self, z1, z2, sizes)
             steps.append({"b": z1.shape[0], "loss": loss.item()})
             return loss
 
