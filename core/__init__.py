@@ -10,12 +10,22 @@ Front ends (Gradio, Streamlit, the ``img2text`` CLI) are thin layers over this p
 from core.captioning import (
     DEFAULT_MODEL,
     Captioner,
+    CaptionRecord,
     GenerationOptions,
     caption,
     caption_batch,
+    caption_records,
     get_captioner,
+    iter_caption_records,
 )
-from core.errors import CheckpointError, InvalidImageError, ModelUnavailableError
+from core.errors import (
+    CheckpointError,
+    ConfigError,
+    DatasetError,
+    Img2TextError,
+    InvalidImageError,
+    ModelUnavailableError,
+)
 from core.images import DEFAULT_MAX_PIXELS, load_image
 
 __version__ = "0.1.0"
@@ -23,13 +33,19 @@ __version__ = "0.1.0"
 __all__ = [
     "DEFAULT_MAX_PIXELS",
     "DEFAULT_MODEL",
+    "CaptionRecord",
     "Captioner",
     "CheckpointError",
+    "ConfigError",
+    "DatasetError",
     "GenerationOptions",
+    "Img2TextError",
     "InvalidImageError",
     "ModelUnavailableError",
     "caption",
     "caption_batch",
+    "caption_records",
     "get_captioner",
+    "iter_caption_records",
     "load_image",
 ]

@@ -1,9 +1,18 @@
-"""The exceptions that `core` raises on purpose; everything a caller should catch."""
+"""The exceptions that `core` raises on purpose; everything a caller should catch.
+
+Every one derives from :class:`Img2TextError`, so a front end can catch the project's own
+errors (whose messages name the input, the reason and the fix) without catching bugs. Each also
+keeps the built-in base it had before (``ValueError``, ``RuntimeError``), so older callers work.
+"""
 
 from __future__ import annotations
 
 
-class InvalidImageError(ValueError):
+class Img2TextError(Exception):
+    """Base class of every error this project raises on purpose; the message is for users."""
+
+
+class InvalidImageError(Img2TextError, ValueError):
     """An input could not be turned into an RGB image.
 
     The message always names the input (a path, ``<bytes: N bytes>``, ...) and the reason,
@@ -15,10 +24,21 @@ class InvalidImageError(ValueError):
         self.reason = reason
         super().__init__(f"{source}: {reason}")
 
+    def __reduce__(self):  # keep (source, reason) across pickling (worker processes, Ray)
+        return (type(self), (self.source, self.reason))
 
-class ModelUnavailableError(RuntimeError):
+
+class ModelUnavailableError(Img2TextError, RuntimeError):
     """A captioning model could not be loaded; the message says how to fix it."""
 
 
-class CheckpointError(ValueError):
+class CheckpointError(Img2TextError, ValueError):
     """A weight file or checkpoint folder is missing, corrupt, unsafe or does not fit the model."""
+
+
+class ConfigError(Img2TextError, ValueError):
+    """A configuration or option value is invalid; the message names the field and the fix."""
+
+
+class DatasetError(Img2TextError, ValueError):
+    """A data set folder or annotation file is missing, malformed or unsafe."""

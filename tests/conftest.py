@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
-import pytest
+# Before anything imports huggingface_hub: tests never reach the hub, and an offline hub fails
+# at once instead of waiting for a network time-out.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
 
 pytest_plugins = ["tests.fixtures.tiny_model"]
 

@@ -16,7 +16,7 @@ from core.captioning.jpeg import decode_jpegs, read_plain_jpeg
 from core.captioning.loading import ModelSpec, load_components, resolve_model_spec
 from core.devices import resolve_device, resolve_dtype
 from core.errors import InvalidImageError
-from core.images import DEFAULT_MAX_PIXELS, ImageInput, describe, load_image
+from core.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, ImageInput, describe, load_image
 
 DEFAULT_BATCH_SIZE = 16
 ErrorMode = Literal["raise", "return"]
@@ -83,6 +83,7 @@ class Captioner:
         errors: ErrorMode = "raise",
         progress: Callable[[int], None] | None = None,
         max_pixels: int | None = None,
+        max_bytes: int = DEFAULT_MAX_BYTES,
         **generation: Any,
     ) -> list[str | InvalidImageError]:
         """Caption many images; the encoder and decoder run once per chunk of ``batch_size``.
@@ -95,6 +96,7 @@ class Captioner:
             progress: called with the number of images finished after each chunk.
             max_pixels: pixel cap for this call (``None``: the captioner's ``max_pixels``); lets
                 callers that share one cached captioner use their own caps.
+            max_bytes: encoded-size cap for paths, bytes and file objects (see ``load_image``).
             **generation: options of :class:`GenerationOptions`.
 
         Returns:
@@ -113,12 +115,12 @@ class Captioner:
         for image in images:
             chunk.append(image)
             if len(chunk) == batch_size:
-                results.extend(self._caption_chunk(chunk, options, errors, cap))
+                results.extend(self._caption_chunk(chunk, options, errors, cap, max_bytes))
                 chunk = []
                 if progress:
                     progress(len(results))
         if chunk:
-            results.extend(self._caption_chunk(chunk, options, errors, cap))
+            results.extend(self._caption_chunk(chunk, options, errors, cap, max_bytes))
             if progress:
                 progress(len(results))
         return results
@@ -194,13 +196,14 @@ class Captioner:
             torch.set_num_threads(before)
 
     def _caption_chunk(
-        self, chunk: list[ImageInput], options: GenerationOptions, errors: ErrorMode, max_pixels: int
+        self, chunk: list[ImageInput], options: GenerationOptions, errors: ErrorMode, max_pixels: int,
+        max_bytes: int = DEFAULT_MAX_BYTES,
     ) -> list[str | InvalidImageError]:
         out: list[str | InvalidImageError | None] = [None] * len(chunk)
         images: list[Image.Image | torch.Tensor] = []
         slots: list[int] = []
         if self.device_decode:
-            jpegs = [(i, read_plain_jpeg(src, max_pixels)) for i, src in enumerate(chunk)]
+            jpegs = [(i, read_plain_jpeg(src, max_pixels, max_bytes)) for i, src in enumerate(chunk)]
             found = [(i, data) for i, data in jpegs if data is not None]
             if found:
                 try:
@@ -212,7 +215,7 @@ class Captioner:
             if i in slots:
                 continue
             try:
-                images.append(load_image(src, max_pixels=max_pixels))
+                images.append(load_image(src, max_pixels=max_pixels, max_bytes=max_bytes))
                 slots.append(i)
             except InvalidImageError as exc:
                 if errors == "raise":

@@ -1,0 +1,85 @@
+"""Crash-safe file writes and content hashes: the one place every package writes files through.
+
+A reader of a file written here sees the old file or the new one, never a partial one: the bytes
+go to a temporary file in the same folder, are fsync'ed, then ``os.replace`` makes them live.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+
+def atomic_write(dest: str | os.PathLike, write: Callable[[Path], Any]) -> None:
+    """Call ``write(tmp_path)`` to fill a temporary file, then move it over ``dest`` atomically.
+
+    Args:
+        dest: the file to create or replace; its folder is created if missing.
+        write: writes the new content to the path it is given (e.g. ``safetensors.save_file``).
+
+    Raises:
+        Whatever ``write`` raises; the temporary file is removed and ``dest`` is left as it was.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.parent / f".{dest.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+    # os.open with 0o666 honours the umask (mkstemp would force 0600 on shared folders).
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    try:
+        write(tmp)
+        with tmp.open("rb+") as fh:
+            os.fsync(fh.fileno())  # the bytes must be on disk before the rename makes them live
+        os.replace(tmp, dest)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    fsync_dir(dest.parent)
+
+
+def atomic_write_bytes(dest: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``dest`` atomically (old-or-new under a crash)."""
+    atomic_write(dest, lambda tmp: tmp.write_bytes(data))
+
+
+def atomic_write_text(dest: str | os.PathLike, text: str) -> None:
+    """Write UTF-8 ``text`` to ``dest`` atomically, with no newline translation."""
+    atomic_write_bytes(dest, text.encode("utf-8"))
+
+
+def atomic_write_json(dest: str | os.PathLike, obj: Any) -> None:
+    """Write ``obj`` as indented, key-sorted JSON (plus a final newline) atomically."""
+    atomic_write_bytes(dest, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+
+
+def fsync_dir(folder: str | os.PathLike) -> None:
+    """Make renames inside ``folder`` durable; a no-op where folders can't be opened (Windows)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        with contextlib.suppress(OSError):
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def sha256_bytes(data: bytes) -> str:
+    """Hex sha256 of ``data`` (the content hash used to recognise the same image)."""
+    return hashlib.sha256(data).hexdigest()
