@@ -10,6 +10,7 @@ from core.ssl.config import SSLConfig
 from core.ssl.data import DatasetInfo, ImageRecord, find_dataset
 from core.ssl.loss import NTXentLoss, cross_view_loss, nt_xent_loss
 from core.ssl.models import SimCLRModel, build_model
+from core.ssl.runs import RunInfo, read_run
 from core.ssl.train import train
 from core.ssl.transforms import eval_transform, train_transform
 
@@ -18,6 +19,7 @@ __all__ = [
     "ImageRecord",
     "LoadedEncoder",
     "NTXentLoss",
+    "RunInfo",
     "SSLConfig",
     "SimCLRModel",
     "build_model",
@@ -27,6 +29,7 @@ __all__ = [
     "load_encoder",
     "nt_xent_loss",
     "random_encoder",
+    "read_run",
     "train",
     "train_transform",
 ]
