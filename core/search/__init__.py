@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+from core.fileio import sha256_file
 from core.search.embed import EmbeddingResult, embed_images, embed_one
 from core.search.index import CheckpointInfo, EmbeddingIndex
 from core.search.metrics import (
@@ -33,4 +34,5 @@ __all__ = [
     "mean_average_precision",
     "precision_at_k",
     "retrieval_metrics",
+    "sha256_file",
 ]

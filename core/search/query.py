@@ -1,10 +1,14 @@
-"""Turn mixed queries (ids, images, vectors) into vectors and run exact top-k on an index."""
+"""Turn mixed queries (ids, images, vectors) into vectors and run exact top-k on a gallery.
+
+This module knows nothing of ``EmbeddingIndex``: it works on anything shaped like
+:class:`SearchableGallery`, so ``index.py`` imports it and never the other way round.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -16,15 +20,31 @@ from core.search.embed import embed_images
 from core.search.encoder import EncoderLike
 from core.search.topk import SearchResult, topk_cosine, validate_k
 
-if TYPE_CHECKING:
-    from core.search.index import EmbeddingIndex
-
 #: A query: an indexed image id, an image (path, bytes, PIL, HxWx3 uint8 array) or a vector.
 Query = Any
 
 
+class SearchableGallery(Protocol):
+    """What query resolution reads from an index (``EmbeddingIndex`` has all of it)."""
+
+    embeddings: torch.Tensor
+    image_ids: list[int | str]
+    paths: list[Path]
+    captions: list[list[str]]
+    categories: list[list[int]]
+
+    def __len__(self) -> int: ...
+
+    @property
+    def dim(self) -> int: ...
+
+    def row_of_id(self, image_id: int | str) -> int: ...
+
+    def encoder_for_images(self, encoder: EncoderLike | None = None) -> EncoderLike: ...
+
+
 def search_index(
-    index: EmbeddingIndex,
+    index: SearchableGallery,
     queries: Sequence[Query],
     k: int,
     *,
@@ -66,7 +86,7 @@ def search_index(
     ]
 
 
-def _row_of(index: EmbeddingIndex, query: Query) -> int | None:
+def _row_of(index: SearchableGallery, query: Query) -> int | None:
     """The row of an id query; ``None`` for images and vectors; ``ValueError`` for unknown ids."""
     if isinstance(query, bool):
         raise ValueError(f"cannot search for {query!r}: pass an image id, an image or a vector")
@@ -108,7 +128,7 @@ def _as_vector(query: Any, dim: int) -> torch.Tensor:
     return F.normalize(vec, dim=0)
 
 
-def _result(index: EmbeddingIndex, rank: int, row: int, score: float) -> SearchResult:
+def _result(index: SearchableGallery, rank: int, row: int, score: float) -> SearchResult:
     return SearchResult(
         rank=rank,
         image_id=index.image_ids[row],

@@ -16,9 +16,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import re
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +25,10 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
 from core.errors import CheckpointError
+from core.fileio import atomic_write, sha256_file
+
+# ``sha256_file`` lives in core.fileio; re-exported here for callers that still import it from here.
+__all__ = ["IndexFormatError", "read_index", "sha256_file", "write_index"]
 
 FORMAT_NAME = "img2text-embedding-index"
 # 2: content-addressed embeddings file. Bumped so that older code refuses a new index with a
@@ -54,15 +56,6 @@ class IndexFormatError(CheckpointError):
     """An index folder is missing, partial, corrupt or of an unknown format."""
 
 
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file's bytes, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def write_index(folder: Path, embeddings: torch.Tensor, manifest: dict[str, Any]) -> None:
     """Write ``embeddings`` (Shape: (N, D), float32) and ``manifest`` into ``folder``.
 
@@ -76,9 +69,8 @@ def write_index(folder: Path, embeddings: torch.Tensor, manifest: dict[str, Any]
     digest = hashlib.sha256(data).hexdigest()
     emb_name = embeddings_file_name(digest)
     # Same contents -> same name: replacing it with identical bytes is harmless to the old index.
-    _atomic_write(folder / emb_name, lambda tmp: tmp.write_bytes(data))
-    # The new file's directory entry must be durable before a durable manifest can name it.
-    _fsync_dir(folder)
+    # atomic_write fsyncs the folder too: the new file's entry is durable before a manifest names it.
+    atomic_write(folder / emb_name, lambda tmp: tmp.write_bytes(data))
     full = {
         "format": FORMAT_NAME,
         "version": FORMAT_VERSION,
@@ -91,8 +83,7 @@ def write_index(folder: Path, embeddings: torch.Tensor, manifest: dict[str, Any]
         **manifest,
     }
     text = json.dumps(full, indent=2, ensure_ascii=False) + "\n"
-    _atomic_write(folder / MANIFEST_NAME, lambda tmp: tmp.write_text(text, encoding="utf-8"))
-    _fsync_dir(folder)
+    atomic_write(folder / MANIFEST_NAME, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     _remove_unreferenced_embeddings(folder, keep=emb_name)
 
 
@@ -196,30 +187,3 @@ def _read_manifest(path: Path) -> dict[str, Any]:
     if missing or not isinstance(manifest["embeddings"], dict):
         raise IndexFormatError(f"{path}: index manifest lacks {', '.join(missing) or 'embeddings'}")
     return manifest
-
-
-def _atomic_write(dest: Path, write: Any) -> None:
-    tmp = dest.parent / f".{dest.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
-    # os.open with 0o666 honours the umask; mkstemp would leave a shared index readable by us only.
-    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-    try:
-        write(tmp)
-        with tmp.open("rb+") as fh:
-            os.fsync(fh.fileno())  # the bytes must be on disk before the rename makes them live
-        os.replace(tmp, dest)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # e.g. Windows cannot open folders; the renames are still atomic
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

@@ -188,14 +188,14 @@ def test_crash_between_embeddings_and_manifest_keeps_the_old_index(
     old_emb = embeddings_path(folder)
     old_bytes = old_emb.read_bytes()
     smaller = EmbeddingIndex.build(encoder, gallery[:3])
-    real_write = storage._atomic_write
+    real_write = storage.atomic_write
 
     def crash_on_manifest(dest: Path, write):  # type: ignore[no-untyped-def]
         if dest.name == MANIFEST_NAME:
             raise KeyboardInterrupt  # the process dies after the embeddings, before the manifest
         real_write(dest, write)
 
-    monkeypatch.setattr(storage, "_atomic_write", crash_on_manifest)
+    monkeypatch.setattr(storage, "atomic_write", crash_on_manifest)
     with pytest.raises(KeyboardInterrupt):
         smaller.save(folder)
     monkeypatch.undo()
