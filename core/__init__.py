@@ -7,17 +7,25 @@
 Front ends (Gradio, Streamlit, the ``img2text`` CLI) are thin layers over this package.
 """
 
-from core.captioning import (
-    DEFAULT_MODEL,
-    Captioner,
-    CaptionRecord,
-    GenerationOptions,
-    caption,
-    caption_batch,
-    caption_records,
-    get_captioner,
-    iter_caption_records,
-)
+from typing import TYPE_CHECKING
+
+from core._lazy import lazy_exports
+
+if TYPE_CHECKING:  # the same names for type checkers; at run time each loads on first use
+    from core.captioning import (
+        DEFAULT_MODEL,
+        Captioner,
+        CaptionRecord,
+        GenerationOptions,
+        caption,
+        caption_batch,
+        caption_records,
+        get_captioner,
+        iter_caption_records,
+    )
+    from core.images import DEFAULT_MAX_PIXELS, load_image
+
+# Errors are light and caught everywhere: imported eagerly.
 from core.errors import (
     CheckpointError,
     ConfigError,
@@ -26,7 +34,15 @@ from core.errors import (
     InvalidImageError,
     ModelUnavailableError,
 )
-from core.images import DEFAULT_MAX_PIXELS, load_image
+
+# Lazy (core/_lazy.py): `import core` must not import torch, so `img2text --help` stays fast.
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "core.captioning": (
+        "DEFAULT_MODEL", "Captioner", "CaptionRecord", "GenerationOptions", "caption",
+        "caption_batch", "caption_records", "get_captioner", "iter_caption_records",
+    ),
+    "core.images": ("DEFAULT_MAX_PIXELS", "load_image"),
+})
 
 __version__ = "0.1.0"
 

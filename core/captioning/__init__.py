@@ -7,23 +7,19 @@ from core._lazy import lazy_exports
 if TYPE_CHECKING:  # the same names for type checkers; at run time each loads on first use
     from core.captioning.api import caption, caption_batch, clear_cache, get_captioner
     from core.captioning.captioner import Captioner
-    from core.captioning.generation import GenerationOptions
-    from core.captioning.generation import DECODING_MODES, decoding_kwargs
+    from core.captioning.generation import DECODING_MODES, GenerationOptions, decoding_kwargs
     from core.captioning.loading import DEFAULT_MODEL, ModelSpec, resolve_model_spec
-    from core.captioning.outputs import FORMATS, CaptionRecord
-    from core.captioning.outputs import to_string
+    from core.captioning.outputs import FORMATS, CaptionRecord, to_string
     from core.captioning.records import caption_records, iter_caption_records
 
 # Lazy (core/_lazy.py): importing this package must not import torch (fast `img2text --help`).
 __getattr__, __dir__ = lazy_exports(__name__, {
-    "core.captioning.api": ("caption", "caption_batch", "clear_cache", "get_captioner",)
-    "core.captioning.captioner": ("Captioner",)
-    "core.captioning.generation": ("GenerationOptions",)
-    "core.captioning.generation": ("DECODING_MODES", "decoding_kwargs",)
-    "core.captioning.loading": ("DEFAULT_MODEL", "ModelSpec", "resolve_model_spec",)
-    "core.captioning.outputs": ("FORMATS", "CaptionRecord",)
-    "core.captioning.outputs": ("to_string",)
-    "core.captioning.records": ("caption_records", "iter_caption_records",)
+    "core.captioning.api": ("caption", "caption_batch", "clear_cache", "get_captioner",),
+    "core.captioning.captioner": ("Captioner",),
+    "core.captioning.generation": ("GenerationOptions", "DECODING_MODES", "decoding_kwargs",),
+    "core.captioning.loading": ("DEFAULT_MODEL", "ModelSpec", "resolve_model_spec",),
+    "core.captioning.outputs": ("FORMATS", "CaptionRecord", "to_string",),
+    "core.captioning.records": ("caption_records", "iter_caption_records",),
 })
 
 __all__ = [
