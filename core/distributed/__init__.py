@@ -1,0 +1,38 @@
+"""Caption and embed large sources on a Ray cluster: shards in, parquet parts out, resumable.
+
+    >>> from core.distributed import caption_to_parts
+    >>> caption_to_parts("shards/{00000..00099}.tar", "out/", address="auto")  # doctest: +SKIP
+
+Built on Ray Data (``map_batches`` with one model per actor). Sources and shards are in
+``core.datasets``; see ``docs/distributed.md``.
+"""
+
+from core.distributed.cluster import PoolSize, connect, size_pool
+from core.distributed.manifest import MANIFEST_NAME, Manifest
+from core.distributed.parts import part_name, read_embedding_parts, read_parts
+from core.distributed.runner import (
+    RunInterruptedError,
+    RunSummary,
+    caption_to_parts,
+    embed_to_parts,
+)
+from core.distributed.workers import CaptionJob, EmbedJob, caption_shard, embed_shard
+
+__all__ = [
+    "MANIFEST_NAME",
+    "CaptionJob",
+    "EmbedJob",
+    "Manifest",
+    "PoolSize",
+    "RunInterruptedError",
+    "RunSummary",
+    "caption_shard",
+    "caption_to_parts",
+    "connect",
+    "embed_shard",
+    "embed_to_parts",
+    "part_name",
+    "read_embedding_parts",
+    "read_parts",
+    "size_pool",
+]
