@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from core.fileio import sha256_file
 from core.search.embed import EmbeddingResult, embed_images, embed_one
+from core.search.encoder import load_checkpoint
+from core.search.errors import IndexConfigError, IndexFormatError, QueryError
+from core.search.evaluate import RetrievalTable, evaluate_retrieval
 from core.search.index import CheckpointInfo, EmbeddingIndex
 from core.search.metrics import (
     RetrievalMetrics,
@@ -18,21 +21,26 @@ from core.search.metrics import (
     precision_at_k,
     retrieval_metrics,
 )
-from core.search.storage import IndexFormatError
-from core.search.topk import SearchResult
+from core.search.topk import SearchResult, validate_k
 
 __all__ = [
     "CheckpointInfo",
     "EmbeddingIndex",
     "EmbeddingResult",
+    "IndexConfigError",
     "IndexFormatError",
+    "QueryError",
     "RetrievalMetrics",
+    "RetrievalTable",
     "SearchResult",
     "average_precision_at_k",
     "embed_images",
     "embed_one",
+    "evaluate_retrieval",
+    "load_checkpoint",
     "mean_average_precision",
     "precision_at_k",
     "retrieval_metrics",
     "sha256_file",
+    "validate_k",
 ]

@@ -1,4 +1,4 @@
-"""``EmbeddingIndex``: a gallery's embeddings with metadata, saved/loaded/checked, and queried."""
+"""``EmbeddingIndex``: a gallery's embeddings with metadata and a search backend, saved/loaded/checked."""
 
 from __future__ import annotations
 
@@ -7,39 +7,41 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 
 from core.errors import CheckpointError
+from core.search import ann
 from core.search.embed import DEFAULT_BATCH_SIZE, OnError, embed_images
 from core.search.encoder import EncoderLike, config_dict, describe_preprocessing, load_checkpoint
+from core.search.errors import QueryError
 from core.search.gallery import gallery_items, relative_to_root, weights_path_str
-from core.search.query import Query, search_index
-from core.search.storage import IndexFormatError, read_index, write_index
-from core.search.topk import SearchResult
-
-
-@dataclass(frozen=True)
-class CheckpointInfo:
-    """Which encoder produced an index: enough to detect a stale index and reload the encoder."""
-
-    sha256: str
-    weights_path: str
-    config: dict[str, Any] = field(default_factory=dict)
+from core.search.gallerydb import CaptionSearch, GalleryRow
+from core.search.manifest import NO_CHECKPOINT, CheckpointInfo, gallery_rows, head, index_fields
+from core.search.persist import load_parts, save_parts
+from core.search.query import Query, resolve_queries, unit_rows
+from core.search.recall import DEFAULT_TARGET_RECALL, make_backend
+from core.search.storage import data_path
+from core.search.topk import SearchResult, validate_k
 
 
 @dataclass(eq=False)
 class EmbeddingIndex:
-    """Unit-norm embeddings of a gallery, one row per image, plus what each image is.
+    """Unit-norm embeddings of a gallery, one row per image, what each image is, and a backend.
 
     Attributes:
-        embeddings: Shape: (N, D), float32, rows L2-normalised.
-        image_ids, paths, relative_paths, captions, categories: per row (``relative_paths`` is
-            relative to ``data_root`` when the image lies under it, else ``None``).
+        embeddings: Shape: (N, D), float32, rows L2-normalised (memory-mapped after
+            ``load(mmap=True)``).
+        image_ids, paths, relative_paths, captions, categories, sources: per row
+            (``relative_paths`` is relative to ``data_root`` when the image lies under it).
         category_names: COCO category id -> name.
         data_root: the dataset folder the gallery came from, if any.
         checkpoint: the encoder that made the embeddings.
         preprocessing: the eval transform, as recorded.
         skipped: ``{"path", "reason"}`` for images that failed to load at build time.
+        ann_info: the backend's manifest entry: kind, tuned knob, measured recall@10.
+        backend: ranks rows (``ExactBackend`` or ``FaissBackend``); exact when not given.
     """
 
     embeddings: torch.Tensor
@@ -54,20 +56,16 @@ class EmbeddingIndex:
     preprocessing: dict[str, Any]
     skipped: list[dict[str, str]] = field(default_factory=list)
     encoder: EncoderLike | None = field(default=None, repr=False)
+    sources: list[str | None] = field(default_factory=list)
+    ann_info: dict[str, Any] = field(default_factory=lambda: {"kind": ann.EXACT, "recall_at_10": 1.0})
+    backend: Any = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         n = self.embeddings.shape[0]
-        sizes = {
-            len(x)
-            for x in (
-                self.image_ids,
-                self.paths,
-                self.relative_paths,
-                self.captions,
-                self.categories,
-            )
-        }
-        if self.embeddings.ndim != 2 or sizes != {n}:
+        self.sources = self.sources or [None] * n
+        columns = (self.image_ids, self.paths, self.relative_paths, self.captions, self.categories,
+                   self.sources)
+        if self.embeddings.ndim != 2 or {len(x) for x in columns} != {n}:
             raise ValueError(f"index metadata does not have one entry per embedding row ({n} rows)")
         self._rows: dict[Any, int] = {}
         for row, image_id in enumerate(self.image_ids):
@@ -76,6 +74,9 @@ class EmbeddingIndex:
             self._rows[image_id] = row
         # Ids typed on a command line arrive as strings; let "397133" find the int id 397133.
         self._rows_by_text = {str(i): r for i, r in self._rows.items()}
+        self.backend = self.backend or ann.ExactBackend(self.embeddings)
+        self._text: CaptionSearch | None = None
+        self._gallery_file: Path | None = None
 
     def __len__(self) -> int:
         return int(self.embeddings.shape[0])
@@ -85,13 +86,75 @@ class EmbeddingIndex:
         """Embedding dimension D."""
         return int(self.embeddings.shape[1])
 
+    @property
+    def kind(self) -> str:
+        """``"exact"`` or the FAISS factory string the index was built with."""
+        return str(self.ann_info.get("kind", ann.EXACT))
+
+    @property
+    def recall_at_10(self) -> float:
+        """Recall@10 measured at build time on held-out queries (1.0 for exact search)."""
+        return float(self.ann_info.get("recall_at_10", 1.0))
+
     def same_contents(self, other: EmbeddingIndex) -> bool:
-        """True when both indexes hold identical arrays and metadata (the encoder aside)."""
+        """True when both indexes hold identical arrays, metadata and backend settings."""
         return (
-            torch.equal(self.embeddings, other.embeddings) and self._manifest() == other._manifest()
+            torch.equal(self.embeddings, other.embeddings)
+            and self._head() == other._head()
+            and list(self._gallery_rows()) == list(other._gallery_rows())
         )
 
     # ---------------------------------------------------------------- building and storage
+    @classmethod
+    def from_arrays(
+        cls,
+        embeddings: Any,
+        ids: Sequence[int | str],
+        *,
+        paths: Sequence[str | Path] | None = None,
+        captions: Sequence[Sequence[str] | str] | None = None,
+        kind: str = ann.AUTO,
+        memory_budget: str | int | None = None,
+        target_recall: float = DEFAULT_TARGET_RECALL,
+        seed: int = 0,
+    ) -> EmbeddingIndex:
+        """An index over given vectors (normalised here), e.g. embeddings made elsewhere.
+
+        Args:
+            embeddings: Shape: (N, D); tensor or array.
+            ids: one id per row (ints or strings, unique).
+            paths, captions: per row (a caption may be a string or a list of strings).
+            kind: ``"exact"``, ``"auto"`` or a FAISS factory string (see :mod:`core.search.ann`).
+            memory_budget: for ``"auto"``, e.g. ``"4GB"``.
+            target_recall: recall@10 the search-time knob is tuned to reach.
+
+        Raises:
+            ValueError: lengths differ, duplicate ids, zero rows. IndexConfigError: bad kind.
+        """
+        emb = F.normalize(torch.as_tensor(np.asarray(embeddings, dtype=np.float32)), dim=1)
+        n = emb.shape[0]
+        caps = [[c] if isinstance(c, str) else list(c) for c in captions] if captions else [[]] * n
+        index = cls(
+            embeddings=emb, image_ids=list(ids), paths=[Path(p) for p in paths] if paths else
+            [Path(str(i)) for i in ids], relative_paths=[None] * n, captions=caps,
+            categories=[[] for _ in range(n)], category_names={}, data_root=None,
+            checkpoint=NO_CHECKPOINT, preprocessing={"l2_normalized": True},
+        )
+        return index.with_backend(kind, memory_budget=memory_budget, target_recall=target_recall,
+                                  seed=seed)
+
+    def with_backend(
+        self, kind: str = ann.AUTO, *, memory_budget: str | int | None = None,
+        target_recall: float = DEFAULT_TARGET_RECALL, seed: int = 0,
+    ) -> EmbeddingIndex:
+        """(Re)build the search backend in place (training and tuning a FAISS one); returns self."""
+        if len(self) == 0:
+            raise ValueError("the gallery is empty: no images to index")
+        self.backend, self.ann_info = make_backend(
+            self.embeddings, kind, memory_budget=memory_budget, target_recall=target_recall, seed=seed
+        )
+        return self
+
     @classmethod
     def build(
         cls,
@@ -104,12 +167,16 @@ class EmbeddingIndex:
         data_root: str | Path | None = None,
         category_names: Mapping[int, str] | None = None,
         progress: bool | None = None,
+        kind: str = ann.AUTO,
+        memory_budget: str | int | None = None,
+        target_recall: float = DEFAULT_TARGET_RECALL,
     ) -> EmbeddingIndex:
-        """Embed a gallery: a ``DatasetInfo``, a list of ``ImageRecord`` or a list of paths.
+        """Embed a gallery (a ``DatasetInfo``, a list of ``ImageRecord`` or of paths) and index it.
 
         Raises:
             ValueError: empty gallery, duplicate ids, or every image failed.
             InvalidImageError: an image failed and ``on_error="raise"``.
+            IndexConfigError: bad ``kind`` / ``memory_budget`` / ``target_recall``.
         """
         if hasattr(records_or_paths, "records"):  # a DatasetInfo carries root and names too
             data_root = data_root if data_root is not None else records_or_paths.root
@@ -118,18 +185,11 @@ class EmbeddingIndex:
         items = gallery_items(list(records_or_paths))
         if not items:
             raise ValueError("the gallery is empty: no images to index")
-        result = embed_images(
-            encoder,
-            [it["path"] for it in items],
-            batch_size=batch_size,
-            device=device,
-            on_error=on_error,
-            progress=progress,
-            desc="indexing",
-        )
+        result = embed_images(encoder, [it["path"] for it in items], batch_size=batch_size,
+                              device=device, on_error=on_error, progress=progress, desc="indexing")
         root = Path(data_root) if data_root is not None else None
         kept = [items[i] for i in result.kept]
-        return cls(
+        index = cls(
             embeddings=result.embeddings,
             image_ids=[it["image_id"] for it in kept],
             paths=[Path(it["path"]) for it in kept],
@@ -138,55 +198,40 @@ class EmbeddingIndex:
             categories=[[int(c) for c in it["categories"]] for it in kept],
             category_names={int(k): str(v) for k, v in (category_names or {}).items()},
             data_root=root,
-            checkpoint=CheckpointInfo(
-                encoder.sha256, weights_path_str(encoder), config_dict(encoder)
-            ),
+            checkpoint=CheckpointInfo(encoder.sha256, weights_path_str(encoder), config_dict(encoder)),
             preprocessing=describe_preprocessing(encoder),
             skipped=[{"path": str(items[i]["path"]), "reason": why} for i, why in result.failures],
             encoder=encoder,
         )
+        return index.with_backend(kind, memory_budget=memory_budget, target_recall=target_recall)
 
     def save(self, path: str | Path) -> Path:
-        """Write the index folder ``path`` (created if needed); returns it."""
+        """Write the index folder ``path`` (created if needed), old-or-new under a crash; returns it."""
         folder = Path(path)
         if folder.exists() and not folder.is_dir():
             raise ValueError(f"{folder}: exists and is not a folder; choose another --out")
-        write_index(folder, self.embeddings, self._manifest())
+        save_parts(folder, self.embeddings, self._head(), self._gallery_rows(), self.backend)
         return folder
 
     @classmethod
-    def load(cls, path: str | Path, *, expect: EncoderLike | None = None) -> EmbeddingIndex:
+    def load(
+        cls, path: str | Path, *, expect: EncoderLike | None = None, mmap: bool = False,
+        verify: bool = True,
+    ) -> EmbeddingIndex:
         """Load an index folder; with ``expect``, also check it was built by that encoder.
+
+        Args:
+            mmap: memory-map the vectors (and FAISS codes) instead of reading them into memory.
+            verify: check every data file's sha256 against the manifest (reads each once).
 
         Raises:
             FileNotFoundError: no such folder.
             CheckpointError: corrupt/partial index (naming the file) or, with ``expect``, stale.
         """
-        emb, manifest, folder = read_index(Path(path))
-        try:
-            ckpt = manifest["checkpoint"]
-            images = manifest["images"]
-            index = cls(
-                embeddings=emb,
-                image_ids=[im["image_id"] for im in images],
-                paths=[Path(im["path"]) for im in images],
-                relative_paths=[im.get("relative_path") for im in images],
-                captions=[list(im.get("captions", [])) for im in images],
-                categories=[[int(c) for c in im.get("categories", [])] for im in images],
-                category_names={
-                    int(k): str(v) for k, v in manifest.get("category_names", {}).items()
-                },
-                data_root=Path(manifest["data_root"]) if manifest.get("data_root") else None,
-                checkpoint=CheckpointInfo(
-                    str(ckpt["sha256"]), str(ckpt["weights_path"]), dict(ckpt.get("config", {}))
-                ),
-                preprocessing=dict(manifest.get("preprocessing", {})),
-                skipped=list(manifest.get("skipped", [])),
-            )
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise IndexFormatError(
-                f"{folder / 'index.json'}: malformed index metadata ({exc})"
-            ) from exc
+        parts = load_parts(Path(path), mmap=mmap, verify=verify)
+        index = cls(**index_fields(parts), backend=parts.backend)
+        if "gallery" in parts.manifest:
+            index._gallery_file = data_path(parts.folder, parts.manifest, "gallery")
         if expect is not None:
             index.check_compatible(expect)
             index.encoder = expect
@@ -196,33 +241,38 @@ class EmbeddingIndex:
         """Raise :class:`CheckpointError` unless ``encoder`` has the weights this index was built with."""
         if encoder.sha256 != self.checkpoint.sha256:
             raise CheckpointError(
-                f"the index was built with checkpoint {self.checkpoint.weights_path} "
-                f"(sha256 {self.checkpoint.sha256[:12]}...), but the encoder given is "
+                f"the index was built with checkpoint {self.checkpoint.weights_path or '(none)'} "
+                f"(sha256 {self.checkpoint.sha256[:12] or '-'}...), but the encoder given is "
                 f"{encoder.weights_path} (sha256 {encoder.sha256[:12]}...): the index is stale or "
                 "for another model; rebuild it with `img2text ssl embed`"
             )
 
     # ---------------------------------------------------------------- search
-    def find_similar(
-        self,
-        query: Query,
-        k: int = 5,
-        *,
-        encoder: EncoderLike | None = None,
-        device: str | torch.device | None = None,
-    ) -> list[SearchResult]:
+    def search(self, query_vectors: Any, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` by cosine for each query vector, through the backend (FAISS or exact).
+
+        Returns:
+            ``(scores, ids)``. Shape: both (Q, k). ``ids`` holds image ids (int64 when every id
+            is an int, else object); places beyond the gallery size are ``-inf`` / ``-1``.
+
+        Raises:
+            QueryError: bad ``k`` or query vectors of the wrong width / zero norm.
+        """
+        validate_k(k)
+        scores, rows = self.backend.search(unit_rows(query_vectors, self.dim), k)
+        ids = self._id_array()
+        out = np.where(rows >= 0, ids[np.maximum(rows, 0)], -1) if len(ids) else rows
+        return scores, out
+
+    def find_similar(self, query: Query, k: int = 5, *, encoder: EncoderLike | None = None,
+                     device: str | torch.device | None = None) -> list[SearchResult]:
         """Top-``k`` most similar indexed images to one query (see :meth:`find_similar_batch`)."""
         return self.find_similar_batch([query], k, encoder=encoder, device=device)[0]
 
-    def find_similar_batch(
-        self,
-        queries: Sequence[Query],
-        k: int = 5,
-        *,
-        encoder: EncoderLike | None = None,
-        device: str | torch.device | None = None,
-    ) -> list[list[SearchResult]]:
-        """Exact cosine top-``k`` for each query, best first.
+    def find_similar_batch(self, queries: Sequence[Query], k: int = 5, *,
+                           encoder: EncoderLike | None = None,
+                           device: str | torch.device | None = None) -> list[list[SearchResult]]:
+        """Cosine top-``k`` for each query, best first, through the index's backend.
 
         A query is an indexed image id (left out of its own results, so at most ``N - 1``
         results), an embedding vector (Shape: (D,)), or any image ``load_image`` accepts; images
@@ -231,23 +281,51 @@ class EmbeddingIndex:
         matches one (``"397133"`` matches the int id 397133), otherwise a path to an image.
 
         Raises:
-            ValueError: ``k < 1``, an unknown id, or a vector of the wrong size.
+            QueryError: ``k < 1``, an unknown id, or a vector of the wrong size.
             CheckpointError: the encoder does not match the index.
         """
-        return search_index(self, queries, k, encoder=encoder, device=device)
+        validate_k(k)
+        matrix, exclude = resolve_queries(self, queries, encoder=encoder, device=device)
+        if not exclude:
+            return []
+        scores, rows = self.backend.search(unit_rows(matrix, self.dim), k, exclude)
+        return [[self._result(rank, int(r), float(s)) for rank, (r, s) in
+                 enumerate(((r, s) for r, s in zip(rr, ss, strict=True) if r >= 0), 1)]
+                for rr, ss in zip(rows, scores, strict=True)]
+
+    def find_text(self, text: str, k: int = 5) -> list[SearchResult]:
+        """Images whose captions best match ``text`` (FTS5 BM25), best first.
+
+        Every word of ``text`` is quoted, so FTS syntax and SQL characters are plain words; a
+        query without words returns ``[]``. ``score`` is the BM25 relevance (higher is better).
+
+        Raises:
+            QueryError: bad ``k``.
+        """
+        validate_k(k)
+        if self._text is None:
+            self._text = (CaptionSearch(self._gallery_file) if self._gallery_file is not None
+                          else CaptionSearch(rows=self._gallery_rows()))
+        return [self._result(rank, row, score)
+                for rank, (row, score) in enumerate(self._text.find(text, k), 1)]
+
+    @property
+    def has_captions(self) -> bool:
+        """True when some image has a caption (so :meth:`find_text` can find something)."""
+        return any(self.captions)
 
     def row_of_id(self, image_id: int | str) -> int:
         """The embedding row of ``image_id`` (``"397133"`` also finds the int id 397133).
 
         Raises:
-            ValueError: unknown id; the message names a few known ones.
+            QueryError: unknown id; the message names a few known ones.
         """
         if not isinstance(image_id, bool) and image_id in self._rows:
             return self._rows[image_id]
         if isinstance(image_id, str) and image_id in self._rows_by_text:
             return self._rows_by_text[image_id]
         examples = ", ".join(repr(i) for i in self.image_ids[:3])
-        raise ValueError(
+        raise QueryError(
             f"unknown image id {image_id!r}; the index has {len(self)} images (e.g. {examples})"
         )
 
@@ -260,11 +338,10 @@ class EmbeddingIndex:
             FileNotFoundError: no encoder given and the recorded weights are gone.
             CheckpointError: the encoder's sha256 differs from the index's.
         """
-        if encoder is None:
-            encoder = self.encoder
+        encoder = encoder or self.encoder
         if encoder is None:
             weights = Path(self.checkpoint.weights_path)
-            if not weights.exists():
+            if not self.checkpoint.weights_path or not weights.exists():
                 raise FileNotFoundError(
                     f"the index's checkpoint {weights} is gone; pass the encoder "
                     "(--checkpoint) to embed new images"
@@ -274,32 +351,20 @@ class EmbeddingIndex:
         self.encoder = encoder
         return encoder
 
-    def _manifest(self) -> dict[str, Any]:
-        return {
-            "data_root": str(self.data_root) if self.data_root is not None else None,
-            "checkpoint": {
-                "sha256": self.checkpoint.sha256,
-                "weights_path": self.checkpoint.weights_path,
-                "config": self.checkpoint.config,
-            },
-            "preprocessing": self.preprocessing,
-            "category_names": {str(k): v for k, v in sorted(self.category_names.items())},
-            "images": [
-                {
-                    "image_id": i,
-                    "path": str(p),
-                    "relative_path": r,
-                    "captions": c,
-                    "categories": cat,
-                }
-                for i, p, r, c, cat in zip(
-                    self.image_ids,
-                    self.paths,
-                    self.relative_paths,
-                    self.captions,
-                    self.categories,
-                    strict=True,
-                )
-            ],
-            "skipped": self.skipped,
-        }
+    # ---------------------------------------------------------------- internals
+    def _result(self, rank: int, row: int, score: float) -> SearchResult:
+        return SearchResult(rank=rank, image_id=self.image_ids[row], path=self.paths[row],
+                            score=score, captions=list(self.captions[row]),
+                            categories=list(self.categories[row]))
+
+    def _id_array(self) -> np.ndarray:
+        if getattr(self, "_ids", None) is None:
+            ints = all(isinstance(i, int) and not isinstance(i, bool) for i in self.image_ids)
+            self._ids = np.asarray(self.image_ids, dtype=np.int64 if ints else object)
+        return self._ids
+
+    def _head(self) -> dict[str, Any]:
+        return head(self)
+
+    def _gallery_rows(self) -> list[GalleryRow]:
+        return gallery_rows(self)

@@ -1,4 +1,4 @@
-"""Turn mixed queries (ids, images, vectors) into vectors and run exact top-k on a gallery.
+"""Turn mixed queries (ids, images, vectors) into unit vectors for a gallery's search.
 
 This module knows nothing of ``EmbeddingIndex``: it works on anything shaped like
 :class:`SearchableGallery`, so ``index.py`` imports it and never the other way round.
@@ -18,7 +18,7 @@ from core.errors import CheckpointError
 from core.images import ImageInput
 from core.search.embed import embed_images
 from core.search.encoder import EncoderLike
-from core.search.topk import SearchResult, topk_cosine, validate_k
+from core.search.errors import QueryError
 
 #: A query: an indexed image id, an image (path, bytes, PIL, HxWx3 uint8 array) or a vector.
 Query = Any
@@ -43,16 +43,22 @@ class SearchableGallery(Protocol):
     def encoder_for_images(self, encoder: EncoderLike | None = None) -> EncoderLike: ...
 
 
-def search_index(
+def resolve_queries(
     index: SearchableGallery,
     queries: Sequence[Query],
-    k: int,
     *,
     encoder: EncoderLike | None = None,
     device: str | torch.device | None = None,
-) -> list[list[SearchResult]]:
-    """Exact cosine top-``k`` on ``index`` for each query; see ``EmbeddingIndex.find_similar_batch``."""
-    validate_k(k)
+) -> tuple[torch.Tensor, list[int | None]]:
+    """Unit query vectors and, per query, the gallery row to leave out (id queries' own row).
+
+    Returns:
+        ``(vectors, exclude)``. Shape: vectors (Q, D), float32 on the CPU.
+
+    Raises:
+        QueryError: unknown id, a vector of the wrong size, or a string that is neither.
+        CheckpointError: the encoder does not match the index.
+    """
     vectors: list[torch.Tensor | None] = []
     exclude: list[int | None] = []
     images: list[tuple[int, ImageInput]] = []
@@ -60,7 +66,7 @@ def search_index(
         row = _row_of(index, query)
         exclude.append(row)
         if row is not None:
-            vectors.append(index.embeddings[row])
+            vectors.append(index.embeddings[row].float())
         elif _is_vector(query):
             vectors.append(_as_vector(query, index.dim))
         else:
@@ -78,18 +84,33 @@ def search_index(
         for (qi, _), vec in zip(images, emb.embeddings, strict=True):
             vectors[qi] = vec
     if not vectors:
-        return []
-    matrix = torch.stack([v for v in vectors if v is not None])
-    hits = topk_cosine(matrix, index.embeddings, k, exclude)
-    return [
-        [_result(index, rank, row, score) for rank, (row, score) in enumerate(h, 1)] for h in hits
-    ]
+        return torch.zeros(0, index.dim), []
+    return torch.stack([v for v in vectors if v is not None]), exclude
+
+
+def unit_rows(queries: Any, dim: int) -> np.ndarray:
+    """Query vectors as L2-normalised float32 rows. Shape: (Q, D) (a (D,) vector becomes (1, D)).
+
+    Raises:
+        QueryError: wrong width, or a zero / non-finite row.
+    """
+    arr = queries.detach().cpu().numpy() if isinstance(queries, torch.Tensor) else np.asarray(queries)
+    arr = np.asarray(arr, dtype=np.float32)
+    arr = arr[None, :] if arr.ndim == 1 else arr
+    if arr.ndim != 2 or arr.shape[1] != dim:
+        raise QueryError(
+            f"query vectors of shape {arr.shape}; the index holds {dim}-d embeddings (pass (Q, {dim}))"
+        )
+    norms = np.linalg.norm(arr, axis=1, keepdims=True)
+    if not np.isfinite(arr).all() or (norms == 0).any():
+        raise QueryError("query vectors must be finite and non-zero")
+    return np.ascontiguousarray(arr / norms)
 
 
 def _row_of(index: SearchableGallery, query: Query) -> int | None:
     """The row of an id query; ``None`` for images and vectors; ``ValueError`` for unknown ids."""
     if isinstance(query, bool):
-        raise ValueError(f"cannot search for {query!r}: pass an image id, an image or a vector")
+        raise QueryError(f"cannot search for {query!r}: pass an image id, an image or a vector")
     if isinstance(query, int):
         return index.row_of_id(query)
     if isinstance(query, str):
@@ -98,7 +119,7 @@ def _row_of(index: SearchableGallery, query: Query) -> int | None:
         except ValueError:
             # A string that is not an id may be a path to a new image; a typo is neither.
             if not Path(query).is_file():
-                raise ValueError(
+                raise QueryError(
                     f"{query!r} is neither an indexed image id nor an existing image file "
                     f"(the index has {len(index)} images, e.g. ids "
                     f"{', '.join(map(repr, index.image_ids[:3]))})"
@@ -120,20 +141,9 @@ def _as_vector(query: Any, dim: int) -> torch.Tensor:
         query = torch.from_numpy(np.asarray(query, dtype=np.float32))
     vec = query.detach().to("cpu", torch.float32).flatten()
     if vec.numel() != dim:
-        raise ValueError(
+        raise QueryError(
             f"query vector has {vec.numel()} values; the index holds {dim}-d embeddings"
         )
     if not bool(torch.isfinite(vec).all()) or float(vec.norm()) == 0.0:
-        raise ValueError("query vector must be finite and non-zero")
+        raise QueryError("query vector must be finite and non-zero")
     return F.normalize(vec, dim=0)
-
-
-def _result(index: SearchableGallery, rank: int, row: int, score: float) -> SearchResult:
-    return SearchResult(
-        rank=rank,
-        image_id=index.image_ids[row],
-        path=index.paths[row],
-        score=float(score),
-        captions=list(index.captions[row]),
-        categories=list(index.categories[row]),
-    )

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import torch
 
+from core.search.errors import QueryError
+
 
 @dataclass(frozen=True)
 class SearchResult:
@@ -17,7 +19,8 @@ class SearchResult:
         rank: 1 for the most similar image.
         image_id: the indexed image's id.
         path: where the image was when it was indexed.
-        score: cosine similarity to the query, in [-1, 1].
+        score: cosine similarity to the query, in [-1, 1]; for text search
+            (``EmbeddingIndex.find_text``) the caption's BM25 relevance (higher is better).
         captions: its captions (may be empty).
         categories: its COCO instance category ids (may be empty).
     """
@@ -44,7 +47,7 @@ class SearchResult:
 def validate_k(k: int) -> int:
     """Raise a clear error for a non-integer or non-positive ``k``."""
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValueError(f"k must be an integer >= 1, got {k!r}")
+        raise QueryError(f"k must be an integer >= 1, got {k!r}")
     return k
 
 

@@ -9,9 +9,12 @@ import torch
 
 from core.errors import CheckpointError
 from core.search import EmbeddingIndex
+from core.search.manifest import gallery_rows
 from core.search.storage import (
+    FORMAT_VERSION,
     LEGACY_EMBEDDINGS_NAME,
     MANIFEST_NAME,
+    data_path,
     embeddings_file_name,
     embeddings_path,
 )
@@ -69,7 +72,9 @@ def test_k_validation_and_clipping(index: EmbeddingIndex) -> None:
 def test_save_load_round_trip_is_exact(index: EmbeddingIndex, tmp_path: Path) -> None:
     folder = index.save(tmp_path / "idx")
     emb_name = embeddings_path(folder).name
-    assert sorted(p.name for p in folder.iterdir()) == [emb_name, MANIFEST_NAME]
+    manifest = json.loads((folder / MANIFEST_NAME).read_text())
+    db_name = data_path(folder, manifest, "gallery").name
+    assert sorted(p.name for p in folder.iterdir()) == [emb_name, db_name, MANIFEST_NAME]
     loaded = EmbeddingIndex.load(folder)
     assert torch.equal(loaded.embeddings, index.embeddings)
     assert loaded.same_contents(index)
@@ -93,7 +98,7 @@ def test_save_load_round_trip_is_exact(index: EmbeddingIndex, tmp_path: Path) ->
     # saving again over an existing index replaces it cleanly (same contents, same file)
     index.save(folder)
     assert EmbeddingIndex.load(folder).same_contents(index)
-    assert sorted(p.name for p in folder.iterdir()) == [emb_name, MANIFEST_NAME]
+    assert sorted(p.name for p in folder.iterdir()) == [emb_name, db_name, MANIFEST_NAME]
 
 
 def test_int_ids_captions_categories_survive(
@@ -209,7 +214,7 @@ def test_crash_between_embeddings_and_manifest_keeps_the_old_index(
     # the next successful write commits the new index and removes both older files
     smaller.save(folder)
     assert EmbeddingIndex.load(folder).same_contents(smaller)
-    assert sorted(p.name for p in folder.iterdir()) == [embeddings_path(folder).name, MANIFEST_NAME]
+    assert sorted(p.name for p in folder.iterdir()) == _live_files(folder)
 
 
 def test_rewrite_removes_unreferenced_embeddings_only(
@@ -224,17 +229,33 @@ def test_rewrite_removes_unreferenced_embeddings_only(
     new_emb = embeddings_path(folder)
     assert new_emb != old_emb and not old_emb.exists()
     assert sorted(p.name for p in folder.iterdir()) == sorted(
-        [new_emb.name, MANIFEST_NAME, "notes.txt", "embeddings-backup.safetensors"]
+        [*_live_files(folder), "notes.txt", "embeddings-backup.safetensors"]
     )
     assert EmbeddingIndex.load(folder).same_contents(smaller)
 
 
-def _as_format_1(folder: Path) -> None:
-    """Rewrite a saved index the way format version 1 stored it (fixed embeddings file name)."""
+def _live_files(folder: Path) -> list[str]:
+    """The manifest and the data files it names."""
+    manifest = json.loads((folder / MANIFEST_NAME).read_text())
+    kinds = [k for k in ("embeddings", "gallery", "ann") if "file" in (manifest.get(k) or {})]
+    return sorted([MANIFEST_NAME, *(data_path(folder, manifest, k).name for k in kinds)])
+
+
+def _as_format_1(folder: Path, index: EmbeddingIndex) -> None:
+    """Rewrite a saved index the way format version 1 stored it (fixed embeddings file name,
+    per-image metadata inline in the manifest, no gallery database)."""
     manifest = json.loads((folder / MANIFEST_NAME).read_text())
     embeddings_path(folder).rename(folder / LEGACY_EMBEDDINGS_NAME)
+    data_path(folder, manifest, "gallery").unlink()
+    for key in ("gallery", "ann", "count"):
+        manifest.pop(key, None)
     manifest["version"] = 1
     manifest["embeddings"]["file"] = LEGACY_EMBEDDINGS_NAME
+    manifest["images"] = [
+        {"image_id": r.image_id, "path": r.path, "relative_path": r.relative_path,
+         "captions": r.captions, "categories": r.categories}
+        for r in gallery_rows(index)
+    ]
     (folder / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2))
 
 
@@ -242,14 +263,14 @@ def test_format_1_index_still_reads_and_is_upgraded_on_rewrite(
     index: EmbeddingIndex, tmp_path: Path
 ) -> None:
     folder = index.save(tmp_path / "idx")
-    _as_format_1(folder)
+    _as_format_1(folder, index)
     assert sorted(p.name for p in folder.iterdir()) == [LEGACY_EMBEDDINGS_NAME, MANIFEST_NAME]
     loaded = EmbeddingIndex.load(folder)
     assert torch.equal(loaded.embeddings, index.embeddings) and loaded.same_contents(index)
     loaded.save(folder)  # rewriting moves it to the current format and drops the fixed-name file
     manifest = json.loads((folder / MANIFEST_NAME).read_text())
-    assert manifest["version"] == 2
-    assert sorted(p.name for p in folder.iterdir()) == [manifest["embeddings"]["file"], MANIFEST_NAME]
+    assert manifest["version"] == FORMAT_VERSION
+    assert sorted(p.name for p in folder.iterdir()) == _live_files(folder)
     assert EmbeddingIndex.load(folder).same_contents(index)
 
 
@@ -257,7 +278,7 @@ def test_format_1_index_with_damaged_embeddings_names_the_file(
     index: EmbeddingIndex, tmp_path: Path
 ) -> None:
     folder = index.save(tmp_path / "idx")
-    _as_format_1(folder)
+    _as_format_1(folder, index)
     (folder / LEGACY_EMBEDDINGS_NAME).write_bytes(b"\0" * 10)
     with pytest.raises(CheckpointError, match="embeddings.safetensors: contents do not match"):
         EmbeddingIndex.load(folder)

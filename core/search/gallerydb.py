@@ -1,0 +1,143 @@
+"""Gallery metadata in SQLite (stdlib ``sqlite3``): one row per image plus an FTS5 caption table.
+
+Tables: ``images(row, image_id, path, relative_path, captions, categories, source)`` (captions
+and categories as JSON lists; ``image_id`` keeps its int or text type) and ``captions``, an FTS5
+table whose rowid is the image's row and whose text is its captions joined. Text search ranks
+with FTS5's BM25. Every value reaches SQLite as a bound parameter; the words of a text query
+are each quoted as an FTS5 string, so FTS operators, quotes and SQL text in a query are just words.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from core.search.errors import IndexFormatError
+
+_SCHEMA = """
+CREATE TABLE images (row INTEGER PRIMARY KEY, image_id, path TEXT NOT NULL, relative_path TEXT,
+                     captions TEXT NOT NULL, categories TEXT NOT NULL, source TEXT);
+CREATE VIRTUAL TABLE captions USING fts5(text, tokenize = 'unicode61 remove_diacritics 2');
+"""
+_WORD = re.compile(r"\w+", re.UNICODE)
+_MAX_QUERY_WORDS = 64  # a longer query is cut: BM25 over 64 words already ranks well
+
+
+@dataclass(frozen=True)
+class GalleryRow:
+    """One image's metadata (what ``EmbeddingIndex`` keeps per embedding row)."""
+
+    image_id: int | str
+    path: str
+    relative_path: str | None
+    captions: list[str]
+    categories: list[int]
+    source: str | None = None
+
+
+def write_gallery(path: Path, rows: Iterable[GalleryRow], *, batch: int = 10_000) -> int:
+    """Create the database at ``path`` (an empty or new file) from ``rows`` in order; returns the count.
+
+    Rows are inserted in batches, so an iterator over a huge gallery is never held at once.
+    """
+    con = sqlite3.connect(path)
+    try:
+        # The file is staged and renamed only once complete, so no journal is needed.
+        con.executescript("PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;" + _SCHEMA)
+        count = 0
+        pending: list[tuple[Any, ...]] = []
+        for row in rows:
+            pending.append((count, row.image_id, str(row.path), row.relative_path,
+                            json.dumps(list(row.captions), ensure_ascii=False),
+                            json.dumps([int(c) for c in row.categories]), row.source))
+            count += 1
+            if len(pending) >= batch:
+                _insert(con, pending)
+                pending = []
+        _insert(con, pending)
+        con.commit()
+    finally:
+        con.close()
+    return count
+
+
+def _insert(con: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
+    con.executemany("INSERT INTO images VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+    con.executemany("INSERT INTO captions(rowid, text) VALUES (?, ?)",
+                    [(r[0], "\n".join(json.loads(r[4]))) for r in rows])
+
+
+def _connect_ro(path: Path) -> sqlite3.Connection:
+    # immutable=1: the file is content-addressed and never changes, so no locks or journal,
+    # which also lets a read-only folder be searched.
+    return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro&immutable=1", uri=True,
+                           check_same_thread=False)
+
+
+def read_gallery(path: Path) -> Iterator[GalleryRow]:
+    """Every row, in row order.
+
+    Raises:
+        IndexFormatError: not a gallery database.
+    """
+    con = _connect_ro(path)
+    try:
+        cursor = con.execute("SELECT row, image_id, path, relative_path, captions, categories, source "
+                             "FROM images ORDER BY row")
+        for expected, (row, image_id, p, rel, caps, cats, source) in enumerate(cursor):
+            if row != expected:
+                raise IndexFormatError(f"{path}: image rows are not numbered 0..N-1; rebuild the index")
+            yield GalleryRow(image_id, p, rel, list(json.loads(caps)), [int(c) for c in json.loads(cats)],
+                             source)
+    except (sqlite3.DatabaseError, ValueError, TypeError) as exc:
+        raise IndexFormatError(f"{path}: unreadable gallery database ({exc}); rebuild the index") from exc
+    finally:
+        con.close()
+
+
+def fts_query(text: str) -> str | None:
+    """An FTS5 query that ORs the words of ``text``, each quoted; ``None`` when it has no words.
+
+    ``\\w+`` words contain no quote, so wrapping each in double quotes makes it a plain string:
+    ``AND``, ``NEAR``, ``*``, ``:``, ``^``, parentheses or ``'; DROP TABLE`` stay literal words.
+    """
+    words = _WORD.findall(text)[:_MAX_QUERY_WORDS]
+    return " OR ".join(f'"{w}"' for w in words) if words else None
+
+
+class CaptionSearch:
+    """BM25 search over the FTS5 caption table of a gallery database (file or in memory)."""
+
+    def __init__(self, path: Path | None = None, rows: Iterable[GalleryRow] | None = None) -> None:
+        """Open ``path`` read-only, or build an in-memory database from ``rows``."""
+        if path is not None:
+            self._con = _connect_ro(path)
+        else:
+            self._con = sqlite3.connect(":memory:", check_same_thread=False)
+            self._con.executescript(_SCHEMA)
+            pending = [(i, r.image_id, str(r.path), r.relative_path, json.dumps(list(r.captions)),
+                        "[]", r.source) for i, r in enumerate(rows or [])]
+            _insert(self._con, pending)
+
+    def has_captions(self) -> bool:
+        """True when at least one image has a non-empty caption."""
+        return self._con.execute("SELECT 1 FROM captions WHERE text != '' LIMIT 1").fetchone() is not None
+
+    def find(self, text: str, k: int) -> list[tuple[int, float]]:
+        """Up to ``k`` ``(row, score)`` pairs, best first; score = -BM25 (higher is better)."""
+        query = fts_query(text)
+        if query is None:
+            return []
+        cursor = self._con.execute(
+            "SELECT rowid, bm25(captions) FROM captions WHERE captions MATCH ? "
+            "ORDER BY bm25(captions), rowid LIMIT ?", (query, int(k)))
+        return [(int(row), -float(score)) for row, score in cursor]
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._con.close()
