@@ -110,7 +110,7 @@ def run(device: torch.device, quick: bool, coco_dir: Path | None, workers: int,
     from core.ssl.loss import NTXentLoss
     from core.ssl.models import ConvEncoder, SimCLRModel
     from core.ssl.transforms import train_transform
-    from core.ssl.views import TwoViewDataset, collate_views
+    from core.ssl.two_views import TwoViewDataset, collate_views
 
     steps = 2 if quick else 5
     tmp = Path(tempfile.mkdtemp(prefix="bench-ssl-"))

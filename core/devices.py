@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from core.errors import ConfigError
+
 _DTYPES = {
     "float32": torch.float32,
     "fp32": torch.float32,
@@ -33,11 +35,11 @@ def resolve_device(spec: str | torch.device | None = None) -> torch.device:
     try:
         device = torch.device(spec)
     except RuntimeError as exc:
-        raise ValueError(f"unknown device {spec!r}; use {DEVICE_HELP}") from exc
+        raise ConfigError(f"unknown device {spec!r}; use {DEVICE_HELP}") from exc
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {spec!r} requested but CUDA is not available; use --device cpu")
+        raise ConfigError(f"device {spec!r} requested but CUDA is not available; use --device cpu")
     if device.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError(f"device {spec!r} requested but Apple MPS is not available")
+        raise ConfigError(f"device {spec!r} requested but Apple MPS is not available")
     return device
 
 
@@ -70,4 +72,4 @@ def resolve_dtype(spec: str | torch.dtype | None, device: torch.device) -> torch
     try:
         return _DTYPES[spec]
     except KeyError:
-        raise ValueError(f"unknown dtype {spec!r}; choose one of {', '.join(DTYPE_CHOICES)}") from None
+        raise ConfigError(f"unknown dtype {spec!r}; choose one of {', '.join(DTYPE_CHOICES)}") from None

@@ -15,7 +15,7 @@ from core.captioning.generation import GenerationOptions, clean_caption
 from core.captioning.jpeg import decode_jpegs, read_plain_jpeg
 from core.captioning.loading import ModelSpec, load_components, resolve_model_spec
 from core.devices import resolve_device, resolve_dtype
-from core.errors import InvalidImageError
+from core.errors import ConfigError, InvalidImageError
 from core.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, ImageInput, describe, load_image
 
 DEFAULT_BATCH_SIZE = 16
@@ -55,7 +55,7 @@ class Captioner:
         threads: int | None = None,
     ) -> None:
         if threads is not None and threads < 1:
-            raise ValueError(f"threads must be >= 1, got {threads}")
+            raise ConfigError(f"threads must be >= 1, got {threads}")
         self.spec = resolve_model_spec(model)
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
@@ -103,12 +103,12 @@ class Captioner:
             One caption (or, with ``errors="return"``, an error) per input, in input order.
         """
         if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
         if errors not in ("raise", "return"):
-            raise ValueError(f"errors must be 'raise' or 'return', got {errors!r}")
+            raise ConfigError(f"errors must be 'raise' or 'return', got {errors!r}")
         cap = self.max_pixels if max_pixels is None else max_pixels
         if cap < 1:
-            raise ValueError(f"max_pixels must be >= 1, got {cap}")
+            raise ConfigError(f"max_pixels must be >= 1, got {cap}")
         options = GenerationOptions.from_kwargs(**generation)
         results: list[str | InvalidImageError] = []
         chunk: list[ImageInput] = []
@@ -221,8 +221,12 @@ class Captioner:
                 if errors == "raise":
                     raise
                 out[i] = exc
-            except Exception as exc:  # never let one odd input take the batch down
-                err = InvalidImageError(describe(src), f"unexpected error: {exc}")
+            # Per-input boundary: inputs are untrusted (uploads, file lists) and go through
+            # Pillow's decoders, whose failure types are not a closed set. load_image turns the
+            # known ones into InvalidImageError; anything else becomes this input's error (its
+            # type in the message) so the other inputs of the batch are still captioned.
+            except Exception as exc:
+                err = InvalidImageError(describe(src), f"unexpected error: {type(exc).__name__}: {exc}")
                 if errors == "raise":
                     raise err from exc
                 out[i] = err

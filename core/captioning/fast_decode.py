@@ -21,9 +21,9 @@ from typing import Any
 
 import torch
 
+from core.captioning.decode_loops import beam_search, greedy
 from core.captioning.generation import GenerationOptions
 from core.captioning.gpt2_step import GPT2Stepper
-from core.captioning.search_loops import beam_search, greedy
 
 # Generation-config fields that add logits processors or stopping rules we do not implement;
 # the fast path runs only while each one still has its library default.

@@ -6,6 +6,8 @@ import re
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from core.errors import ConfigError
+
 # Keys a caller may pass as ``**generation`` to ``core.caption`` and friends.
 GENERATION_KEYS = (
     "num_beams",
@@ -19,6 +21,10 @@ GENERATION_KEYS = (
     "repetition_penalty",
     "seed",
 )
+
+
+class UnknownOptionError(ConfigError, TypeError):
+    """A ``**generation`` keyword that is not a generation option (a TypeError, as for any call)."""
 
 
 @dataclass(frozen=True)
@@ -38,28 +44,28 @@ class GenerationOptions:
 
     def __post_init__(self) -> None:
         if self.num_beams < 1:
-            raise ValueError(f"num_beams must be >= 1, got {self.num_beams}")
+            raise ConfigError(f"num_beams must be >= 1, got {self.num_beams}")
         if self.max_new_tokens is not None and self.max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+            raise ConfigError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
         if self.max_new_tokens is None and (self.max_length is None or self.max_length < 2):
-            raise ValueError(f"max_length must be >= 2, got {self.max_length}")
+            raise ConfigError(f"max_length must be >= 2, got {self.max_length}")
         if self.temperature <= 0:
-            raise ValueError(f"temperature must be > 0, got {self.temperature}")
+            raise ConfigError(f"temperature must be > 0, got {self.temperature}")
         if not 0 < self.top_p <= 1:
-            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+            raise ConfigError(f"top_p must be in (0, 1], got {self.top_p}")
         if self.top_k < 0:
-            raise ValueError(f"top_k must be >= 0, got {self.top_k}")
+            raise ConfigError(f"top_k must be >= 0, got {self.top_k}")
         if self.no_repeat_ngram_size < 0:
-            raise ValueError(f"no_repeat_ngram_size must be >= 0, got {self.no_repeat_ngram_size}")
+            raise ConfigError(f"no_repeat_ngram_size must be >= 0, got {self.no_repeat_ngram_size}")
         if self.repetition_penalty <= 0:
-            raise ValueError(f"repetition_penalty must be > 0, got {self.repetition_penalty}")
+            raise ConfigError(f"repetition_penalty must be > 0, got {self.repetition_penalty}")
 
     @classmethod
     def from_kwargs(cls, **kwargs: Any) -> GenerationOptions:
         """Build options from ``**generation`` keywords, rejecting unknown names."""
         unknown = sorted(set(kwargs) - set(GENERATION_KEYS))
         if unknown:
-            raise TypeError(
+            raise UnknownOptionError(
                 f"unknown generation option(s): {', '.join(unknown)}; "
                 f"known: {', '.join(GENERATION_KEYS)}"
             )
@@ -122,7 +128,7 @@ def decoding_kwargs(
     """
     mode = DECODING_MODES.get(mode, mode)
     if mode not in DECODING_MODES.values():
-        raise ValueError(f"unknown decoding mode {mode!r}; choose beam, greedy or sample")
+        raise ConfigError(f"unknown decoding mode {mode!r}; choose beam, greedy or sample")
     kwargs: dict[str, Any] = {}
     if max_new_tokens is not None:
         kwargs["max_new_tokens"] = int(max_new_tokens)

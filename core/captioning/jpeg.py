@@ -49,7 +49,10 @@ def read_plain_jpeg(src: Any, max_pixels: int, max_bytes: int = DEFAULT_MAX_BYTE
                 width, height = im.size
                 if im.getexif().get(_ORIENTATION, 1) != 1:
                     return None
-    except Exception:  # unreadable header: let load_image explain
+    # Boundary on untrusted bytes: Pillow's header parsers fail in many ways (OSError, SyntaxError,
+    # struct.error, ...). This is only a fast-path probe, so any failure means "not a plain JPEG":
+    # load_image then decodes it again and reports the problem properly.
+    except Exception:
         return None
     if width < 1 or height < 1 or width * height > max_pixels:
         return None

@@ -8,11 +8,13 @@ through unrestricted pickle.
 from __future__ import annotations
 
 import os
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 
 from core.errors import ModelUnavailableError
 
@@ -63,7 +65,7 @@ def unavailable_message(spec: ModelSpec, reason: str) -> str:
         f"  1. Use a local copy: pass a folder saved with save_pretrained(), e.g. "
         f"--model /path/to/vit-gpt2-coco-en (or set {MODEL_ENV}=/path/to/folder).\n"
         "  2. Or download it once on a machine with internet access "
-        f"(`huggingface-cli download {spec.name}`) and copy the Hugging Face cache "
+        f"(`hf download {spec.name}`) and copy the Hugging Face cache "
         "(~/.cache/huggingface/hub, or $HF_HOME) here.\n"
         "  3. Then set HF_HUB_OFFLINE=1 so loading uses the cache without trying the network."
     )
@@ -80,36 +82,95 @@ def _check_local_folder(spec: ModelSpec) -> None:
         raise ModelUnavailableError(unavailable_message(spec, "folder holds no weight file"))
 
 
+# Errors a model folder or cache entry can raise while loading: missing/unreadable files (OSError),
+# bad configs (ValueError, KeyError, TypeError, AttributeError), corrupt or truncated weights
+# (SafetensorError, RuntimeError, EOFError) and pickles refused by weights_only (UnpicklingError).
+_LOAD_ERRORS: tuple[type[BaseException], ...] = (
+    OSError, ValueError, KeyError, TypeError, AttributeError, RuntimeError, EOFError,
+    pickle.UnpicklingError, SafetensorError,
+)
+# Seconds the one reachability check of the hub may take before the hub counts as unreachable.
+HUB_PROBE_TIMEOUT = 5.0
+
+
+def _load_all(spec: ModelSpec, dtype: torch.dtype, **hub: Any) -> tuple[Any, Any, Any]:
+    """``from_pretrained`` of model, image processor and tokenizer from one place."""
+    from transformers import AutoImageProcessor, AutoTokenizer, VisionEncoderDecoderModel
+
+    if spec.revision:
+        hub["revision"] = spec.revision
+    model = VisionEncoderDecoderModel.from_pretrained(spec.name, dtype=dtype, weights_only=True, **hub)
+    processor = AutoImageProcessor.from_pretrained(spec.name, **hub)
+    tokenizer = AutoTokenizer.from_pretrained(spec.name, **hub)
+    return model, processor, tokenizer
+
+
+def _hub_offline() -> bool:
+    from huggingface_hub import constants
+
+    flags = (os.environ.get(name, "") for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+    return bool(constants.HF_HUB_OFFLINE) or any(f.upper() in ("1", "ON", "YES", "TRUE") for f in flags)
+
+
+def hub_unreachable_reason(timeout: float = HUB_PROBE_TIMEOUT) -> str | None:
+    """One request to the hub's endpoint: why it cannot be reached, or None when it answers.
+
+    ``huggingface_hub`` retries a failed connection five times with back-off (about 30 s);
+    asking once first lets an unreachable hub fail in seconds.
+    """
+    import httpx
+    from huggingface_hub import constants
+
+    try:
+        httpx.head(constants.ENDPOINT, timeout=timeout)
+    except httpx.TransportError as exc:
+        return f"the Hugging Face hub ({constants.ENDPOINT}) is unreachable ({_first_line(exc)})"
+    return None
+
+
 def load_components(
     spec: ModelSpec, *, device: torch.device, dtype: torch.dtype
 ) -> tuple[Any, Any, Any]:
     """Load ``(model, image_processor, tokenizer)`` onto ``device`` in ``dtype``, in eval mode.
 
-    Raises:
-        ModelUnavailableError: not found, not reachable, not cached, or unsafe weights.
-    """
-    from transformers import AutoImageProcessor, AutoTokenizer, VisionEncoderDecoderModel
+    A hub model comes from the local Hugging Face cache when it is there, without contacting
+    the hub (pin ``id@revision`` to get another version). Otherwise the hub is asked once
+    (:func:`hub_unreachable_reason`): unreachable or offline means an immediate error, not
+    the library's retries.
 
-    if spec.is_local:
-        _check_local_folder(spec)
-    common: dict[str, Any] = {"revision": spec.revision} if spec.revision else {}
+    Raises:
+        ModelUnavailableError: not found, not reachable, not cached, or unsafe/corrupt weights.
+    """
     try:
-        model = VisionEncoderDecoderModel.from_pretrained(
-            spec.name, dtype=dtype, weights_only=True, **common
-        )
-        processor = AutoImageProcessor.from_pretrained(spec.name, **common)
-        tokenizer = AutoTokenizer.from_pretrained(spec.name, **common)
+        if spec.is_local:
+            _check_local_folder(spec)
+            model, processor, tokenizer = _load_all(spec, dtype)
+        else:
+            model, processor, tokenizer = _load_from_hub(spec, dtype)
     except ModelUnavailableError:
         raise
-    except (OSError, ValueError) as exc:
-        raise ModelUnavailableError(unavailable_message(spec, _first_line(exc))) from exc
-    except Exception as exc:  # unpickling errors, corrupt safetensors, config mismatches
-        raise ModelUnavailableError(
-            unavailable_message(spec, f"{type(exc).__name__}: {_first_line(exc)}")
-        ) from exc
+    except _LOAD_ERRORS as exc:
+        reason = _first_line(exc)
+        if not isinstance(exc, (OSError, ValueError)):
+            reason = f"{type(exc).__name__}: {reason}"
+        raise ModelUnavailableError(unavailable_message(spec, reason)) from exc
     model.to(device)  # type: ignore[arg-type]  # transformers' stub types .to oddly
     model.eval()
     return model, processor, tokenizer
+
+
+def _load_from_hub(spec: ModelSpec, dtype: torch.dtype) -> tuple[Any, Any, Any]:
+    """The cached copy, else one reachability check, then the download."""
+    try:
+        return _load_all(spec, dtype, local_files_only=True)
+    except OSError as exc:  # not (completely) in the cache
+        cache_miss = _first_line(exc)
+    if _hub_offline():
+        raise ModelUnavailableError(unavailable_message(spec, cache_miss))
+    reason = hub_unreachable_reason()
+    if reason is not None:
+        raise ModelUnavailableError(unavailable_message(spec, f"not in the local cache, and {reason}"))
+    return _load_all(spec, dtype)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -9,11 +9,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
+
+from core.errors import ConfigError
+from core.fileio import atomic_write_text
 
 FORMATS = ("text", "jsonl", "csv", "coco")
 
@@ -35,7 +37,7 @@ def coco_image_id(path: str) -> int:
     """``.../000000397133.jpg`` -> 397133; ValueError when the stem is not a number."""
     stem = Path(path).stem
     if not stem.isdigit():
-        raise ValueError(f"file name {Path(path).name!r} is not a COCO image id (digits only)")
+        raise ConfigError(f"file name {Path(path).name!r} is not a COCO image id (digits only)")
     return int(stem)
 
 
@@ -44,7 +46,7 @@ def format_line(record: CaptionRecord, fmt: str) -> str:
     if fmt == "text":
         if "\n" in record.path or "\r" in record.path:
             # PATH<TAB>CAPTION has no escaping: such a name would tear the record in two.
-            raise ValueError("file name contains a line break; use --format jsonl or csv")
+            raise ConfigError("file name contains a line break; use --format jsonl or csv")
         return f"{record.path}\t{record.caption}\n"
     if fmt == "jsonl":
         row: dict[str, Any] = {"path": record.path, "caption": record.caption}
@@ -60,7 +62,7 @@ def format_line(record: CaptionRecord, fmt: str) -> str:
         else:
             csv.writer(buf, lineterminator="\n").writerow(fields)
         return buf.getvalue()
-    raise ValueError(f"format {fmt!r} is not line based; choose one of text, jsonl, csv")
+    raise ConfigError(f"format {fmt!r} is not line based; choose one of text, jsonl, csv")
 
 
 CSV_HEADER = "path,caption,error\n"
@@ -91,7 +93,7 @@ def read_done(path: Path, fmt: str) -> list[CaptionRecord]:
         try:
             rows = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}: cannot resume, not a COCO results JSON file ({exc})") from exc
+            raise ConfigError(f"{path}: cannot resume, not a COCO results JSON file ({exc})") from exc
         return [CaptionRecord(f"{row['image_id']}", row["caption"]) for row in rows]
     data = path.read_bytes()
     complete = data[: data.rfind(b"\n") + 1]
@@ -130,7 +132,7 @@ class ResultWriter:
     def __init__(self, stream: IO[str], fmt: str, *, target: Path | None = None,
                  existing: list[CaptionRecord] | None = None, header: bool = True) -> None:
         if fmt not in FORMATS:
-            raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+            raise ConfigError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
         self.stream, self.fmt, self.target = stream, fmt, target
         self._coco: list[CaptionRecord] = list(existing or []) if fmt == "coco" else []
         if fmt == "csv" and header:
@@ -154,9 +156,4 @@ class ResultWriter:
         if self.target is None:
             self._emit(text)
             return
-        tmp = self.target.with_name(self.target.name + ".tmp")
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.target)
+        atomic_write_text(self.target, text)

@@ -10,31 +10,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
-import stat
 import sys
-import urllib.error
-import urllib.request
-import warnings
-import zipfile
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from core.cli import EXIT_OK
-
-TINY_COCO_URL = "https://github.com/lizhogn/tiny_coco_dataset/archive/refs/heads/master.zip"
-SPLITS = ("train2017", "val2017")
-EXPECTED_IMAGES = 50  # per split in the published archive
-MAX_DOWNLOAD_BYTES = 1 << 30  # the archive is ~20 MB; refuse anything wildly larger
-MAX_EXTRACTED_BYTES = 2 << 30  # zip-bomb guard on the declared uncompressed sizes
-# Where a dataset root may sit under DEST once the archive is unpacked.
-_ROOT_CANDIDATES = (
-    "tiny_coco_dataset-master/tiny_coco",
-    "tiny_coco",
-    "tiny_coco_dataset-master",
-    ".",
+from core.cli.options import add_quiet
+from core.datasets import (
+    EXPECTED_IMAGES,
+    SPLITS,
+    TINY_COCO_URL,
+    describe_dataset,
+    download,
+    extract_zip,
+    verify_tiny_coco,
 )
 
 
@@ -60,7 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--force", action="store_true", help="extract again even if DEST already verifies"
     )
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_quiet(p, help="no progress bar")
     p.set_defaults(func=_run_tiny_coco)
 
     p = data_sub.add_parser(
@@ -79,169 +68,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--format", choices=("text", "json"), default="text", help="output format")
     p.set_defaults(func=_run_check)
-
-
-# ------------------------------------------------------------------------------ download
-def download(url: str, dest: Path, *, timeout: float = 60.0, progress: bool = True) -> Path:
-    """Fetch ``url`` into the file ``dest`` (via ``dest.part``, renamed when complete).
-
-    Raises:
-        ValueError: any network or HTTP failure, or an oversized download; the message says
-            what failed and how to proceed offline.
-    """
-    part = dest.with_name(dest.name + ".part")
-    hint = "check the network, or download it by hand and pass --archive FILE"
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (user's URL)
-            total = int(response.headers.get("Content-Length") or 0) or None
-            if total is not None and total > MAX_DOWNLOAD_BYTES:
-                raise ValueError(f"{url}: {total:,} bytes is too large for Tiny COCO")
-            done = 0
-            with (
-                part.open("wb") as fh,
-                tqdm(
-                    total=total,
-                    unit="B",
-                    unit_scale=True,
-                    desc="download",
-                    disable=not progress,
-                    file=sys.stderr,
-                ) as bar,
-            ):
-                while block := response.read(1 << 16):
-                    done += len(block)
-                    if done > MAX_DOWNLOAD_BYTES:
-                        raise ValueError(
-                            f"{url}: more than {MAX_DOWNLOAD_BYTES:,} bytes; not Tiny COCO"
-                        )
-                    fh.write(block)
-                    bar.update(len(block))
-    except urllib.error.HTTPError as exc:
-        part.unlink(missing_ok=True)
-        raise ValueError(f"cannot download {url}: HTTP {exc.code} {exc.reason}; {hint}") from exc
-    except (urllib.error.URLError, TimeoutError, OSError) as exc:
-        part.unlink(missing_ok=True)
-        reason = getattr(exc, "reason", None) or exc
-        raise ValueError(f"cannot download {url}: {reason}; {hint}") from exc
-    except BaseException:
-        part.unlink(missing_ok=True)
-        raise
-    part.replace(dest)
-    return dest
-
-
-# ------------------------------------------------------------------------------ extract
-def _safe_target(dest: Path, info: zipfile.ZipInfo) -> Path:
-    """Where a member goes inside ``dest``; ``ValueError`` if it would escape or is a link."""
-    name = info.filename.replace("\\", "/")
-    parts = PurePosixPath(name).parts
-    escapes = (
-        name.startswith("/")
-        or ".." in parts
-        or (parts and parts[0].endswith(":"))  # a Windows drive such as C:
-    )
-    if stat.S_ISLNK(info.external_attr >> 16):
-        raise ValueError(
-            f"archive member {info.filename!r} is a symbolic link; refusing to extract"
-        )
-    target = (dest / name).resolve()
-    root = dest.resolve()
-    if escapes or (target != root and root not in target.parents):
-        raise ValueError(
-            f"archive member {info.filename!r} would be written outside {dest}; refusing to extract"
-        )
-    return target
-
-
-def extract_zip(archive: Path, dest: Path) -> int:
-    """Extract ``archive`` into ``dest`` after checking every member; returns the file count.
-
-    Raises:
-        ValueError: not a zip, an unsafe member (nothing is written then), or too large.
-    """
-    try:
-        zf = zipfile.ZipFile(archive)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise ValueError(f"{archive}: not a readable zip archive ({exc})") from exc
-    with zf:
-        members = zf.infolist()
-        targets = [_safe_target(dest, m) for m in members]  # all checked before any write
-        if sum(m.file_size for m in members) > MAX_EXTRACTED_BYTES:
-            raise ValueError(
-                f"{archive}: expands to more than {MAX_EXTRACTED_BYTES:,} bytes; refusing"
-            )
-        files = 0
-        for member, target in zip(members, targets, strict=True):
-            if member.is_dir():
-                target.mkdir(parents=True, exist_ok=True)
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with zf.open(member) as src, target.open("wb") as out:
-                shutil.copyfileobj(src, out)
-            files += 1
-    return files
-
-
-# ------------------------------------------------------------------------------ verify
-def describe_dataset(
-    root: Path, splits: tuple[str, ...] = SPLITS, *, strict: bool = False
-) -> dict[str, Any]:
-    """Layout and counts of ``root`` per split (via ``core.ssl.data.find_dataset``).
-
-    Returns:
-        ``{"root", "splits": {split: {"layout", "images", "with_captions", "with_categories",
-        "categories", "warnings"}}}``.
-    """
-    from core.ssl.data import find_dataset
-
-    if not root.is_dir():
-        raise FileNotFoundError(f"data folder not found: {root}")
-    out: dict[str, Any] = {"root": str(root), "splits": {}}
-    for split in splits:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            info = find_dataset(root, split, strict=strict)
-        out["splits"][split] = {
-            "layout": info.layout,
-            "images": len(info.records),
-            "with_captions": sum(1 for r in info.records if r.captions),
-            "with_categories": sum(1 for r in info.records if r.categories),
-            "categories": len(info.category_names),
-            "warnings": [str(w.message) for w in caught],
-        }
-    return out
-
-
-def verify_tiny_coco(dest: Path) -> dict[str, Any]:
-    """Find the extracted data set under ``dest`` and check both splits are complete.
-
-    Accepts the published layout (``annotations/instances_S.json`` + ``S/``) and the
-    notebook's (``annotations/instances.json`` + ``images/S/``).
-
-    Raises:
-        FileNotFoundError: no ``annotations/`` folder, a missing split or annotation file, or
-            annotated images missing on disk (the message names what is missing).
-        ValueError: an annotation file is not valid COCO JSON.
-    """
-    roots = [dest / rel for rel in _ROOT_CANDIDATES]
-    root = next((r for r in roots if (r / "annotations").is_dir()), None)
-    if root is None:
-        looked = "\n".join(f"  {r / 'annotations'}" for r in roots)
-        raise FileNotFoundError(f"no annotations folder found under {dest}; looked for:\n{looked}")
-    report = describe_dataset(root, SPLITS, strict=True)
-    for split, counts in report["splits"].items():
-        if counts["layout"] == "folder":
-            raise FileNotFoundError(
-                f"{root}: no instance annotations or image folder for split {split} "
-                f"(expected annotations/instances_{split}.json and {split}/)"
-            )
-        if counts["images"] == 0:
-            raise FileNotFoundError(f"{root}: split {split} has no images")
-        if counts["with_captions"] == 0:
-            raise FileNotFoundError(
-                f"{root}: split {split} has no captions (captions file missing)"
-            )
-    return report
 
 
 def _format_report(report: dict[str, Any]) -> str:

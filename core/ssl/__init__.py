@@ -5,9 +5,9 @@ Train with :func:`train` (or ``img2text ssl train``); load the result with :func
 
 from __future__ import annotations
 
+from core.datasets import DatasetInfo, ImageRecord, find_dataset
 from core.ssl.checkpoint import LoadedEncoder, load_encoder, random_encoder
 from core.ssl.config import SSLConfig
-from core.ssl.data import DatasetInfo, ImageRecord, find_dataset
 from core.ssl.loss import NTXentLoss, cross_view_loss, nt_xent_loss
 from core.ssl.models import SimCLRModel, build_model
 from core.ssl.runs import RunInfo, read_run

@@ -2,19 +2,17 @@
 
 A run folder holds ``checkpoint.safetensors`` (model weights; the config is also in its metadata
 so the file stands alone), ``optimizer.pt`` (optimizer + RNG state, plain tensors and numbers,
-read back with ``weights_only=True``), and ``config.json`` (config, preprocessing, epoch), which
-is written last and so marks a complete checkpoint. Weights are only ever read with safetensors,
+read back with ``weights_only=True``; dropped after the last epoch unless ``keep_optimizer``),
+and ``config.json`` (config, preprocessing, epoch), which is written last and so marks a
+complete checkpoint. Weights are only ever read with safetensors,
 and only up to ``MAX_WEIGHTS_BYTES``.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import io
 import json
 import os
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +26,7 @@ from safetensors.torch import save as st_save
 from torch import nn
 
 from core.errors import CheckpointError
+from core.fileio import atomic_write_bytes, atomic_write_json, sha256_bytes
 from core.ssl.config import SSLConfig
 from core.ssl.models import SimCLRModel, build_model
 from core.ssl.transforms import eval_transform, preprocessing_settings
@@ -43,40 +42,6 @@ MAX_WEIGHTS_BYTES = 2 << 30
 _HEADER_LEN_BYTES = 8  # safetensors: little-endian u64 header length, then the JSON header
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` so readers see the old file or the new one, never a partial one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
-    # os.open with 0o666 honours the umask (mkstemp would force 0600 on shared run folders).
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
-
-
-def _fsync_dir(folder: Path) -> None:
-    # Makes the rename itself durable; not possible on every platform (e.g. Windows).
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 def save_checkpoint(
     run_dir: Path,
     model: nn.Module,
@@ -84,8 +49,22 @@ def save_checkpoint(
     config: SSLConfig,
     epoch: int,
     rng_state: torch.Tensor,
+    *,
+    keep_optimizer: bool = True,
 ) -> None:
-    """Write weights, optimizer/RNG state and, last, ``config.json`` for ``epoch`` (1-based)."""
+    """Write weights, optimizer/RNG state and, last, ``config.json`` for ``epoch`` (1-based).
+
+    Args:
+        run_dir: the run folder.
+        model: the SimCLR model (encoder + projection head).
+        optimizer: its optimizer; its state goes to ``optimizer.pt``.
+        config: the run's settings (in ``config.json`` and the weights' metadata).
+        epoch: number of complete epochs.
+        rng_state: the torch CPU RNG state to restore on resume.
+        keep_optimizer: ``False`` writes no optimizer state and removes the previous
+            ``optimizer.pt`` once ``config.json`` is written (``"optimizer": null`` in it): the run
+            can then be loaded but not resumed.
+    """
     meta = {
         "format_version": str(FORMAT_VERSION),
         "epoch": str(epoch),
@@ -94,9 +73,10 @@ def save_checkpoint(
     }
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     atomic_write_bytes(run_dir / WEIGHTS_NAME, st_save(state, metadata=meta))
-    buf = io.BytesIO()
-    torch.save({"epoch": epoch, "optimizer": optimizer.state_dict(), "rng": rng_state}, buf)
-    atomic_write_bytes(run_dir / OPTIMIZER_NAME, buf.getvalue())
+    if keep_optimizer:
+        buf = io.BytesIO()
+        torch.save({"epoch": epoch, "optimizer": optimizer.state_dict(), "rng": rng_state}, buf)
+        atomic_write_bytes(run_dir / OPTIMIZER_NAME, buf.getvalue())
     atomic_write_json(
         run_dir / CONFIG_NAME,
         {
@@ -105,9 +85,12 @@ def save_checkpoint(
             "ssl_config": config.to_dict(),
             "preprocessing": preprocessing_settings(config.img_size),
             "weights": WEIGHTS_NAME,
-            "optimizer": OPTIMIZER_NAME,
+            "optimizer": OPTIMIZER_NAME if keep_optimizer else None,
         },
     )
+    if not keep_optimizer:
+        # After config.json: until then the previous epoch's state still pairs with it.
+        (run_dir / OPTIMIZER_NAME).unlink(missing_ok=True)
 
 
 def read_weights(
@@ -142,7 +125,7 @@ def read_weights(
         metadata = _metadata(data)
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"{path}: not a readable safetensors file, truncated or corrupt ({exc})") from exc
-    return tensors, metadata, hashlib.sha256(data).hexdigest()
+    return tensors, metadata, sha256_bytes(data)
 
 
 def _check_header_length(path: Path, data: bytes) -> None:
@@ -262,7 +245,7 @@ def load_encoder(checkpoint: str | os.PathLike, device: str | torch.device | Non
     try:
         with torch.device("meta"):
             shape_only = build_model(config)
-    except Exception as exc:
+    except (ValueError, TypeError, RuntimeError, OverflowError) as exc:  # sizes torch refuses
         raise CheckpointError(f"{weights_path}: cannot build the configured model ({exc})") from exc
     check_state_fits(shape_only, tensors, weights_path)
     model: SimCLRModel = build_model(config)

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.errors import ConfigError
+
 BACKBONES = ("conv", "resnet18")
 LOSSES = ("nt_xent", "cross_view")
 AUGMENTS = ("auto", "loader", "batched")
@@ -54,6 +56,10 @@ class SSLConfig:
     # NHWC memory layout for the conv layers: same maths, faster kernels (oneDNN on CPU, tensor
     # cores on GPU); measured +15-35% per training step on the 2-core CPU (docs/benchmarks.md).
     channels_last: bool = True
+    # Keep optimizer.pt (AdamW's two moments: twice the size of the weights, 70 MB of a 105 MB
+    # conv run folder) after the last epoch, so the finished run can be extended exactly (resume
+    # with more epochs). An unfinished run always keeps it; this only decides after the last epoch.
+    keep_optimizer: bool = False
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
@@ -61,37 +67,37 @@ class SSLConfig:
         for name in ("img_size", "batch_size", "num_epochs", "projection_dim", "embedding_dim", "eval_k"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
-                raise ValueError(f"{name} must be an integer, got {value!r}")
+                raise ConfigError(f"{name} must be an integer, got {value!r}")
         if self.img_size < 8:
             # Three 2x max-pools need at least 8 px to leave a 1x1 feature map.
-            raise ValueError(f"img_size must be >= 8 (three 2x poolings), got {self.img_size}")
+            raise ConfigError(f"img_size must be >= 8 (three 2x poolings), got {self.img_size}")
         if self.batch_size < 2:
-            raise ValueError(
+            raise ConfigError(
                 f"batch_size must be >= 2: contrastive learning needs other images as negatives, "
                 f"got {self.batch_size}"
             )
         if self.num_epochs < 1:
-            raise ValueError(f"num_epochs must be >= 1, got {self.num_epochs}")
+            raise ConfigError(f"num_epochs must be >= 1, got {self.num_epochs}")
         if not self.temperature > 0:
-            raise ValueError(f"temperature must be > 0, got {self.temperature}")
+            raise ConfigError(f"temperature must be > 0, got {self.temperature}")
         if self.projection_dim < 1 or self.embedding_dim < 1:
-            raise ValueError("projection_dim and embedding_dim must be >= 1")
+            raise ConfigError("projection_dim and embedding_dim must be >= 1")
         if not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
+            raise ConfigError(f"lr must be > 0, got {self.lr}")
         if self.weight_decay < 0:
-            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
+            raise ConfigError(f"weight_decay must be >= 0, got {self.weight_decay}")
         if self.backbone not in BACKBONES:
-            raise ValueError(f"backbone must be one of {', '.join(BACKBONES)}, got {self.backbone!r}")
+            raise ConfigError(f"backbone must be one of {', '.join(BACKBONES)}, got {self.backbone!r}")
         if self.loss not in LOSSES:
-            raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
+            raise ConfigError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
         if self.augment not in AUGMENTS:
-            raise ValueError(f"augment must be one of {', '.join(AUGMENTS)}, got {self.augment!r}")
+            raise ConfigError(f"augment must be one of {', '.join(AUGMENTS)}, got {self.augment!r}")
         if self.workers < 0:
-            raise ValueError(f"workers must be >= 0, got {self.workers}")
+            raise ConfigError(f"workers must be >= 0, got {self.workers}")
         if self.eval_k < 1:
-            raise ValueError(f"eval_k must be >= 1, got {self.eval_k}")
+            raise ConfigError(f"eval_k must be >= 1, got {self.eval_k}")
         if not self.split:
-            raise ValueError("split must be a non-empty folder name such as 'train2017'")
+            raise ConfigError("split must be a non-empty folder name such as 'train2017'")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict (paths as strings)."""
@@ -106,5 +112,5 @@ class SSLConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - names)
         if unknown:
-            raise ValueError(f"unknown SSLConfig field(s): {', '.join(unknown)}")
+            raise ConfigError(f"unknown SSLConfig field(s): {', '.join(unknown)}")
         return cls(**data)

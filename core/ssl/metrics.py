@@ -14,14 +14,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from core.datasets import ImageRecord
 from core.errors import InvalidImageError
+from core.fileio import atomic_write_bytes
 from core.images import load_image
-from core.ssl.checkpoint import atomic_write_bytes
-from core.ssl.data import ImageRecord
 from core.ssl.transforms import eval_transform
 
 
@@ -38,12 +39,18 @@ def embedding_std(h: torch.Tensor) -> float:
 
 
 @torch.no_grad()
-def precision_at_k(emb: torch.Tensor, categories: Sequence[Sequence[int]], k: int) -> float | None:
-    """Mean precision@k over the images that have categories; None when it cannot be computed.
+def neighbour_precision(emb: torch.Tensor, categories: Sequence[Sequence[int]], k: int) -> float | None:
+    """Held-out precision@k: mean P@k over the images that have categories; None when undefined.
+
+    Each labelled image is a query; its k nearest other images (cosine) are relevant when they
+    share a category with it. The counting is :func:`core.search.metrics.precision_at_k`, the
+    project's one P@k; ``k`` is capped at ``N - 1``.
 
     Shape:
         emb: (N, D) embeddings, row-aligned with ``categories``.
     """
+    from core.search.metrics import precision_at_k, relevance_matrix
+
     n = emb.shape[0]
     k = min(k, n - 1)
     queries = [i for i in range(n) if categories[i]]
@@ -52,10 +59,10 @@ def precision_at_k(emb: torch.Tensor, categories: Sequence[Sequence[int]], k: in
     z = F.normalize(emb.float(), dim=1)
     sim = z @ z.T
     sim.fill_diagonal_(float("-inf"))  # an image is not its own neighbour
-    top = sim.topk(k, dim=1).indices
-    sets = [set(c) for c in categories]
-    hits = [sum(1 for j in top[i].tolist() if sets[i] & sets[j]) / k for i in queries]
-    return sum(hits) / len(hits)
+    top = sim.topk(k, dim=1).indices[queries].cpu().numpy()  # (Q, k) neighbour indices, best first
+    relevant = relevance_matrix(categories)  # (N, N): shares a category, False on the diagonal
+    ranked = np.take_along_axis(relevant[queries], top, axis=1)
+    return precision_at_k(ranked.astype(np.float64), k)
 
 
 class HeldOutEval:
@@ -86,7 +93,7 @@ class HeldOutEval:
         parts = [encoder(self.images[i : i + batch_size].to(device)).float().cpu()
                  for i in range(0, len(self), batch_size)]
         encoder.train(was_training)
-        return precision_at_k(torch.cat(parts), self.categories, self.k)
+        return neighbour_precision(torch.cat(parts), self.categories, self.k)
 
 
 def plot_history(history: Sequence[dict[str, Any]], path: Path, chance: float | None = None) -> None:

@@ -2,9 +2,12 @@
 
 Reproducibility: weights come from ``torch.manual_seed(seed)``; the shuffle order of epoch e
 from a ``torch.Generator`` seeded with ``(seed, e)``; each image's augmentations from
-``(seed, e, index)`` (see :mod:`core.ssl.views`). Resuming therefore needs only the weights, the
+``(seed, e, index)`` (see :mod:`core.ssl.two_views`). Resuming therefore needs only the weights, the
 optimizer state and the epoch, and continues exactly where an uninterrupted run would be.
 The caller's global RNG state is restored on return.
+
+Structure: :func:`_setup` builds (or restores) everything a run needs once, :func:`_train_epoch`
+runs one epoch (one :func:`_step` per batch) and :func:`_finish_epoch` writes its files.
 """
 
 from __future__ import annotations
@@ -12,8 +15,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import pickle
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,31 +27,34 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from core.datasets import find_dataset, sibling_split
 from core.devices import resolve_device
-from core.errors import CheckpointError
+from core.errors import CheckpointError, ConfigError, DatasetError
+from core.fileio import atomic_write_json
 from core.ssl.checkpoint import (
     CONFIG_NAME,
     OPTIMIZER_NAME,
     WEIGHTS_NAME,
-    atomic_write_json,
     load_state_into,
     read_config,
     read_weights,
     save_checkpoint,
 )
 from core.ssl.config import SSLConfig
-from core.ssl.data import TwoViewDataset, collate_views, find_dataset, sibling_split
 from core.ssl.gpu_augment import two_views
 from core.ssl.loss import DistributedGather, NTXentLoss, distributed_gather, positive_top1
 from core.ssl.metrics import HeldOutEval, embedding_std, plot_history
-from core.ssl.models import build_model
-from core.ssl.views import DecodedDataset, collate_decoded
+from core.ssl.models import SimCLRModel, build_model
+from core.ssl.two_views import DecodedDataset, TwoViewDataset, collate_decoded, collate_views
 
 HISTORY_NAME = "history.json"
 PLOT_NAME = "loss.png"
 # Settings that may change between a run and its resumption without changing the results.
 # channels_last only changes float rounding, not the maths.
-RESUMABLE_CHANGES = {"num_epochs", "resume", "device", "workers", "data_dir", "out_dir", "channels_last"}
+# keep_optimizer only decides what is kept after the last epoch.
+RESUMABLE_CHANGES = {
+    "num_epochs", "resume", "device", "workers", "data_dir", "out_dir", "channels_last", "keep_optimizer",
+}
 
 
 def _dist_info() -> tuple[int, int]:
@@ -64,17 +72,23 @@ def _held_out(config: SSLConfig, layout: str) -> HeldOutEval | None:
         return None
     try:
         info = find_dataset(config.data_dir, other)
-    except (FileNotFoundError, NotADirectoryError, ValueError):
+    except (FileNotFoundError, ValueError):  # DatasetError / DatasetNotFoundError: no held-out split
         return None
     if info.layout != layout or not any(r.categories for r in info.records):
         return None  # e.g. a plain-folder fallback: no labels to judge neighbours by
     return HeldOutEval(info.records, config.img_size, config.eval_k)
 
 
-def _resume_state(config: SSLConfig, model: nn.Module, optimizer: torch.optim.Optimizer) -> int:
-    """Load the last checkpoint of ``config.out_dir`` into model/optimizer; returns its epoch."""
-    run_dir = config.out_dir
-    saved = read_config(run_dir)
+# What torch.load(weights_only=True) and load_state_dict raise for a damaged or foreign
+# optimizer.pt: refused pickles, corrupt zips, truncation, wrong structure or types.
+_OPTIMIZER_FILE_ERRORS = (
+    pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, KeyError, TypeError,
+    IndexError, AttributeError,
+)
+
+
+def _check_resumable(config: SSLConfig, saved: dict[str, Any]) -> None:
+    """Refuse a resume whose settings would change the results (the message lists them)."""
     old = SSLConfig.from_dict(saved["ssl_config"]).to_dict()
     if config.augment == "auto":  # keep the run's pipeline even if the device changed
         config = dataclasses.replace(config, augment=old["augment"])
@@ -82,16 +96,18 @@ def _resume_state(config: SSLConfig, model: nn.Module, optimizer: torch.optim.Op
     diff = sorted(k for k in new if k not in RESUMABLE_CHANGES and new[k] != old.get(k))
     if diff:
         details = ", ".join(f"{k}: {old.get(k)!r} -> {new[k]!r}" for k in diff)
-        raise CheckpointError(f"{run_dir / CONFIG_NAME}: cannot resume with changed settings ({details})")
-    epoch = int(saved["epoch"])
-    tensors, meta, _ = read_weights(run_dir / WEIGHTS_NAME)
-    if meta.get("epoch") != str(epoch):
-        raise CheckpointError(
-            f"{run_dir / WEIGHTS_NAME}: holds epoch {meta.get('epoch')} but {CONFIG_NAME} says "
-            f"{epoch} (interrupted write?)"
-        )
-    load_state_into(model, tensors, run_dir / WEIGHTS_NAME)
+        raise CheckpointError(f"{config.out_dir / CONFIG_NAME}: cannot resume with changed settings ({details})")
+
+
+def _load_optimizer(run_dir: Path, optimizer: torch.optim.Optimizer, epoch: int, saved: dict[str, Any]) -> None:
+    """Restore optimizer and torch RNG state of ``epoch`` from ``optimizer.pt``."""
     opt_path = run_dir / OPTIMIZER_NAME
+    if not opt_path.is_file() and saved.get("optimizer", OPTIMIZER_NAME) is None:
+        raise CheckpointError(
+            f"{opt_path}: this run finished at epoch {epoch} and kept no optimizer state, so it "
+            f"cannot be extended exactly; train it again with keep_optimizer=True "
+            f"(--keep-optimizer) to be able to extend it, or start a new run"
+        )
     try:
         state = torch.load(opt_path, map_location="cpu", weights_only=True)
         if int(state["epoch"]) != epoch:
@@ -100,8 +116,28 @@ def _resume_state(config: SSLConfig, model: nn.Module, optimizer: torch.optim.Op
         torch.set_rng_state(state["rng"])
     except FileNotFoundError as exc:
         raise CheckpointError(f"{opt_path}: optimizer state not found") from exc
-    except Exception as exc:  # unpickling errors come in many types; all mean "unusable file"
+    except _OPTIMIZER_FILE_ERRORS as exc:
         raise CheckpointError(f"{opt_path}: unreadable optimizer state ({exc})") from exc
+
+
+def _resume_state(config: SSLConfig, model: nn.Module, optimizer: torch.optim.Optimizer) -> int:
+    """Load the last checkpoint of ``config.out_dir`` into model/optimizer; returns its epoch.
+
+    The optimizer state is only read when there are epochs left to run.
+    """
+    run_dir = config.out_dir
+    saved = read_config(run_dir)
+    _check_resumable(config, saved)
+    epoch = int(saved["epoch"])
+    tensors, meta, _ = read_weights(run_dir / WEIGHTS_NAME)
+    if meta.get("epoch") != str(epoch):
+        raise CheckpointError(
+            f"{run_dir / WEIGHTS_NAME}: holds epoch {meta.get('epoch')} but {CONFIG_NAME} says "
+            f"{epoch} (interrupted write?)"
+        )
+    load_state_into(model, tensors, run_dir / WEIGHTS_NAME)
+    if epoch < config.num_epochs:
+        _load_optimizer(run_dir, optimizer, epoch, saved)
     return epoch
 
 
@@ -123,7 +159,8 @@ def train(config: SSLConfig, resume: bool | None = None, *, progress: bool = Tru
         progress: show a tqdm bar per epoch (rank 0 only).
 
     Raises:
-        FileNotFoundError / ValueError: no usable data, or a finished-run folder without resume.
+        DatasetError / DatasetNotFoundError: no usable data (too few or unreadable images).
+        ConfigError: a run folder that already holds a run, without resume.
         CheckpointError: the checkpoint to resume from is corrupt or does not fit the config.
     """
     if resume is not None:
@@ -134,15 +171,53 @@ def train(config: SSLConfig, resume: bool | None = None, *, progress: bool = Tru
         # (measured: no gain on a 2-core CPU, docs/benchmarks.md).
         config = dataclasses.replace(config, augment="batched" if device.type == "cuda" else "loader")
     with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
-        return _train(config, device, progress)
+        run = _setup(config, device)
+        for epoch in range(run.start, config.num_epochs):
+            row = _train_epoch(run, epoch, progress)
+            _finish_epoch(run, epoch, row, progress)
+        return config.out_dir
 
 
-def _train(config: SSLConfig, device: torch.device, progress: bool) -> Path:
+@dataclass
+class _Run:
+    """What one training run builds once and every epoch uses."""
+
+    config: SSLConfig  # with augment resolved ("loader" or "batched")
+    device: torch.device
+    rank: int  # this process under DDP (0 alone)
+    world: int  # number of DDP processes (1 alone)
+    model: SimCLRModel  # the model whose weights are saved
+    net: nn.Module  # what runs the forward pass: model, or its DDP wrapper
+    optimizer: torch.optim.Optimizer
+    criterion: NTXentLoss
+    gather: DistributedGather | None  # cross-rank row gathering under DDP
+    dataset: TwoViewDataset | DecodedDataset
+    share: int  # images per rank per epoch (n // world)
+    held_out: HeldOutEval | None  # labelled sibling split for precision@k, if any
+    start: int  # first epoch to run (0-based; > 0 when resumed)
+    history: list[dict[str, Any]]  # one row per finished epoch
+
+    @property
+    def batched(self) -> bool:
+        return self.config.augment == "batched"
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        return torch.channels_last if self.config.channels_last else torch.contiguous_format
+
+
+def _setup(config: SSLConfig, device: torch.device) -> _Run:
+    """Data, model, optimizer (restored when resuming), loss and held-out check of a run.
+
+    Raises:
+        DatasetError: fewer than two images (per process under DDP).
+        ConfigError: the run folder holds a run and ``config.resume`` is off.
+    """
     rank, world = _dist_info()
     info = find_dataset(config.data_dir, config.split)
     paths = [r.path for r in info.records]
     if len(paths) < 2:
-        raise ValueError(f"{config.data_dir}: found {len(paths)} image(s); contrastive training needs >= 2")
+        raise DatasetError(f"{config.data_dir}: found {len(paths)} image(s); contrastive training needs >= 2")
     run_dir = config.out_dir
     torch.manual_seed(config.seed)
     model = build_model(config)
@@ -150,126 +225,167 @@ def _train(config: SSLConfig, device: torch.device, progress: bool) -> Path:
     start, history = 0, []
     if (run_dir / CONFIG_NAME).exists():
         if not config.resume:
-            raise ValueError(f"{run_dir} already holds a training run; pass --resume or choose another --out")
+            raise ConfigError(f"{run_dir} already holds a training run; pass --resume or choose another --out")
         start = _resume_state(config, model, optimizer)
         history = _load_history(run_dir, start)
     elif config.resume:
-        warnings.warn(f"nothing to resume in {run_dir}; starting a new run", stacklevel=2)
-    model.to(device)
-    layout = torch.channels_last if config.channels_last else torch.contiguous_format
-    model.to(memory_format=layout)
-    # Move restored optimizer state along with the parameters (no-op on CPU).
-    for st in optimizer.state.values():
-        for key, val in st.items():
-            if isinstance(val, torch.Tensor) and key != "step":
-                st[key] = val.to(device)
+        warnings.warn(f"nothing to resume in {run_dir}; starting a new run", stacklevel=3)
+    _to_device(model, optimizer, device, config.channels_last)
     net: nn.Module = model
     gather: DistributedGather | None = None
     if world > 1:
         net = nn.parallel.DistributedDataParallel(model)
         gather = distributed_gather()
-    criterion = NTXentLoss(config.temperature, config.loss, gather=gather, rank=rank)
-    held_out = _held_out(config, info.layout)
     batched = config.augment == "batched"
     dataset: TwoViewDataset | DecodedDataset = (
         DecodedDataset(paths) if batched else TwoViewDataset(paths, config.img_size, config.seed))
-    n = len(dataset)
     # Under DDP every rank must run the same steps (the loss all-gathers z), so each epoch uses
     # n // world images per rank; the n % world left over differ per epoch. Batches may still
     # differ in size when images turn out unreadable: the gather and the loss allow that.
-    share = n // world
+    share = len(dataset) // world
     if share < 2:
-        raise ValueError(f"{config.data_dir}: {n} image(s) for {world} processes; each needs >= 2")
-    # SimCLR likes equal batches, but never drop the only batch (50 images with batch 64).
-    drop_last = share >= config.batch_size
-    use_amp = device.type == "cuda"  # bf16 autocast only where it is fast and supported
+        raise DatasetError(f"{config.data_dir}: {len(dataset)} image(s) for {world} processes; each needs >= 2")
     if rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
-    for epoch in range(start, config.num_epochs):
-        t0, c0 = time.perf_counter(), time.process_time()
-        dataset.set_epoch(epoch)
-        gen = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
-        order = torch.randperm(n, generator=gen).tolist()[: share * world][rank::world]
-        loader = DataLoader(
-            dataset,
-            batch_size=config.batch_size,
-            sampler=order,
-            drop_last=drop_last,
-            num_workers=config.workers,
-            collate_fn=collate_decoded if batched else collate_views,
-        )
-        # Batched views: one device RNG stream per (seed, epoch), so a resumed run sees the same views.
-        aug_gen = torch.Generator(device=device).manual_seed(config.seed * 100_003 + epoch) if batched else None
-        model.train()
-        sums = {"loss": 0.0, "pos_top1": 0.0, "emb_std": 0.0}
-        seen = skipped = 0
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{config.num_epochs}", disable=not progress or rank != 0,
-                   leave=False)
-        for batch in bar:
-            skipped += batch[-1]
-            b = len(batch[0])
-            weight: float = b  # loss.item() * weight = this rank's summed per-pair loss
-            sizes: list[int] | None = None  # every rank's pair count, under DDP
-            if gather is None:
-                if b < 2:  # one view pair has no negatives: nothing to learn, skip (counted)
-                    skipped += b
-                    continue
-            else:
-                # Every rank must agree to skip, or one would wait in the step's collectives. A
-                # single local pair is fine here (the other ranks' rows are its negatives); an
-                # empty batch (all unreadable) skips the step on every rank (counted).
-                sizes = gather.sizes(b, device)
-                if min(sizes) < 1:
-                    skipped += b
-                    continue
-                weight = sum(sizes) / world  # the loss is scaled by b * world / sum(sizes)
-            if batched:
-                v1, v2 = two_views(batch[0], config.img_size, device, aug_gen)
-            else:
-                v1, v2 = batch[0], batch[1]
-            x = torch.cat([v1, v2]).to(device, non_blocking=True)  # (2B, 3, S, S): one pass
-            x = x.contiguous(memory_format=layout)
-            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
-                h, z = net(x)
-            h, z = h.float(), z.float()
-            loss = criterion(z[:b], z[b:], sizes=sizes)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            sums["loss"] += loss.item() * weight
-            sums["pos_top1"] += positive_top1(z[:b], z[b:]) * b
-            sums["emb_std"] += embedding_std(h) * b
-            seen += b
-            bar.set_postfix(loss=f"{sums['loss'] / seen:.4f}")
-        if world > 1:  # epoch figures over all ranks: pair-weighted means, summed counts
-            import torch.distributed as dist
+    return _Run(config, device, rank, world, model, net, optimizer,
+                NTXentLoss(config.temperature, config.loss, gather=gather, rank=rank), gather,
+                dataset, share, _held_out(config, info.layout), start, history)
 
-            totals = torch.tensor([*sums.values(), seen, skipped], dtype=torch.float64, device=device)
-            dist.all_reduce(totals)
-            sums = dict(zip(sums, totals[:3].tolist(), strict=True))
-            seen, skipped = int(totals[3].item()), int(totals[4].item())
-        if seen == 0:
-            raise ValueError(f"epoch {epoch + 1}: no usable batch ({skipped} image(s) unreadable)")
-        row: dict[str, Any] = {"epoch": epoch + 1, **{k: v / seen for k, v in sums.items()}}
-        row["precision_at_k"] = held_out(model.encoder, device) if held_out is not None else None
-        row["eval_k"] = config.eval_k
-        row["skipped_images"] = skipped
-        row["seconds"] = round(time.perf_counter() - t0, 3)
-        # CPU time of this process: a fairer speed figure than wall time on a shared machine.
-        row["cpu_seconds"] = round(time.process_time() - c0, 3)
-        history.append(row)
-        if rank == 0:
-            # History first, checkpoint last: config.json marks a complete epoch.
-            atomic_write_json(run_dir / HISTORY_NAME, history)
-            save_checkpoint(run_dir, model, optimizer, config, epoch + 1, torch.get_rng_state())
-            bs = min(config.batch_size, share)  # chance level of a full batch
-            chance = math.log(2 * bs - 1) if config.loss == "nt_xent" else math.log(bs)
-            plot_history(history, run_dir / PLOT_NAME, chance=chance)
-            if progress:
-                prec = row["precision_at_k"]
-                tqdm.write(
-                    f"epoch {epoch + 1}/{config.num_epochs} loss {row['loss']:.4f} "
-                    f"pos_top1 {row['pos_top1']:.3f} emb_std {row['emb_std']:.4f} "
-                    f"P@{config.eval_k} {'-' if prec is None else f'{prec:.3f}'} ({row['seconds']:.1f}s)"
-                )
-    return run_dir
+
+def _to_device(model: nn.Module, optimizer: torch.optim.Optimizer, device: torch.device,
+               channels_last: bool) -> None:
+    """Move the model (in its memory layout) and any restored optimizer state to ``device``."""
+    model.to(device)
+    model.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    for st in optimizer.state.values():  # no-op on CPU
+        for key, val in st.items():
+            if isinstance(val, torch.Tensor) and key != "step":
+                st[key] = val.to(device)
+
+
+def _epoch_loader(run: _Run, epoch: int) -> DataLoader:
+    """This rank's share of epoch ``epoch``, in the order seeded by ``(seed, epoch)``."""
+    config = run.config
+    run.dataset.set_epoch(epoch)
+    gen = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
+    n = len(run.dataset)
+    order = torch.randperm(n, generator=gen).tolist()[: run.share * run.world][run.rank :: run.world]
+    return DataLoader(
+        run.dataset,
+        batch_size=config.batch_size,
+        sampler=order,
+        # SimCLR likes equal batches, but never drop the only batch (50 images with batch 64).
+        drop_last=run.share >= config.batch_size,
+        num_workers=config.workers,
+        collate_fn=collate_decoded if run.batched else collate_views,
+    )
+
+
+def _train_epoch(run: _Run, epoch: int, progress: bool) -> dict[str, Any]:
+    """One pass over this rank's share; returns the epoch's history row (all ranks' figures).
+
+    Raises:
+        DatasetError: no batch of the epoch was usable (every image unreadable).
+    """
+    config, device = run.config, run.device
+    t0, c0 = time.perf_counter(), time.process_time()
+    # Batched views: one device RNG stream per (seed, epoch), so a resumed run sees the same views.
+    aug_gen = torch.Generator(device=device).manual_seed(config.seed * 100_003 + epoch) if run.batched else None
+    run.model.train()
+    sums = {"loss": 0.0, "pos_top1": 0.0, "emb_std": 0.0}
+    seen = skipped = 0
+    bar = tqdm(_epoch_loader(run, epoch), desc=f"epoch {epoch + 1}/{config.num_epochs}",
+               disable=not progress or run.rank != 0, leave=False)
+    for batch in bar:
+        skipped += batch[-1]
+        figures = _step(run, batch, aug_gen)
+        if figures is None:  # too few pairs to learn from: skipped, counted
+            skipped += len(batch[0])
+            continue
+        for key, value in figures.items():
+            if key in sums:
+                sums[key] += value
+        seen += int(figures["pairs"])
+        bar.set_postfix(loss=f"{sums['loss'] / seen:.4f}")
+    if run.world > 1:  # epoch figures over all ranks: pair-weighted means, summed counts
+        import torch.distributed as dist
+
+        totals = torch.tensor([*sums.values(), seen, skipped], dtype=torch.float64, device=device)
+        dist.all_reduce(totals)
+        sums = dict(zip(sums, totals[:3].tolist(), strict=True))
+        seen, skipped = int(totals[3].item()), int(totals[4].item())
+    if seen == 0:
+        raise DatasetError(f"epoch {epoch + 1}: no usable batch ({skipped} image(s) unreadable)")
+    row: dict[str, Any] = {"epoch": epoch + 1, **{k: v / seen for k, v in sums.items()}}
+    row["precision_at_k"] = run.held_out(run.model.encoder, device) if run.held_out is not None else None
+    row["eval_k"] = config.eval_k
+    row["skipped_images"] = skipped
+    row["seconds"] = round(time.perf_counter() - t0, 3)
+    # CPU time of this process: a fairer speed figure than wall time on a shared machine.
+    row["cpu_seconds"] = round(time.process_time() - c0, 3)
+    return row
+
+
+def _step(run: _Run, batch: tuple, aug_gen: torch.Generator | None) -> dict[str, float] | None:
+    """One optimisation step on a batch; its summed figures, or None when it must be skipped.
+
+    Returns:
+        ``{"loss": loss * weight, "pos_top1": ... * B, "emb_std": ... * B, "pairs": B}`` (sums,
+        so the epoch means are pair-weighted), or ``None`` for a batch with no negatives.
+    """
+    b = len(batch[0])
+    weight: float = b  # loss.item() * weight = this rank's summed per-pair loss
+    sizes: list[int] | None = None  # every rank's pair count, under DDP
+    if run.gather is None:
+        if b < 2:  # one view pair has no negatives: nothing to learn
+            return None
+    else:
+        # Every rank must agree to skip, or one would wait in the step's collectives. A single
+        # local pair is fine here (the other ranks' rows are its negatives); an empty batch (all
+        # unreadable) skips the step on every rank.
+        sizes = run.gather.sizes(b, run.device)
+        if min(sizes) < 1:
+            return None
+        weight = sum(sizes) / run.world  # the loss is scaled by b * world / sum(sizes)
+    if run.batched:
+        v1, v2 = two_views(batch[0], run.config.img_size, run.device, aug_gen)
+    else:
+        v1, v2 = batch[0], batch[1]
+    x = torch.cat([v1, v2]).to(run.device, non_blocking=True)  # (2B, 3, S, S): one pass
+    x = x.contiguous(memory_format=run.memory_format)
+    with torch.autocast(device_type=run.device.type, dtype=torch.bfloat16, enabled=run.device.type == "cuda"):
+        h, z = run.net(x)  # bf16 autocast only where it is fast and supported
+    h, z = h.float(), z.float()
+    loss = run.criterion(z[:b], z[b:], sizes=sizes)
+    run.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    run.optimizer.step()
+    return {"loss": loss.item() * weight, "pos_top1": positive_top1(z[:b], z[b:]) * b,
+            "emb_std": embedding_std(h) * b, "pairs": b}
+
+
+def _finish_epoch(run: _Run, epoch: int, row: dict[str, Any], progress: bool) -> None:
+    """Record the epoch: history, checkpoint (written last), loss plot, one progress line.
+
+    After the last epoch the optimizer state is dropped unless ``config.keep_optimizer``.
+    """
+    config = run.config
+    run.history.append(row)
+    if run.rank != 0:
+        return
+    run_dir = config.out_dir
+    # History first, checkpoint last: config.json marks a complete epoch.
+    atomic_write_json(run_dir / HISTORY_NAME, run.history)
+    last = epoch + 1 == config.num_epochs
+    save_checkpoint(run_dir, run.model, run.optimizer, config, epoch + 1, torch.get_rng_state(),
+                    keep_optimizer=config.keep_optimizer or not last)
+    bs = min(config.batch_size, run.share)  # chance level of a full batch
+    chance = math.log(2 * bs - 1) if config.loss == "nt_xent" else math.log(bs)
+    plot_history(run.history, run_dir / PLOT_NAME, chance=chance)
+    if progress:
+        prec = row["precision_at_k"]
+        tqdm.write(
+            f"epoch {epoch + 1}/{config.num_epochs} loss {row['loss']:.4f} "
+            f"pos_top1 {row['pos_top1']:.3f} emb_std {row['emb_std']:.4f} "
+            f"P@{config.eval_k} {'-' if prec is None else f'{prec:.3f}'} ({row['seconds']:.1f}s)"
+        )

@@ -1,6 +1,6 @@
 """Broken data sets for SSL training: clear errors (exit 2) or counted skips, never a traceback.
 
-Rules (docs of core.ssl.data / core.ssl.views): malformed annotation JSON is a ValueError naming
+Rules (docs of core.datasets / core.ssl.two_views): malformed annotation JSON is a ValueError naming
 the file; annotated images that are absent are skipped with a warning (an error with strict);
 images that cannot be read when an epoch reaches them are skipped and counted per epoch in
 history.json (``skipped_images``); an epoch with no usable batch stops with a clear error.
@@ -112,8 +112,8 @@ def test_images_that_break_mid_run_are_skipped_and_counted(tmp_path: Path, monke
         paths[2].write_bytes(paths[2].read_bytes()[:40])  # truncated
         return info
 
-    def save_then_break(run_dir, model, optimizer, config, epoch, rng_state):
-        real_save(run_dir, model, optimizer, config, epoch, rng_state)
+    def save_then_break(run_dir, model, optimizer, config, epoch, rng_state, **kw):
+        real_save(run_dir, model, optimizer, config, epoch, rng_state, **kw)
         if epoch == 1:
             for p in paths[3:5]:
                 p.write_text("<html>replaced by a web page</html>")

@@ -85,3 +85,49 @@ def test_truncated_safetensors_is_a_clear_error(tiny_model_dir: Path, tmp_path: 
     weights.write_bytes(weights.read_bytes()[:1000])
     with pytest.raises(core.ModelUnavailableError, match="broken"):
         core.Captioner(str(folder), device="cpu")
+
+
+def test_unreachable_hub_is_asked_once_then_explained(tmp_path: Path) -> None:
+    """Without HF_HUB_OFFLINE and with a hub that drops every connection, the model id that is in
+    no cache fails after one request (huggingface_hub alone retries it five times with back-off)."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import threading
+
+    requests: list[bytes] = []
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(2)
+                try:
+                    requests.append(conn.recv(4096).split(b"\r\n", 1)[0])
+                except OSError:
+                    requests.append(b"")
+
+    threading.Thread(target=serve, daemon=True).start()
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    env.update(HF_ENDPOINT=f"http://127.0.0.1:{port}", HF_HOME=str(tmp_path / "empty-cache"))
+    code = ("import core\ntry:\n    core.Captioner('nobody-here/no-such-model', device='cpu')\n"
+            "except core.ModelUnavailableError as exc:\n    print(exc)\n")
+    repo = Path(__file__).resolve().parents[3]
+    try:
+        done = subprocess.run([sys.executable, "-c", code], env=env, cwd=repo, capture_output=True,
+                              text=True, timeout=120)
+    finally:
+        server.close()
+    assert "is unreachable" in done.stdout and "hf download nobody-here/no-such-model" in done.stdout, (
+        done.stdout + done.stderr)
+    assert "huggingface-cli" not in done.stdout
+    # The one probe, plus huggingface_hub's own once-a-day registry fetch; no model file requested.
+    model_requests = [r for r in requests if b"no-such-model" in r]
+    assert model_requests == [], requests
+    assert [r for r in requests if b"agent-harnesses" not in r] == [b"HEAD / HTTP/1.1"], requests

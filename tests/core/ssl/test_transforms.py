@@ -14,7 +14,7 @@ from core.ssl.transforms import (
     preprocessing_settings,
     train_transform,
 )
-from core.ssl.views import TwoViewDataset, collate_views
+from core.ssl.two_views import TwoViewDataset, collate_views
 from tests.core.ssl.conftest import make_image
 
 

@@ -1,4 +1,4 @@
-"""The two-view torch dataset and its collate function.
+"""Two augmented views per image for contrastive training: the torch datasets and their collate functions.
 
 Augmentation randomness is derived from ``(seed, epoch, index)`` instead of the global torch RNG,
 so a run gives the same views whatever the number of DataLoader workers, and a resumed run sees

@@ -1,4 +1,4 @@
-"""Greedy and beam search over a `GPT2Stepper`, reproducing Hugging Face ``generate`` exactly.
+"""Caption decoding loops, greedy and beam search, over a `GPT2Stepper`; same tokens as ``generate``.
 
 Beam search follows ``GenerationMixin._beam_search`` (transformers 5.x) step for step: the top
 ``max(2, 1 + n_eos) * num_beams`` continuations, finished hypotheses scored as

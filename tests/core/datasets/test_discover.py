@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from core.ssl.data import DatasetInfo, ImageRecord, find_dataset, sibling_split
-from tests.core.ssl.conftest import build_notebook, build_tiny_coco, make_folder
+from core.datasets import DatasetInfo, ImageRecord, find_dataset, sibling_split
+from tests.fixtures.datasets import build_notebook, build_tiny_coco, make_folder
 
 
 def test_tiny_coco_layout_generated(tmp_path: Path) -> None:
@@ -124,24 +124,3 @@ def test_wrong_split_of_an_annotated_layout_is_an_error_not_a_folder(tmp_path: P
     root = build_tiny_coco(tmp_path, n=2)
     with pytest.raises(FileNotFoundError, match="instances_test2017.json"):
         find_dataset(root, "test2017")
-
-
-def test_decoded_dataset_caps_the_long_side_and_collates_a_list(tmp_path: Path) -> None:
-    import torch
-    from PIL import Image
-
-    from core.ssl.views import DECODE_MAX_SIDE, DecodedDataset, collate_decoded
-
-    Image.new("RGB", (DECODE_MAX_SIDE * 2, 300), (10, 20, 30)).save(tmp_path / "wide.png")
-    Image.new("RGB", (40, 30), (200, 100, 0)).save(tmp_path / "small.png")
-    (tmp_path / "bad.png").write_bytes(b"not an image")
-    ds = DecodedDataset([tmp_path / "wide.png", tmp_path / "small.png", tmp_path / "bad.png"])
-    wide, small = ds[0], ds[1]
-    assert wide is not None and small is not None
-    assert wide[0].dtype == torch.uint8 and tuple(wide[0].shape) == (3, 150, DECODE_MAX_SIDE)
-    assert tuple(small[0].shape) == (3, 30, 40) and small[0][:, 0, 0].tolist() == [200, 100, 0]
-    with pytest.warns(UserWarning, match="bad.png"):
-        assert ds[2] is None
-    images, idx, skipped = collate_decoded([wide, None, small])
-    assert [tuple(im.shape) for im in images] == [(3, 150, DECODE_MAX_SIDE), (3, 30, 40)]
-    assert idx.tolist() == [0, 1] and skipped == 1

@@ -1,0 +1,45 @@
+"""Data sets on disk: COCO layouts (Tiny COCO, the notebook's), plain image folders, Tiny COCO download.
+
+    >>> from core.datasets import find_dataset
+    >>> info = find_dataset("data/tiny_coco", "val2017")     # doctest: +SKIP
+    >>> info.layout, len(info.records)                        # doctest: +SKIP
+    ('tiny_coco', 50)
+
+One module per kind of source (:mod:`~core.datasets.coco`, :mod:`~core.datasets.folders`);
+:func:`find_dataset` picks the one a folder holds. Every error is a :class:`core.DatasetError`.
+Used by SSL training, image search and caption evaluation.
+"""
+
+from core.datasets.base import DatasetInfo, DatasetNotFoundError, ImageRecord
+from core.datasets.coco import NOTEBOOK_ROOT, CocoLayout, coco_layouts, coco_records
+from core.datasets.discover import find_dataset, sibling_split
+from core.datasets.folders import folder_dataset
+from core.datasets.tiny_coco import (
+    EXPECTED_IMAGES,
+    SPLITS,
+    TINY_COCO_URL,
+    describe_dataset,
+    download,
+    extract_zip,
+    verify_tiny_coco,
+)
+
+__all__ = [
+    "EXPECTED_IMAGES",
+    "NOTEBOOK_ROOT",
+    "SPLITS",
+    "TINY_COCO_URL",
+    "CocoLayout",
+    "DatasetInfo",
+    "DatasetNotFoundError",
+    "ImageRecord",
+    "coco_layouts",
+    "coco_records",
+    "describe_dataset",
+    "download",
+    "extract_zip",
+    "find_dataset",
+    "folder_dataset",
+    "sibling_split",
+    "verify_tiny_coco",
+]
