@@ -3,7 +3,10 @@
 Accepted: a path (``str`` / ``Path``), ``bytes``, a binary file object, a ``PIL.Image`` or an
 ``(H, W, 3)`` ``uint8`` NumPy array. Only raster formats that people upload are decoded (JPEG,
 PNG, WebP, GIF, BMP, TIFF); the pixel cap is checked from the header, before any pixel is
-allocated, so decompression bombs fail fast. Every failure is an :class:`InvalidImageError`.
+allocated, so decompression bombs fail fast, and :mod:`core.decode_limits` refuses files whose
+structure (strips, scans, chunks...) would cost more to decode than their pixels. High bit depth
+is converted in bands of rows, within a few bytes a pixel. Every failure is an
+:class:`InvalidImageError`.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import IO, Any
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from core.decode_limits import check_structure
 from core.errors import InvalidImageError
 
 ImageInput = str | os.PathLike | bytes | bytearray | memoryview | IO[bytes] | Image.Image | np.ndarray
@@ -116,6 +120,7 @@ def _read_encoded(src: Any, name: str, max_bytes: int) -> bytes:
 
 
 def _decode(data: bytes, name: str, max_pixels: int) -> Image.Image:
+    check_structure(data, name, max_pixels)
     try:
         with warnings.catch_warnings():
             # Our own cap below is the rule; Pillow's bomb warning would only add noise.
@@ -158,7 +163,8 @@ def _check_pixels(size: tuple[int, int], name: str, max_pixels: int) -> None:
 
 def _first_frame(img: Image.Image, name: str) -> Image.Image:
     try:
-        if getattr(img, "n_frames", 1) > 1 or getattr(img, "is_animated", False):
+        # Never ask n_frames / is_animated: for GIF and TIFF they walk every frame of the file.
+        if img.tell() != 0:
             img.seek(0)
         img.load()
         return ImageOps.exif_transpose(img) or img
@@ -187,15 +193,41 @@ def _to_rgb(img: Image.Image, name: str) -> Image.Image:
         raise InvalidImageError(name, f"cannot convert mode {img.mode!r} to RGB ({exc})") from exc
 
 
+_BAND_PIXELS = 1 << 20  # high-depth conversion works on bands of about this many pixels
+
+
 def _high_depth_to_rgb(img: Image.Image) -> Image.Image:
-    arr = np.asarray(img).astype(np.float64)
+    """16/32-bit grey (``I;16*``, ``I``, ``F``) to RGB: values scaled to 0-255 and rounded.
+
+    The arithmetic is float64 as it always was, but per band of rows, so the peak is the
+    source image, the 8-bit result and its RGB copy (~7 bytes a pixel for ``I;16``) plus one
+    band, not a float64 copy of the whole image.
+    """
+    width, height = img.size
+    rows = max(1, _BAND_PIXELS // width)
+    full = np.asarray(img) if height <= rows else None  # small images: one band
     if img.mode == "F":
-        top = 1.0 if arr.size and float(np.nanmax(arr)) <= 1.0 else 255.0
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN band has no maximum
+            peaks = [float(np.nanmax(_band(img, full, r, rows))) for r in range(0, height, rows)]
+        peak = max((p for p in peaks if not np.isnan(p)), default=float("nan"))
+        top = 1.0 if peak <= 1.0 else 255.0  # all NaN compares False: 255, as before
     else:
         # 16-bit data lives in I;16 and, after some conversions, in 32-bit "I".
-        top = 65535.0 if arr.size and float(arr.max()) > 255 else 255.0
-    arr8 = np.clip(np.nan_to_num(arr) / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    return Image.fromarray(arr8).convert("RGB")
+        peak = max(float(_band(img, full, r, rows).max()) for r in range(0, height, rows))
+        top = 65535.0 if peak > 255 else 255.0
+    out = np.empty((height, width), np.uint8)
+    for r in range(0, height, rows):
+        band = np.nan_to_num(_band(img, full, r, rows).astype(np.float64))
+        with np.errstate(over="ignore"):  # +inf became float max: it overflows to inf, clips to 255
+            out[r:r + rows] = np.clip(band / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return Image.fromarray(out).convert("RGB")
+
+
+def _band(img: Image.Image, full: np.ndarray | None, top: int, rows: int) -> np.ndarray:
+    if full is not None:
+        return full[top:top + rows]
+    return np.asarray(img.crop((0, top, img.size[0], min(top + rows, img.size[1]))))
 
 
 def _from_array(arr: np.ndarray, name: str, max_pixels: int) -> Image.Image:
