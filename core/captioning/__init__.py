@@ -9,7 +9,14 @@ if TYPE_CHECKING:  # the same names for type checkers; at run time each loads on
     from core.captioning.captioner import Captioner
     from core.captioning.generation import DECODING_MODES, GenerationOptions, decoding_kwargs
     from core.captioning.loading import DEFAULT_MODEL, ModelSpec, resolve_model_spec
-    from core.captioning.outputs import FORMATS, CaptionRecord, to_string
+    from core.captioning.outputs import (
+        FORMATS,
+        CaptionRecord,
+        ResultWriter,
+        coco_image_id,
+        read_done,
+        to_string,
+    )
     from core.captioning.records import caption_records, iter_caption_records
 
 # Lazy (core/_lazy.py): importing this package must not import torch (fast `img2text --help`).
@@ -18,7 +25,9 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "core.captioning.captioner": ("Captioner",),
     "core.captioning.generation": ("GenerationOptions", "DECODING_MODES", "decoding_kwargs",),
     "core.captioning.loading": ("DEFAULT_MODEL", "ModelSpec", "resolve_model_spec",),
-    "core.captioning.outputs": ("FORMATS", "CaptionRecord", "to_string",),
+    "core.captioning.outputs": (
+        "FORMATS", "CaptionRecord", "ResultWriter", "coco_image_id", "read_done", "to_string",
+    ),
     "core.captioning.records": ("caption_records", "iter_caption_records",),
 })
 
@@ -30,13 +39,16 @@ __all__ = [
     "Captioner",
     "GenerationOptions",
     "ModelSpec",
+    "ResultWriter",
     "caption",
     "caption_batch",
     "caption_records",
     "clear_cache",
+    "coco_image_id",
     "decoding_kwargs",
     "get_captioner",
     "iter_caption_records",
+    "read_done",
     "resolve_model_spec",
     "to_string",
 ]

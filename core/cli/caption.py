@@ -1,30 +1,35 @@
-"""``img2text caption``: caption files, folders or stdin; stream results; resume."""
+"""``img2text caption``: caption files, folders or stdin; stream results; resume safely.
+
+``--output F`` writes ``F.meta.json`` (model, revision, dtype, format, every generation option)
+before the first caption. ``--resume`` continues ``F`` only when those settings match (exit 2
+naming each difference otherwise); an existing ``F`` is never replaced without ``--overwrite``.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from collections.abc import Iterator
-from itertools import islice
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from tqdm import tqdm
 
-from core.captioning.api import get_captioner
-from core.captioning.captioner import DEFAULT_BATCH_SIZE
-from core.captioning.outputs import FORMATS, CaptionRecord, ResultWriter, coco_image_id, read_done
+from core.captioning import FORMATS, GenerationOptions
 from core.cli.options import (
+    CAPTION_BATCH_SIZE,
+    add_batch_size,
     add_generation_args,
     add_model_args,
+    add_quiet,
     generation_kwargs,
     quiet_transformers,
 )
-from core.errors import InvalidImageError
-from core.images import DEFAULT_MAX_PIXELS, ImageInput, iter_image_files
+from core.errors import ConfigError
+from core.images import DEFAULT_MAX_PIXELS
 
 PROGRESS_MIN = 4  # show a progress bar from this many images on
+MODEL_KEYS = ("model", "revision", "dtype")  # the model settings a resumed file must share
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -40,88 +45,157 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_model_args(p)
     add_generation_args(p)
     out = p.add_argument_group("input and output")
-    out.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="images per forward pass")
+    add_batch_size(out, CAPTION_BATCH_SIZE)
     out.add_argument("--format", choices=FORMATS, default="text",
                      help="text: PATH<TAB>CAPTION; jsonl; csv; coco: [{image_id, caption}] (COCO file names)")
     out.add_argument("--output", "-o", type=Path, default=None, help="write here instead of stdout")
-    out.add_argument("--resume", action="store_true",
-                     help="skip inputs already in --output and append the rest")
+    again = out.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true",
+                       help="skip inputs already in --output and append the rest (the model and "
+                       "generation settings must match the file's .meta.json)")
+    again.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
     out.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="refuse larger images")
     out.add_argument("--no-recursive", action="store_true", help="do not descend into sub-folders")
-    out.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary")
+    add_quiet(out)
     p.set_defaults(func=run)
 
 
-def _key(path: str, fmt: str) -> str:
-    return str(coco_image_id(path)) if fmt == "coco" else path
+def meta_path(output: Path) -> Path:
+    return output.with_name(output.name + ".meta.json")
 
 
-def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
-    it = iter(items)
-    while chunk := list(islice(it, size)):
-        yield chunk
+def _has_content(path: Path) -> bool:
+    return path.is_file() and path.stat().st_size > 0
 
 
-def run(args: argparse.Namespace) -> int:
+def _differences(saved: dict[str, Any], wanted: dict[str, Any], keys: tuple[str, ...]) -> list[str]:
+    return [f"{k}: file {saved.get(k)!r}, now {wanted.get(k)!r}" for k in keys
+            if saved.get(k) != wanted.get(k)]
+
+
+def _refuse(output: Path, diffs: list[str]) -> None:
+    raise ConfigError(
+        f"{output}: cannot --resume, its settings differ from this run's ("
+        + "; ".join(diffs) + f"). Repeat the settings in {meta_path(output).name}, or write "
+        "elsewhere, or start over with --overwrite"
+    )
+
+
+def _saved_meta(output: Path) -> dict[str, Any]:
+    """The ``.meta.json`` of a file to resume (generation normalised to every option)."""
+    path = meta_path(output)
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+        meta["generation"] = GenerationOptions.from_kwargs(**meta.get("generation", {})).to_dict()
+    except FileNotFoundError:
+        raise ConfigError(f"{output}: cannot --resume, {path.name} (the settings it was written "
+                          "with) is missing; start over with --overwrite or write elsewhere") from None
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise ConfigError(f"{path}: cannot --resume, unreadable settings ({exc}); start over "
+                          "with --overwrite or write elsewhere") from None
+    return meta
+
+
+def check_output(args: argparse.Namespace, generation: dict[str, Any]) -> dict[str, Any] | None:
+    """Refuse to mix settings or replace results; returns the saved meta when resuming.
+
+    Raises:
+        ConfigError: ``--resume`` without ``--output``, or with different format or generation
+            settings; an existing output without ``--resume``/``--overwrite``.
+    """
     if args.resume and args.output is None:
-        raise ValueError("--resume needs --output FILE (the file to continue)")
-    if args.batch_size < 1:
-        raise ValueError("--batch-size must be >= 1")
-    gen = generation_kwargs(args)
+        raise ConfigError("--resume needs --output FILE (the file to continue)")
+    if args.output is None or not _has_content(args.output):
+        return None
+    if not args.resume:
+        if args.overwrite:
+            return None
+        raise ConfigError(f"{args.output} already exists: add --resume to continue it, "
+                          "--overwrite to replace it, or choose another --output")
+    saved = _saved_meta(args.output)
+    wanted = {"format": args.format, "generation": GenerationOptions.from_kwargs(**generation).to_dict()}
+    diffs = _differences(saved, wanted, ("format",))
+    diffs += [f"generation.{d}" for d in _differences(
+        saved["generation"], wanted["generation"], tuple(wanted["generation"]))]
+    if diffs:
+        _refuse(args.output, diffs)
+    return saved
+
+
+def _inputs(args: argparse.Namespace, saved: dict[str, Any] | None) -> tuple[list, list, set[str]]:
+    """(inputs still to caption as (key, image) pairs, records already done, their keys)."""
+    from core.captioning import coco_image_id, read_done
+    from core.images import iter_image_files
+
     stdin_data = sys.stdin.buffer.read() if "-" in args.paths else None
     paths = [str(p) for p in iter_image_files([p for p in args.paths if p != "-"],
                                               recursive=not args.no_recursive)]
-    if stdin_data is not None:
-        paths.append("-")
-    existing = read_done(args.output, args.format) if args.resume else []
+    existing = read_done(args.output, args.format) if saved is not None else []
     done = {r.path for r in existing}
-    if args.format == "coco":
-        todo = []
-        for p in paths:
-            try:
-                if p == "-" or _key(p, "coco") not in done:
-                    todo.append(p)
-            except ValueError:
-                todo.append(p)  # reported as an error below
-    else:
-        todo = [p for p in paths if p not in done]
+
+    def is_done(path: str) -> bool:
+        if args.format != "coco":
+            return path in done
+        try:
+            return str(coco_image_id(path)) in done
+        except ValueError:
+            return False  # reported as an error when written
+
+    todo: list[tuple[str, Any]] = [(p, p) for p in paths if not is_done(p)]
+    if stdin_data is not None:
+        todo.append(("-", stdin_data))
+    return todo, existing, done
+
+
+def _open(args: argparse.Namespace, meta: dict[str, Any], resuming: bool) -> IO[str]:
+    from core.fileio import atomic_write_json
+
+    if args.output is None:
+        return sys.stdout
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(meta_path(args.output), meta)
+    append = resuming and args.format != "coco"
+    return open(args.output, "a" if append else "w", encoding="utf-8", newline="")
+
+
+def run(args: argparse.Namespace) -> int:
+    from core.captioning import ResultWriter, get_captioner, iter_caption_records
+
+    if args.batch_size < 1:
+        raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
+    gen = generation_kwargs(args)
+    saved = check_output(args, gen)
+    todo, existing, done = _inputs(args, saved)
     if not todo:
         if not args.quiet:
             print(f"img2text: nothing to do ({len(done)} already captioned)", file=sys.stderr)
         return 0
-
     quiet_transformers()
     captioner = get_captioner(args.model, device=args.device, dtype=args.dtype)
-    if args.output is not None:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        meta = {**captioner.info, "generation": gen, "format": args.format}
-        args.output.with_name(args.output.name + ".meta.json").write_text(json.dumps(meta, indent=2) + "\n")
-        append = args.resume and args.format != "coco" and args.output.exists()
-        stream: IO[str] = open(args.output, "a" if append else "w", encoding="utf-8", newline="")
-    else:
-        stream = sys.stdout
-    writer = ResultWriter(stream, args.format, target=args.output,
-                          existing=existing, header=not (args.resume and existing))
+    meta = {**captioner.info, "generation": GenerationOptions.from_kwargs(**gen).to_dict(),
+            "format": args.format}
+    if saved is not None and (diffs := _differences(saved, meta, MODEL_KEYS)):
+        _refuse(args.output, diffs)
+    stream = _open(args, meta, resuming=saved is not None)
+    writer = ResultWriter(stream, args.format, target=args.output, existing=existing,
+                          header=not existing)
     failed = 0
     bar = tqdm(total=len(todo), unit="img", disable=args.quiet or len(todo) < PROGRESS_MIN,
                file=sys.stderr, desc="captioning")
     try:
-        for chunk in _chunks(todo, args.batch_size):
-            inputs: list[ImageInput] = [(stdin_data or b"") if p == "-" else p for p in chunk]
-            results = captioner.caption_batch(
-                inputs, batch_size=args.batch_size, errors="return", max_pixels=args.max_pixels, **gen
-            )
-            for path, result in zip(chunk, results, strict=True):
-                if isinstance(result, InvalidImageError):
-                    failed += 1
-                    tqdm.write(f"img2text: skipped {result}", file=sys.stderr)
-                    continue
+        for record in iter_caption_records(
+            captioner, todo, batch_size=args.batch_size, max_pixels=args.max_pixels,
+            progress=lambda n, _total: bar.update(n - bar.n), **gen,
+        ):
+            reason = record.error
+            if record.ok:
                 try:
-                    writer.write(CaptionRecord(path, result))
+                    writer.write(record)
+                    continue
                 except ValueError as exc:  # e.g. not a COCO file name in --format coco
-                    failed += 1
-                    tqdm.write(f"img2text: skipped {path}: {exc}", file=sys.stderr)
-            bar.update(len(chunk))
+                    reason = str(exc)
+            failed += 1
+            tqdm.write(f"img2text: skipped {record.path}: {reason}", file=sys.stderr)
         writer.close()
     finally:
         bar.close()

@@ -7,14 +7,17 @@ import json
 import sys
 from pathlib import Path
 
-from core.captioning.outputs import read_done
-from core.captioning.scoring import METRICS, References, score_captions
+from core.captioning.scoring import METRICS, References, score_captions  # not exported yet
 from core.cli.options import (
+    CAPTION_BATCH_SIZE,
+    add_batch_size,
     add_generation_args,
     add_model_args,
+    add_quiet,
     generation_kwargs,
     quiet_transformers,
 )
+from core.errors import ConfigError, DatasetError
 
 _EXT_FORMAT = {".jsonl": "jsonl", ".csv": "csv", ".json": "coco"}
 
@@ -35,35 +38,25 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="COCO captions JSON (default with --data: DATA/annotations/captions_SPLIT.json)")
     p.add_argument("--per-image", type=Path, default=None, help="write per-image scores here (JSONL)")
     p.add_argument("--output-format", choices=("text", "json"), default="text", help="how to print the scores")
-    p.add_argument("--batch-size", type=int, default=16, help="images per forward pass with --data")
+    add_batch_size(p, CAPTION_BATCH_SIZE)
+    add_quiet(p, help="no progress bar while captioning --data")
     add_model_args(p)
     add_generation_args(p)
     p.set_defaults(func=run)
 
 
 def _predictions(args: argparse.Namespace, refs: References) -> dict[int, str]:
+    from core.captioning import read_done
+
     if args.captions is not None:
         if not args.captions.is_file():
-            raise FileNotFoundError(f"{args.captions}: captions file not found")
+            raise DatasetError(f"{args.captions}: captions file not found")
         fmt = _EXT_FORMAT.get(args.captions.suffix.lower(), "text")
         records = [r for r in read_done(args.captions, fmt) if r.ok]
         paths = [r.path for r in records]
         texts = [r.caption for r in records]
     else:
-        from core.captioning.api import get_captioner
-
-        folder = args.data / args.split
-        if not folder.is_dir():
-            raise FileNotFoundError(f"{folder}: image folder not found")
-        names = sorted(n for n in refs.file_ids if (folder / n).is_file())
-        if not names:
-            raise FileNotFoundError(f"{folder}: none of the images in the references are here")
-        quiet_transformers()
-        captioner = get_captioner(args.model, device=args.device, dtype=args.dtype)
-        paths = [str(folder / n) for n in names]
-        results = captioner.caption_batch(paths, batch_size=args.batch_size, errors="return",
-                                          **generation_kwargs(args))
-        texts = [r if isinstance(r, str) else "" for r in results]
+        paths, texts = _caption_split(args, refs)
     preds: dict[int, str] = {}
     unmatched = 0
     for path, text in zip(paths, texts, strict=True):
@@ -76,11 +69,34 @@ def _predictions(args: argparse.Namespace, refs: References) -> dict[int, str]:
     return preds
 
 
+def _caption_split(args: argparse.Namespace, refs: References) -> tuple[list[str], list[str]]:
+    """Caption the images of ``--data/--split`` that have references, with a progress bar."""
+    from tqdm import tqdm
+
+    from core.captioning import get_captioner, iter_caption_records
+
+    folder = args.data / args.split
+    if not folder.is_dir():
+        raise DatasetError(f"{folder}: image folder not found")
+    names = sorted(n for n in refs.file_ids if (folder / n).is_file())
+    if not names:
+        raise DatasetError(f"{folder}: none of the images in the references are here")
+    gen = generation_kwargs(args)
+    quiet_transformers()
+    captioner = get_captioner(args.model, device=args.device, dtype=args.dtype)
+    inputs = [(str(folder / n), str(folder / n)) for n in names]
+    with tqdm(total=len(inputs), unit="img", desc="captioning", file=sys.stderr,
+              disable=args.quiet) as bar:
+        records = list(iter_caption_records(captioner, inputs, batch_size=args.batch_size,
+                                            progress=lambda n, _t: bar.update(n - bar.n), **gen))
+    return [r.path for r in records], [r.caption for r in records]
+
+
 def run(args: argparse.Namespace) -> int:
     ref_path = args.references
     if ref_path is None:
         if args.data is None:
-            raise ValueError("--references is required with --captions")
+            raise ConfigError("--references is required with --captions")
         ref_path = args.data / "annotations" / f"captions_{args.split}.json"
     refs = References.from_coco_json(ref_path)
     report = score_captions(_predictions(args, refs), refs)

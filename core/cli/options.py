@@ -1,15 +1,58 @@
-"""Argument groups shared by several sub-commands (model, device, generation)."""
+"""Options several sub-commands share, declared once: device, batch size, data/split, checkpoint,
+quiet, the captioning model and the generation options (generated from ``GenerationOptions``).
+
+Torch-free, so every ``--help`` prints without importing torch or transformers. The few library
+constants shown in help live in torch-importing modules; they are mirrored here and
+``tests/core/cli/test_help_imports.py`` asserts each mirror equals the library's value.
+"""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
-from core.captioning.generation import GenerationOptions, decoding_kwargs
-from core.captioning.loading import DEFAULT_MODEL, MODEL_ENV
-from core.devices import DEVICE_HELP, DTYPE_CHOICES
+from core.captioning import GenerationOptions
+from core.cli.config_options import add_config_options, config_overrides
+from core.errors import ConfigError
 
-_DEFAULTS = GenerationOptions()
+# Mirrors of library constants (checked equal by tests/core/cli/test_help_imports.py).
+DEVICE_HELP = "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps"  # core.devices
+DTYPE_CHOICES = ("auto", "float32", "bfloat16", "float16")  # core.devices
+DEFAULT_MODEL = "ydshieh/vit-gpt2-coco-en"  # core.captioning.loading
+MODEL_ENV = "IMG2TEXT_MODEL"  # core.captioning.loading
+CAPTION_BATCH_SIZE = 16  # core.captioning.captioner.DEFAULT_BATCH_SIZE
+EMBED_BATCH_SIZE = 64  # core.search.embed.DEFAULT_BATCH_SIZE
+ON_ERROR_CHOICES = ("skip", "raise")  # core.search.embed
+
+# Decoding flags users already know, kept next to the generated --do-sample etc.
+GENERATION_ALIASES = {"do_sample": ["--sample"]}
+
+
+def add_device(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    parser.add_argument("--device", default="auto", help=DEVICE_HELP)
+
+
+def add_batch_size(parser: argparse.ArgumentParser | argparse._ArgumentGroup, default: int) -> None:
+    parser.add_argument("--batch-size", type=int, default=default, metavar="N",
+                        help="images per forward pass")
+
+
+def add_data(parser: argparse.ArgumentParser, *, split: str, help: str = "data folder",
+             split_help: str = "split folder for annotated layouts", required: bool = True) -> None:
+    """``--data DIR`` and ``--split S`` (the split's default differs per command)."""
+    parser.add_argument("--data", required=required, type=Path, metavar="DIR", help=help)
+    parser.add_argument("--split", default=split, help=split_help)
+
+
+def add_checkpoint(parser: argparse.ArgumentParser, *, required: bool = True,
+                   help: str = "SSL run folder or .safetensors file") -> None:
+    parser.add_argument("--checkpoint", required=required, type=Path, metavar="RUN_DIR", help=help)
+
+
+def add_quiet(parser: argparse.ArgumentParser | argparse._ArgumentGroup,
+              help: str = "no progress bar or summary") -> None:
+    parser.add_argument("--quiet", "-q", action="store_true", help=help)
 
 
 def add_model_args(parser: argparse.ArgumentParser) -> None:
@@ -17,34 +60,33 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--model", default=None,
                        help=f"hub id (id@revision pins a revision) or local save_pretrained folder; "
                        f"default: ${MODEL_ENV} or {DEFAULT_MODEL}")
-    group.add_argument("--device", default="auto", help=DEVICE_HELP)
+    add_device(group)
     group.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES,
                        help="auto = bfloat16 on a capable GPU, float32 on CPU")
 
 
 def add_generation_args(parser: argparse.ArgumentParser) -> None:
+    """One flag per ``GenerationOptions`` field, plus ``--greedy`` (= ``--num-beams 1``)."""
     group = parser.add_argument_group("generation (defaults follow the model card)")
-    group.add_argument("--num-beams", type=int, default=_DEFAULTS.num_beams, help="beam search width")
     group.add_argument("--greedy", action="store_true", help="greedy decoding (same as --num-beams 1)")
-    group.add_argument("--max-new-tokens", type=int, default=None,
-                       help=f"tokens to generate; default: total length {_DEFAULTS.max_length} as in the model card")
-    group.add_argument("--sample", action="store_true", help="sample instead of searching")
-    group.add_argument("--temperature", type=float, default=_DEFAULTS.temperature, help="sampling temperature")
-    group.add_argument("--top-p", type=float, default=_DEFAULTS.top_p, help="nucleus sampling mass")
-    group.add_argument("--seed", type=int, default=None, help="seed for reproducible sampling")
-    group.add_argument("--no-repeat-ngram-size", type=int, default=_DEFAULTS.no_repeat_ngram_size,
-                       help="forbid repeating n-grams of this size (0 = off; try 3 against repeated phrases)")
-    group.add_argument("--repetition-penalty", type=float, default=_DEFAULTS.repetition_penalty,
-                       help="values > 1 discourage repeated tokens")
+    add_config_options(group, GenerationOptions, aliases=GENERATION_ALIASES)
 
 
 def generation_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    """CLI flags -> ``**generation`` keywords of ``core.caption``."""
-    mode = "sample" if args.sample else "greedy" if args.greedy else "beam"
-    kwargs = decoding_kwargs(mode, num_beams=args.num_beams, max_new_tokens=args.max_new_tokens,
-                             temperature=args.temperature, top_p=args.top_p, seed=args.seed)
-    kwargs.update(no_repeat_ngram_size=args.no_repeat_ngram_size,
-                  repetition_penalty=args.repetition_penalty)
+    """CLI flags -> ``**generation`` keywords of ``core.caption`` (only what the user set).
+
+    ``--greedy`` means one beam; ``--sample`` without ``--num-beams`` samples plainly (one beam).
+
+    Raises:
+        ConfigError: contradicting or invalid options (checked before any model is loaded).
+    """
+    kwargs = config_overrides(GenerationOptions, args)
+    if args.greedy:
+        if kwargs.get("do_sample") or kwargs.get("num_beams", 1) != 1:
+            raise ConfigError("--greedy means one beam without sampling; drop --num-beams/--sample")
+        kwargs["num_beams"] = 1
+    if kwargs.get("do_sample") and "num_beams" not in kwargs:
+        kwargs["num_beams"] = 1
     GenerationOptions.from_kwargs(**kwargs)  # validate before any model is loaded
     return kwargs
 

@@ -178,3 +178,105 @@ def test_max_pixels_applies_to_the_run_without_changing_the_cached_captioner(
     assert cached.max_pixels == before  # other users of the cached model keep their cap
     code, out, err = run(capsys, "caption", str(folder), "--model", str(tiny_model_dir), *GREEDY)
     assert code == 0 and len(out.splitlines()) == 6, err
+
+
+def test_rerun_onto_an_existing_output_refuses_without_overwrite(capsys, tiny_model_dir: Path, folder: Path,
+                                                                tmp_path: Path) -> None:
+    out = tmp_path / "caps.jsonl"
+    args = ["caption", str(folder), "--model", str(tiny_model_dir), *GREEDY, "--format", "jsonl",
+            "-o", str(out), "-q"]
+    assert run(capsys, *args)[0] == 0
+    before = out.read_bytes()
+    one = next(folder.glob("*.jpg"))
+    code, _, err = run(capsys, "caption", str(one), *args[2:])
+    assert code == 2 and "already exists" in err and "--overwrite" in err and "--resume" in err
+    assert out.read_bytes() == before  # nothing replaced
+    code, _, err = run(capsys, "caption", str(one), *args[2:], "--overwrite")
+    assert code == 0, err
+    assert len(out.read_text().splitlines()) == 1
+
+
+def test_resume_refuses_different_settings_and_names_them(capsys, tiny_model_dir: Path, folder: Path,
+                                                          tmp_path: Path) -> None:
+    out = tmp_path / "caps.jsonl"
+    meta = tmp_path / "caps.jsonl.meta.json"
+    args = ["caption", str(folder), "--model", str(tiny_model_dir), "--format", "jsonl", "-o", str(out), "-q"]
+    assert run(capsys, *args, "--num-beams", "2", "--max-new-tokens", "6")[0] == 0
+    full = out.read_text().splitlines()
+    out.write_text("\n".join(full[:2]) + "\n")  # an interrupted run
+    before, saved = out.read_bytes(), meta.read_bytes()
+
+    code, _, err = run(capsys, *args, "--resume", "--greedy", "--max-new-tokens", "6")
+    assert code == 2 and "num_beams" in err and "file 2, now 1" in err
+    code, _, err = run(capsys, *args, "--resume", "--num-beams", "2")
+    assert code == 2 and "max_new_tokens" in err and "num_beams" not in err
+    code, _, err = run(capsys, *args[:-5], "--format", "csv", "-o", str(out), "--resume",
+                       "--num-beams", "2", "--max-new-tokens", "6")
+    assert code == 2 and "format" in err
+    assert out.read_bytes() == before and meta.read_bytes() == saved  # refusals change nothing
+
+    # A file written by another model (its meta says so) is refused after the model loads.
+    edited = json.loads(saved)
+    meta.write_text(json.dumps({**edited, "model": "someone/other-model"}))
+    code, _, err = run(capsys, *args, "--resume", "--num-beams", "2", "--max-new-tokens", "6")
+    assert code == 2 and "model" in err and "someone/other-model" in err
+    assert out.read_bytes() == before
+    meta.write_bytes(saved)
+
+    code, _, err = run(capsys, *args, "--resume", "--num-beams", "2", "--max-new-tokens", "6")
+    assert code == 0, err  # the same settings (defaults filled in) continue the file
+    assert sorted(out.read_text().splitlines()) == sorted(full)
+
+    meta.unlink()
+    code, _, err = run(capsys, *args, "--resume", "--num-beams", "2", "--max-new-tokens", "6")
+    assert code == 2 and "meta.json" in err and "missing" in err
+
+
+def test_eval_with_data_shows_progress(capsys, tiny_model_dir: Path, tiny_coco_dir: Path) -> None:
+    code, out, err = run(capsys, "eval", "--data", str(tiny_coco_dir), "--split", "val2017",
+                         "--model", str(tiny_model_dir), *GREEDY, "--max-new-tokens", "4")
+    assert code == 0, err
+    assert "captioning" in err and "50/50" in err
+    assert "CIDEr-D" in out
+    code, out, err = run(capsys, "eval", "--data", str(tiny_coco_dir), "--split", "val2017",
+                         "--model", str(tiny_model_dir), *GREEDY, "--max-new-tokens", "4", "--quiet")
+    assert code == 0 and "50/50" not in err
+
+
+def test_unreachable_hub_is_asked_once_then_the_fix_is_printed(folder: Path, tmp_path: Path) -> None:
+    """A hub that drops every connection: one attempt (counted), exit 2, the fix-it message."""
+    import socket
+    import threading
+
+    server = socket.create_server(("127.0.0.1", 0))
+    port, attempts = server.getsockname()[1], []
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:  # closed at the end of the test
+                return
+            conn.settimeout(5)
+            try:
+                request = conn.recv(4096).split(b"\r\n", 1)[0].decode("latin-1")
+            except OSError:
+                request = "?"
+            # huggingface_hub's once-a-day agent-registry fetch (3 s cap) is telemetry, not a try.
+            if "/api/agent-harnesses" not in request:
+                attempts.append(request)
+            conn.close()  # no answer: a transport error for the client
+
+    threading.Thread(target=serve, daemon=True).start()
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    env.update(HF_ENDPOINT=f"http://127.0.0.1:{port}", HF_HOME=str(tmp_path / "hf"))
+    image = next(folder.glob("*.jpg"))
+    try:
+        proc = subprocess.run([sys.executable, "-m", "core.cli", "caption", str(image), "--model",
+                               "nobody/no-such-model"], capture_output=True, text=True, env=env,
+                              timeout=120, cwd=Path(__file__).resolve().parents[3])
+    finally:
+        server.close()
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "unreachable" in proc.stderr and "Traceback" not in proc.stderr
+    assert len(attempts) == 1, f"the hub was asked {len(attempts)} times: {attempts}"

@@ -62,12 +62,12 @@ def index_dir(
 
 
 def test_embed_writes_an_index(index_dir: Path) -> None:
-    manifest = json.loads((index_dir / "index.json").read_text())
-    assert len(manifest["images"]) == 50
-    first = manifest["images"][0]
-    assert first["relative_path"].startswith(f"{SPLIT}/") and first["captions"]
-    assert manifest["checkpoint"]["config"]["img_size"] == 32
-    assert (index_dir / manifest["embeddings"]["file"]).is_file()
+    from core.search import EmbeddingIndex
+
+    index = EmbeddingIndex.load(index_dir)
+    assert len(index) == 50 and index.embeddings.shape[0] == 50
+    assert str(index.relative_paths[0]).startswith(f"{SPLIT}/") and index.captions[0]
+    assert index.checkpoint.config["img_size"] == 32
 
 
 def test_search_by_id_with_plot(
@@ -161,6 +161,7 @@ def test_eval_prints_three_methods(
     )
     text = capsys.readouterr().out
     assert "P@3" in text and "mAP@3" in text and "raw pixels 32x32" in text
+    assert "divided by min(k, R)" in text  # the mAP@k definition in use (issue #11)
 
 
 def _error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
@@ -296,8 +297,9 @@ def test_embed_skips_or_stops_on_corrupt_images(
     assert main([*base, "--out", str(tmp_path / "i1")]) == 1  # partial: skipped and counted
     err = capsys.readouterr().err
     assert "broken.jpg" in err and "1 unreadable images skipped" in err
-    manifest = json.loads((tmp_path / "i1" / "index.json").read_text())
-    assert [im["image_id"] for im in manifest["images"]] == ["good.jpg"]
+    from core.search import EmbeddingIndex
+
+    assert EmbeddingIndex.load(tmp_path / "i1").image_ids == ["good.jpg"]
     assert "broken.jpg" in _error(
         [*base, "--out", str(tmp_path / "i2"), "--on-error", "raise"], capsys
     )
@@ -312,3 +314,68 @@ def test_eval_flags_an_encoder_trained_on_the_eval_split(
         == 0
     )
     assert "not held-out" in capsys.readouterr().out
+
+
+def test_search_table_stays_aligned_with_long_paths(
+    runs: tuple[Path, Path], tiny_coco_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from core.cli.tables import PATH_WIDTH
+
+    deep = tmp_path / ("a_rather_long_folder_name_" * 3) / "more"
+    deep.mkdir(parents=True)
+    sources = sorted((tiny_coco_dir / SPLIT).glob("*.jpg"))[:4]
+    names = ["x.jpg", "short.jpg", f"{'very_long_file_name_' * 4}.jpg", "mid_length_name.jpg"]
+    for src, name in zip(sources, names, strict=True):
+        shutil.copy(src, deep / name)
+    index = tmp_path / "long-index"
+    base = ["ssl", "embed", "--checkpoint", str(runs[0]), "--data", str(deep), "--out", str(index)]
+    assert main([*base, "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["ssl", "search", "--index", str(index), "--id", "x.jpg", "-k", "3"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.lstrip().startswith("rank"))
+    table = lines[header:header + 4]
+    start = table[0].index("path")
+    for line in table[1:]:
+        # Every row's path begins under the header and ends before the same column.
+        cell = line[start:].split("  ")[0]
+        assert cell and not line[start - 1].strip(), line
+        assert len(cell) <= max(PATH_WIDTH, len("path")), line
+        assert "..." in cell and cell.endswith(".jpg"), "a long path keeps its file name"
+
+
+def _collapsed_run(folder: Path) -> Path:
+    """An encoder that maps every image to (almost) the same embedding."""
+    from core.ssl.checkpoint import save_checkpoint
+    from core.ssl.config import SSLConfig
+    from core.ssl.models import build_model
+
+    config = SSLConfig(img_size=32, batch_size=8, num_epochs=1, seed=0, out_dir=folder)
+    torch.manual_seed(0)
+    model = build_model(config)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name.endswith("bias"):
+                param.fill_(1.0)
+            else:
+                param.mul_(1e-4)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr)
+    save_checkpoint(folder, model, optimizer, config, epoch=1, rng_state=torch.get_rng_state())
+    return folder
+
+
+def test_search_warns_when_the_index_has_collapsed(
+    tiny_coco_dir: Path, index_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = _collapsed_run(tmp_path / "collapsed")
+    index = tmp_path / "collapsed-index"
+    assert main(["ssl", "embed", "--checkpoint", str(run), "--data", str(tiny_coco_dir), "--split",
+                 SPLIT, "--out", str(index), "--quiet"]) == 0
+    assert "collapsed" in capsys.readouterr().err  # said when the index is built
+    assert main(["ssl", "search", "--index", str(index), "--id", QUERY_ID, "-k", "3"]) == 0
+    out, err = capsys.readouterr()
+    assert "WARNING" in err and "collapsed" in err and "ssl embed" in err
+    assert len([line for line in out.splitlines() if line.strip()[:1].isdigit()]) == 3
+    # A healthy index gets no warning.
+    assert main(["ssl", "search", "--index", str(index_dir), "--id", QUERY_ID, "-k", "3"]) == 0
+    assert "collapsed" not in capsys.readouterr().err

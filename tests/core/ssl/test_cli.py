@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -61,3 +62,56 @@ def test_ssl_train_maps_augment_and_layout_flags(tmp_path: Path) -> None:
     assert code == 0
     saved = json.loads((out / "config.json").read_text())["ssl_config"]
     assert saved["augment"] == "batched" and saved["channels_last"] is False
+
+
+def _other_value(name: str, default: object) -> object:
+    """A valid value different from ``default`` for an SSLConfig field."""
+    from core.ssl.config import SSLConfig
+
+    choices = next(f for f in dataclasses.fields(SSLConfig) if f.name == name).metadata.get("choices")
+    if choices:
+        return next(c for c in choices if c != default)
+    if isinstance(default, bool):
+        return not default
+    if isinstance(default, (int, float)):
+        return default * 2 + 1
+    if isinstance(default, Path):
+        return Path("elsewhere") / default.name
+    return f"{default}-other"
+
+
+def test_every_ssl_config_field_is_a_train_flag_that_sets_it(capsys: pytest.CaptureFixture[str]) -> None:
+    from core.cli import build_parser
+    from core.cli.config_options import config_from_args, flag_name
+    from core.ssl import SSLConfig
+
+    with pytest.raises(SystemExit):
+        main(["ssl", "train", "--help"])
+    help_text = capsys.readouterr().out
+    parser = build_parser()
+    base = ["ssl", "train", "--data", "d", "--out", "o"]
+    baseline = config_from_args(SSLConfig, parser.parse_args(base))
+    assert baseline == SSLConfig(data_dir=Path("d"), out_dir=Path("o"))
+    for f in dataclasses.fields(SSLConfig):
+        flag = flag_name(f.name)
+        assert f"{flag} " in help_text or f"{flag}\n" in help_text, f"no {flag} in ssl train --help"
+        assert f.metadata.get("help"), f"SSLConfig.{f.name} has no metadata help"
+        value = _other_value(f.name, getattr(baseline, f.name))
+        if isinstance(value, bool):
+            argv = [*base, flag if value else f"--no-{flag[2:]}"]
+        else:
+            argv = [*base, flag, str(value)]
+        config = config_from_args(SSLConfig, parser.parse_args(argv))
+        assert config == dataclasses.replace(baseline, **{f.name: value}), f.name
+
+
+def test_documented_train_flag_names_still_work() -> None:
+    from core.cli import build_parser
+    from core.cli.config_options import config_from_args
+    from core.ssl import SSLConfig
+
+    args = build_parser().parse_args(["ssl", "train", "--data", "d", "--out", "o", "--epochs", "3",
+                                      "--embedding-dim", "32", "--resume"])
+    config = config_from_args(SSLConfig, args)
+    assert (config.data_dir, config.out_dir, config.num_epochs) == (Path("d"), Path("o"), 3)
+    assert config.embedding_dim == 32 and config.resume is True
