@@ -9,7 +9,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from core.errors import Img2TextError
+from core import Img2TextError
 
 EXIT_OK, EXIT_PARTIAL, EXIT_ERROR = 0, 1, 2
 

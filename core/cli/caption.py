@@ -15,6 +15,7 @@ from typing import IO, Any
 
 from tqdm import tqdm
 
+from core import DEFAULT_MAX_PIXELS, ConfigError
 from core.captioning import FORMATS, GenerationOptions
 from core.cli.options import (
     CAPTION_BATCH_SIZE,
@@ -25,8 +26,6 @@ from core.cli.options import (
     generation_kwargs,
     quiet_transformers,
 )
-from core.errors import ConfigError
-from core.images import DEFAULT_MAX_PIXELS
 
 PROGRESS_MIN = 4  # show a progress bar from this many images on
 MODEL_KEYS = ("model", "revision", "dtype")  # the model settings a resumed file must share

@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from core import ConfigError, DatasetError
 from core.captioning.scoring import METRICS, References, score_captions  # not exported yet
 from core.cli.options import (
     CAPTION_BATCH_SIZE,
@@ -17,7 +18,6 @@ from core.cli.options import (
     generation_kwargs,
     quiet_transformers,
 )
-from core.errors import ConfigError, DatasetError
 
 _EXT_FORMAT = {".jsonl": "jsonl", ".csv": "csv", ".json": "coco"}
 

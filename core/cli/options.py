@@ -12,9 +12,9 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from core import ConfigError
 from core.captioning import GenerationOptions
 from core.cli.config_options import add_config_options, config_overrides
-from core.errors import ConfigError
 
 # Mirrors of library constants (checked equal by tests/core/cli/test_help_imports.py).
 DEVICE_HELP = "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps"  # core.devices

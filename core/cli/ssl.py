@@ -14,6 +14,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from core import DatasetError
 from core.cli import EXIT_OK, EXIT_PARTIAL
 from core.cli.config_options import add_config_options, config_from_args
 from core.cli.options import (
@@ -26,7 +27,6 @@ from core.cli.options import (
     add_quiet,
 )
 from core.cli.tables import MAP_AT_K_FORMULA, results_table
-from core.errors import DatasetError
 from core.ssl import SSLConfig
 
 _FORMATS = ("text", "json")
