@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from core.errors import ConfigError
@@ -31,16 +31,25 @@ class UnknownOptionError(ConfigError, TypeError):
 class GenerationOptions:
     """How captions are decoded. Defaults equal the ``ydshieh/vit-gpt2-coco-en`` model card."""
 
-    num_beams: int = 4  # beam search width; 1 = greedy (or plain sampling with do_sample)
-    max_length: int | None = 16  # total decoder length incl. the start token (model card)
-    max_new_tokens: int | None = None  # if set, replaces max_length
-    do_sample: bool = False  # sample instead of searching
-    temperature: float = 1.0  # sampling temperature (only with do_sample)
-    top_p: float = 1.0  # nucleus sampling mass (only with do_sample)
-    top_k: int = 0  # 0 = no top-k filter (only with do_sample)
-    no_repeat_ngram_size: int = 0  # forbid repeating n-grams of this size; 0 = off
-    repetition_penalty: float = 1.0  # >1 discourages repeated tokens
-    seed: int | None = None  # makes sampling reproducible
+    # metadata["help"] is also the `img2text caption/eval --flag` help (core/cli/config_options.py).
+    num_beams: int = field(default=4, metadata={
+        "help": "beam search width; 1 = greedy (or plain sampling with --sample)"})
+    max_length: int | None = field(default=16, metadata={
+        "help": "total decoder length incl. the start token (model card)"})
+    max_new_tokens: int | None = field(default=None, metadata={
+        "help": "tokens to generate; if set, replaces --max-length"})
+    do_sample: bool = field(default=False, metadata={"help": "sample instead of searching"})
+    temperature: float = field(default=1.0, metadata={
+        "help": "sampling temperature (only with --sample)"})
+    top_p: float = field(default=1.0, metadata={
+        "help": "nucleus sampling mass (only with --sample)"})
+    top_k: int = field(default=0, metadata={
+        "help": "keep the k most likely tokens; 0 = no top-k filter (only with --sample)"})
+    no_repeat_ngram_size: int = field(default=0, metadata={
+        "help": "forbid repeating n-grams of this size (0 = off; try 3 against repeated phrases)"})
+    repetition_penalty: float = field(default=1.0, metadata={
+        "help": "values > 1 discourage repeated tokens"})
+    seed: int | None = field(default=None, metadata={"help": "seed for reproducible sampling"})
 
     def __post_init__(self) -> None:
         if self.num_beams < 1:

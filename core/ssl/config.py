@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,48 +18,60 @@ AUGMENTS = ("auto", "loader", "batched")
 class SSLConfig:
     """Settings of one contrastive training run (defaults = the original notebook's)."""
 
-    # Data: a Tiny COCO folder, the notebook's tiny_coco_dataset-master layout, or any image folder.
-    data_dir: Path = Path("data/tiny_coco")
-    split: str = "train2017"
+    # Each field's help text (metadata["help"]) is also its `img2text ssl train --flag` help:
+    # core/cli/config_options.py generates one option per field.
+    data_dir: Path = field(default=Path("data/tiny_coco"), metadata={
+        "help": "data folder: Tiny COCO (annotations/ + SPLIT/), the notebook's "
+        "tiny_coco_dataset-master layout, or any folder of images", "metavar": "DIR"})
+    split: str = field(default="train2017", metadata={
+        "help": "split folder for annotated layouts"})
     # 128 px keeps the conv encoder's flatten at 128*16*16, as in the notebook.
-    img_size: int = 128
+    img_size: int = field(default=128, metadata={"help": "square input side in pixels (>= 8)"})
     # Larger batches give NT-Xent more negatives; 64 was the notebook's value.
-    batch_size: int = 64
-    num_epochs: int = 24
-    # Softmax temperature of the contrastive loss; low values sharpen the similarity ranking.
-    temperature: float = 0.1
-    # Size of the projection head output z (the loss space); the embedding h is 256-d.
-    projection_dim: int = 64
-    # AdamW learning rate and decoupled weight decay.
-    lr: float = 3e-4
-    weight_decay: float = 1e-4
-    # "conv": the notebook's 3-block CNN; "resnet18": torchvision ResNet-18 from scratch.
-    backbone: str = "conv"
-    # "nt_xent": symmetric SimCLR loss over 2N views; "cross_view": the notebook's one-way variant.
-    loss: str = "nt_xent"
-    seed: int = 0
-    # "auto" picks CUDA, then MPS, then CPU (see core.devices.resolve_device).
-    device: str = "auto"
-    # DataLoader worker processes; 0 loads images in the training process.
-    workers: int = 0
-    out_dir: Path = Path("runs/ssl")
-    # Width of the encoder output h that search and evaluation use.
-    embedding_dim: int = 256
-    # k of the held-out precision@k health check (neighbours sharing a COCO category).
-    eval_k: int = 5
-    # Continue from out_dir's last checkpoint instead of refusing to overwrite it.
-    resume: bool = False
-    # Where the two views are made: "loader" = the notebook's per-image PIL pipeline in the
-    # DataLoader; "batched" = core.ssl.gpu_augment on the training device (per-image parameters,
-    # one batched pass, frees the CPU on a GPU machine); "auto" = batched on CUDA, loader elsewhere.
-    augment: str = "auto"
-    # NHWC memory layout for the conv layers: same maths, faster kernels (oneDNN on CPU, tensor
-    # cores on GPU); measured +15-35% per training step on the 2-core CPU (docs/benchmarks.md).
-    channels_last: bool = True
-    # Keep optimizer.pt (AdamW's two moments: twice the size of the weights, 70 MB of a 105 MB
-    # conv run folder) after the last epoch, so the finished run can be extended exactly (resume
-    # with more epochs). An unfinished run always keeps it; this only decides after the last epoch.
-    keep_optimizer: bool = False
+    batch_size: int = field(default=64, metadata={
+        "help": "images per batch (>= 2: the other images are the negatives)"})
+    num_epochs: int = field(default=24, metadata={"help": "number of epochs"})
+    temperature: float = field(default=0.1, metadata={
+        "help": "softmax temperature of the contrastive loss; low values sharpen the ranking"})
+    projection_dim: int = field(default=64, metadata={
+        "help": "width of the projection head output z (the loss space)"})
+    lr: float = field(default=3e-4, metadata={"help": "AdamW learning rate"})
+    weight_decay: float = field(default=1e-4, metadata={"help": "AdamW decoupled weight decay"})
+    backbone: str = field(default="conv", metadata={
+        "help": "encoder: conv = the notebook's 3-block CNN; resnet18 = torchvision ResNet-18 "
+        "from scratch", "choices": BACKBONES})
+    loss: str = field(default="nt_xent", metadata={
+        "help": "nt_xent: symmetric SimCLR loss over 2N views; cross_view: the notebook's "
+        "one-way variant", "choices": LOSSES})
+    seed: int = field(default=0, metadata={"help": "random seed (weights, views, shuffling)"})
+    # resolved by core.devices.resolve_device
+    device: str = field(default="auto", metadata={
+        "help": "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps"})
+    workers: int = field(default=0, metadata={
+        "help": "DataLoader worker processes; 0 loads images in the training process"})
+    out_dir: Path = field(default=Path("runs/ssl"), metadata={
+        "help": "run folder to write (checkpoint.safetensors, config.json, history.json, "
+        "loss.png after every epoch)", "metavar": "RUN_DIR"})
+    embedding_dim: int = field(default=256, metadata={
+        "help": "width of the encoder output h that search and evaluation use"})
+    eval_k: int = field(default=5, metadata={
+        "help": "k of the held-out precision@k health check (neighbours sharing a COCO category)"})
+    resume: bool = field(default=False, metadata={
+        "help": "continue from the run folder's last checkpoint instead of refusing to overwrite it"})
+    # batched = core.ssl.gpu_augment: per-image parameters, one batched pass on the device.
+    augment: str = field(default="auto", metadata={
+        "help": "where the two views are made: loader = per-image PIL views in the DataLoader "
+        "(the notebook's); batched = on the training device in one pass per batch; "
+        "auto = batched on CUDA, loader elsewhere", "choices": AUGMENTS})
+    # Measured +15-35% per training step on the 2-core CPU (docs/benchmarks.md).
+    channels_last: bool = field(default=True, metadata={
+        "help": "NHWC memory layout for the conv layers (same maths, faster kernels: oneDNN on "
+        "CPU, tensor cores on GPU)"})
+    # optimizer.pt holds AdamW's two moments: twice the size of the weights (70 MB of a 105 MB
+    # conv run folder). An unfinished run always keeps it; this only decides after the last epoch.
+    keep_optimizer: bool = field(default=False, metadata={
+        "help": "keep the optimizer state (optimizer.pt) after the last epoch, so the finished "
+        "run can later be extended exactly with --resume and more epochs"})
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
