@@ -14,8 +14,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Parse flags/env, build the UI and serve it until interrupted."""
     config = parse_config(argv)
     services = Services(config)
+    services.start()  # the model loads in the background; the page shows its state
     demo = build_app(config, services)
-    print(f"image-to-text Gradio app on {config.url} (model loads on the first caption)", flush=True)
+    print(f"image-to-text Gradio app on {config.url} (the model loads in the background)", flush=True)
     demo.launch(**launch_kwargs(config, services))
     return 0
 

@@ -64,13 +64,24 @@ def test_similar_search_in_browser(page, gradio_server: GradioServer, test_outpu
     page.wait_for_selector("#similar-image img")
     page.click("#similar-button")
     page.wait_for_selector("#similar-results img")
-    want = EmbeddingIndex.load(gradio_server.data.index).find_similar(core.load_image(query), k=5)
+    found = EmbeddingIndex.load(gradio_server.data.index).find_similar(core.load_image(query), k=6)
+    assert found[0].image_id == "g06"
+    want = found[1:]  # the gallery copy of the query is named, not counted
+    assert "The query is gallery image g06 (not counted)" in page.locator("#similar-status").inner_text()
     table = page.locator("#similar-table")
     table.get_by_text(str(want[-1].image_id), exact=True).wait_for()
     text = table.inner_text()
     positions = [text.index(str(w.image_id)) for w in want]
     assert positions == sorted(positions), text  # shown in rank order
     assert str(round(want[1].score, 4)) in text
+    # picking a gallery image by file name shows it as the query and searches by its id
+    page.locator("#similar-find input, #similar-find textarea").first.fill("g09.png")
+    page.locator("#similar-pick input").click()
+    page.get_by_role("option", name="g09 · g09.png", exact=False).first.click()
+    page.wait_for_selector("#similar-picked img")
+    page.wait_for_function("document.querySelector('#similar-status').innerText.includes('gallery image g09')")
+    by_id = EmbeddingIndex.load(gradio_server.data.index).find_similar("g09", k=5)
+    table.locator(":visible", has_text=str(by_id[0].image_id)).first.wait_for()
     page.wait_for_timeout(500)
     page.screenshot(path=str(test_output_dir / "gradio-similar.png"), full_page=True)
 
@@ -96,5 +107,20 @@ def test_batch_tab_table(page, gradio_server: GradioServer, test_output_dir: Pat
         "document.querySelector('#batch-table').innerText.includes('not a supported image')")
     want = core.caption(files[0], model=str(gradio_server.model), device="cpu")
     assert want in table.inner_text()
+    assert page.locator("#batch-table img:visible").count() == 2  # thumbnails in the rows of the two images
+    assert page.locator(".progress-text, .eta-bar").count() == 0  # one progress display, now gone
     page.wait_for_timeout(500)
     page.screenshot(path=str(test_output_dir / "gradio-batch.png"), full_page=True)
+
+
+def test_model_bar_example_click_and_greyed_out_controls(page, gradio_server: GradioServer) -> None:  # type: ignore[no-untyped-def]
+    page.wait_for_function("document.querySelector('#model-status').innerText.includes('Model ready')")
+    # sampling-only controls are greyed out under beam search, as in the Streamlit app
+    page.get_by_text("Generation settings").first.click()
+    assert page.locator("input[aria-label='range slider for Temperature']").first.is_disabled()
+    assert not page.locator("input[aria-label='range slider for Beams']").first.is_disabled()
+    # clicking an example captions it, as in the Streamlit app
+    page.locator("button.gallery-item").first.click()
+    page.wait_for_function("document.querySelector('#caption-output textarea').value.length > 0")
+    want = core.caption(gradio_server.data.examples / "example0.png", model=str(gradio_server.model), device="cpu")
+    assert page.locator("#caption-output textarea").input_value() == want

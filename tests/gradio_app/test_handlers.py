@@ -1,13 +1,19 @@
-"""Handler logic without a server: settings mapping, errors shown in the page, lazy model."""
+"""Handler logic without a server: settings mapping, errors shown in the page, the model bar."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
+
+import gradio as gr
+import pytest
 
 from gradio_app import handlers
 from gradio_app.app import build_app
 from gradio_app.config import AppConfig
-from gradio_app.services import ERROR_PREFIX, Services
+from gradio_app.services import Services
+
+GREEDY = ("Greedy", 4, 15, 1.0, 1.0, -1)
 
 
 def test_generation_panel_maps_to_core_keywords() -> None:
@@ -21,43 +27,49 @@ def test_generation_panel_maps_to_core_keywords() -> None:
     assert "seed" not in handlers.generation_kwargs("Sampling", 4, 10, 0.7, 0.9, -1)
 
 
-def test_unloadable_model_gives_fix_text_and_app_still_builds(tmp_path: Path, sample_images: list[Path]) -> None:
+def test_unloadable_model_gives_fix_text_at_once_until_retry(tmp_path: Path, sample_images: list[Path]) -> None:
     config = AppConfig(model=str(tmp_path / "no-such-model"), device="cpu")
     services = Services(config)
-    demo = build_app(config, services)  # building must not load the model
-    assert demo is not None
-    caption = handlers.caption_batch(services)
-    (out,) = caption([str(sample_images[0]), None], ["Beam search"] * 2, [4] * 2, [15] * 2,
-                     [1.0] * 2, [1.0] * 2, [-1] * 2)
-    assert out[0].startswith(ERROR_PREFIX) and "does not exist" in out[0]
-    assert out[1].startswith(ERROR_PREFIX) and "no image" in out[1]
-    page, cleared = handlers.caption_status(out[0])
-    assert 'class="i2t-error"' in page and "does not exist" in page
-    assert cleared == ""
+    assert build_app(config, services) is not None  # building does not load the model
+    assert services.model.state.status == "idle"
+    caption, page = handlers.caption(services, api=False)(str(sample_images[0]), *GREEDY)
+    assert caption == "" and 'class="i2t-error"' in page and "does not exist" in page
+    assert services.model.attempts == 1
+    for _ in range(3):  # the failure is remembered: answered without another attempt
+        with pytest.raises(gr.Error, match="does not exist"):
+            handlers.caption(services, api=True)(str(sample_images[0]), *GREEDY)
+    assert services.model.attempts == 1
+    bar, retry, _timer = handlers.model_status(services)
+    assert "could not be loaded" in bar and "does not exist" in bar and retry["visible"] is True
+    handlers.retry_model(services)
+    deadline = time.monotonic() + 30
+    while services.model.state.status == "loading" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert services.model.attempts == 2 and services.model.state.status == "failed"
 
 
-def test_bad_upload_is_reported_per_item(tiny_model_dir: Path, sample_images: list[Path], tmp_path: Path) -> None:
+def test_no_image_and_bad_upload_are_errors(tiny_model_dir: Path, sample_images: list[Path], tmp_path: Path) -> None:
     bad = tmp_path / "notes.jpg"
     bad.write_text("not an image")
     services = Services(AppConfig(model=str(tiny_model_dir), device="cpu"))
-    (out,) = handlers.caption_batch(services)(
-        [str(bad), str(sample_images[0])], ["Greedy"] * 2, [4] * 2, [15] * 2, [1.0] * 2,
-        [1.0] * 2, [-1] * 2)
-    assert out[0] == ERROR_PREFIX + "notes.jpg: not a supported image (expected JPEG, PNG, WebP, GIF, BMP or TIFF)"
-    assert not out[1].startswith(ERROR_PREFIX) and out[1]
+    with pytest.raises(gr.Error, match="no image"):
+        handlers.caption(services, api=True)(None, *GREEDY)
+    caption, page = handlers.caption(services, api=False)(str(bad), *GREEDY)
+    assert caption == ""
+    assert "notes.jpg: not a supported image (expected JPEG, PNG, WebP, GIF, BMP or TIFF)" in page
+    good, page = handlers.caption(services, api=False)(str(sample_images[0]), *GREEDY)
+    assert good and page == ""
 
 
 def test_allowed_paths_are_only_examples_and_index_images(tmp_path: Path) -> None:
     examples = tmp_path / "examples"
     examples.mkdir()
-    services = Services(AppConfig(examples=examples))
-    assert services.allowed_paths() == [str(examples.resolve())]
+    assert Services(AppConfig(examples=examples)).allowed_paths() == [str(examples.resolve())]
     assert Services(AppConfig()).allowed_paths() == []
 
 
 def test_similar_refuses_an_index_that_was_not_configured(tmp_path: Path) -> None:
-    services = Services(AppConfig(indexes=(tmp_path / "idx",)))
-    answer = handlers.similar(services)(None, 3, "/etc", None)
+    answer = handlers.similar(Services(AppConfig(indexes=(tmp_path / "idx",))))(None, 3, "/etc", None)
     assert answer["results"] == [] and "not one of the app's indexes" in answer["error"]
 
 
@@ -73,6 +85,13 @@ def test_similar_by_gallery_id_leaves_the_query_out(apps_data) -> None:  # type:
     items, rows, note = handlers.render_results(answer)
     assert len(items) == len(rows) == 3 and "gallery image g04" in note
     assert [r[1] for r in rows] == [str(w.image_id) for w in want]
+
+
+def test_pick_list_is_bounded_and_filtered(apps_data) -> None:  # type: ignore[no-untyped-def]
+    services = Services(AppConfig(indexes=(apps_data.index,), pick_limit=5))
+    assert len(handlers.pick_choices(services, None)["choices"]) == 5
+    assert handlers.pick_choices(services, None, "g07.png")["choices"][0][1] == "g07"
+    assert handlers.picked_path(services, None, "g07") == str(apps_data.gallery / "g07.png")
 
 
 def test_allowed_paths_with_an_index_are_its_image_folder(apps_data) -> None:  # type: ignore[no-untyped-def]

@@ -10,10 +10,10 @@ from pathlib import Path
 import httpx
 import pytest
 from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
 
 import core
-from core.captioning.outputs import CaptionRecord, to_string
-from gradio_app.services import ERROR_PREFIX
+from core.captioning import CaptionRecord, to_string
 from tests.browser.support import MAX_PIXELS, MAX_UPLOAD_MB
 from tests.gradio_app.conftest import GradioServer
 
@@ -41,8 +41,7 @@ def test_api_lists_caption_and_similar(client: Client) -> None:
 def test_caption_equals_core_caption(client: Client, gradio_server: GradioServer) -> None:
     image = gradio_server.data.good
     got = client.predict(handle_file(str(image)), api_name="/caption")
-    assert got == expected(gradio_server, image, num_beams=4, max_new_tokens=15)
-    assert got and not got.startswith(ERROR_PREFIX)
+    assert got and got == expected(gradio_server, image, num_beams=4, max_new_tokens=15)
 
 
 def test_caption_passes_generation_settings(client: Client, gradio_server: GradioServer) -> None:
@@ -61,15 +60,17 @@ def test_concurrent_captions_are_batched_and_each_correct(client: Client, gradio
         assert job.result(timeout=120) == expected(gradio_server, path, num_beams=4, max_new_tokens=15)
 
 
-def test_not_an_image_returns_the_reason(client: Client, gradio_server: GradioServer) -> None:
-    got = client.predict(handle_file(str(gradio_server.data.not_image)), api_name="/caption")
-    assert got == ERROR_PREFIX + "not-an-image.jpg: not a supported image (expected JPEG, PNG, WebP, GIF, BMP or TIFF)"
+def test_not_an_image_raises_the_reason(client: Client, gradio_server: GradioServer) -> None:
+    with pytest.raises(AppError) as err:
+        client.predict(handle_file(str(gradio_server.data.not_image)), api_name="/caption")
+    assert str(err.value) == "not-an-image.jpg: not a supported image (expected JPEG, PNG, WebP, GIF, BMP or TIFF)"
 
 
-def test_too_many_pixels_returns_the_reason(client: Client, gradio_server: GradioServer) -> None:
-    got = client.predict(handle_file(str(gradio_server.data.too_many_pixels)), api_name="/caption")
-    assert got.startswith(ERROR_PREFIX + "huge-pixels.png: image is 2000x1000")
-    assert f"{MAX_PIXELS:,}" in got
+def test_too_many_pixels_raises_the_reason(client: Client, gradio_server: GradioServer) -> None:
+    with pytest.raises(AppError) as err:
+        client.predict(handle_file(str(gradio_server.data.too_many_pixels)), api_name="/caption")
+    assert str(err.value).startswith("huge-pixels.png: image is 2000x1000")
+    assert f"{MAX_PIXELS:,}" in str(err.value)
 
 
 def test_upload_over_the_size_limit_is_refused(client: Client, gradio_server: GradioServer) -> None:
@@ -77,7 +78,7 @@ def test_upload_over_the_size_limit_is_refused(client: Client, gradio_server: Gr
     with pytest.raises(Exception, match=r"(?i)(too large|maximum|size|413)"):
         client.predict(handle_file(str(gradio_server.data.too_large)), api_name="/caption")
     # ...and the server keeps working
-    assert not client.predict(handle_file(str(gradio_server.data.good)), api_name="/caption").startswith(ERROR_PREFIX)
+    assert client.predict(handle_file(str(gradio_server.data.good)), api_name="/caption")
 
 
 def test_similar_matches_the_index(client: Client, gradio_server: GradioServer) -> None:
@@ -86,11 +87,13 @@ def test_similar_matches_the_index(client: Client, gradio_server: GradioServer) 
     query = gradio_server.data.gallery / "g03.png"
     got = client.predict(handle_file(str(query)), 3, api_name="/similar")
     assert got["error"] is None
-    want = EmbeddingIndex.load(gradio_server.data.index).find_similar(core.load_image(query), k=3)
-    assert [r["image_id"] for r in got["results"]] == [w.image_id for w in want]
+    want = EmbeddingIndex.load(gradio_server.data.index).find_similar(core.load_image(query), k=4)
+    # The gallery copy of the query (same bytes) is named, not counted as a neighbour.
+    assert want[0].image_id == "g03" and got["same_image"] == "g03"
+    assert [r["image_id"] for r in got["results"]] == [w.image_id for w in want[1:]]
     assert [r["rank"] for r in got["results"]] == [1, 2, 3]
-    assert got["results"][0]["image_id"] == "g03"  # the gallery image itself comes first
-    for r, w in zip(got["results"], want, strict=True):
+    assert got["warning"] is None  # the fixture's index has not collapsed
+    for r, w in zip(got["results"], want[1:], strict=True):
         assert r["score"] == pytest.approx(w.score, abs=1e-4)
         assert r["captions"] == w.captions and r["captions"]
 
@@ -103,9 +106,10 @@ def test_similar_bad_upload_returns_the_reason(client: Client, gradio_server: Gr
 def test_batch_endpoint_table_and_downloads(client: Client, gradio_server: GradioServer) -> None:
     files = [gradio_server.data.gallery / "g00.png", gradio_server.data.not_image,
              gradio_server.data.gallery / "g01.png"]
-    _thumbs, table, csv_path, jsonl_path, _status = client.predict(
+    table, csv_path, jsonl_path, _status = client.predict(
         [handle_file(str(p)) for p in files], "Greedy", api_name="/caption_batch")
-    rows = table["data"]
+    thumbs, rows = [r[0] for r in table["data"]], [r[1:] for r in table["data"]]
+    assert thumbs[0].startswith("![](data:image/png;base64,") and thumbs[1] == ""
     assert [r[0] for r in rows] == ["g00.png", "not-an-image.jpg", "g01.png"]
     want = [expected(gradio_server, files[0], num_beams=1, max_new_tokens=15), "",
             expected(gradio_server, files[2], num_beams=1, max_new_tokens=15)]
@@ -132,3 +136,4 @@ def test_index_images_are_served(gradio_server: GradioServer) -> None:
     response = httpx.get(f"{gradio_server.url}/gradio_api/file={image}", timeout=10)
     assert response.status_code == 200
     assert response.content == image.read_bytes()
+

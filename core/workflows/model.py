@@ -1,0 +1,128 @@
+"""The captioning model as an app sees it: loading in the background, ready, or failed (remembered).
+
+An app creates one :class:`ModelLoader` at start-up and calls :meth:`ModelLoader.start`, so the
+page opens at once while the model loads. A failed load is remembered: every caption request
+gets the same message at once, until the user presses Retry or ``retry_after`` seconds pass.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from core.captioning import Captioner, get_captioner
+from core.errors import Img2TextError, ModelUnavailableError
+
+__all__ = ["ModelLoader", "ModelState"]
+
+Status = Literal["idle", "loading", "ready", "failed"]
+
+
+@dataclass(frozen=True)
+class ModelState:
+    """What the page shows about the model."""
+
+    status: Status  # idle (not started), loading, ready or failed
+    message: str  # the model's name when ready; the fix-it text when failed
+
+    @property
+    def text(self) -> str:
+        """One line for a status bar."""
+        return {"idle": "Model not loaded yet", "loading": f"Loading the captioning model {self.message}…",
+                "ready": f"Model ready: {self.message}",
+                "failed": "The captioning model could not be loaded."}[self.status]
+
+
+class ModelLoader:
+    """Thread-safe, background loading of one captioner, with a remembered failure.
+
+    Args:
+        model: hub id, ``"id@revision"``, folder, or None (``$IMG2TEXT_MODEL`` / default).
+        device: as for :func:`core.get_captioner`.
+        retry_after: seconds a failure is answered from memory before the next request loads again.
+        load: the loading function (``core.get_captioner``; its cache makes a reload cheap).
+        clock: monotonic seconds (tests pass a fake clock).
+    """
+
+    def __init__(self, model: str | None, device: str = "auto", *, retry_after: float = 60.0,
+                 load: Callable[..., Captioner] = get_captioner,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.model, self.device, self.retry_after = model, device, retry_after
+        self._load, self._clock = load, clock
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._captioner: Captioner | None = None
+        self._error: str | None = None
+        self._failed_at = 0.0
+        self._thread: threading.Thread | None = None
+        self.attempts = 0  # load attempts so far (a remembered failure does not add one)
+
+    @property
+    def state(self) -> ModelState:
+        with self._lock:
+            if self._captioner is not None:
+                return ModelState("ready", str(self._captioner.spec))
+            if self._thread is not None:
+                return ModelState("loading", self.model or "")
+            if self._error is not None:
+                return ModelState("failed", self._error)
+            return ModelState("idle", self.model or "")
+
+    def start(self) -> None:
+        """Begin loading in a background thread, unless loaded, loading, or a failure is remembered."""
+        with self._lock:
+            self._start_locked()
+
+    def retry(self) -> None:
+        """Forget a remembered failure and load again (the Retry button)."""
+        with self._lock:
+            self._error = None
+            self._start_locked()
+
+    def get(self) -> Captioner:
+        """The loaded captioner, waiting for a load in progress.
+
+        Raises:
+            ModelUnavailableError: the load failed (now, or within ``retry_after`` seconds: then
+                at once, without another attempt).
+        """
+        with self._lock:
+            if self._captioner is not None:
+                return self._captioner
+            self._start_locked()
+            done = self._done
+        done.wait()
+        with self._lock:
+            if self._captioner is not None:
+                return self._captioner
+            raise ModelUnavailableError(self._error or "the captioning model did not load")
+
+    def _start_locked(self) -> None:
+        if self._captioner is not None or self._thread is not None:
+            return
+        if self._error is not None and self._clock() - self._failed_at < self.retry_after:
+            return
+        self._error = None
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(self._done,), daemon=True,
+                                        name="img2text-model-load")
+        self.attempts += 1
+        self._thread.start()
+
+    def _run(self, done: threading.Event) -> None:
+        captioner: Any = None
+        error: str | None = None
+        try:
+            captioner = self._load(self.model, device=self.device)
+        except Img2TextError as exc:
+            error = str(exc)
+        except (OSError, RuntimeError, ValueError) as exc:  # process boundary of the load thread
+            error = f"{type(exc).__name__}: {exc}"
+        with self._lock:
+            self._captioner, self._error = captioner, error
+            self._failed_at = self._clock()
+            self._thread = None
+            done.set()

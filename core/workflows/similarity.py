@@ -1,0 +1,116 @@
+"""Honest similarity: warn when an index's embeddings have collapsed; spot a query that is in the gallery.
+
+Shared by both apps and the ``img2text ssl search`` / ``ssl eval`` commands.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from core.fileio import sha256_bytes, sha256_file
+
+__all__ = ["COLLAPSE_LOW_SCORE", "COLLAPSE_SPREAD", "EmbeddingHealth", "Neighbours", "collapse_warning",
+           "embedding_health", "find_neighbours", "gallery_matches"]
+
+COLLAPSE_SPREAD = 0.1  # spread (mean per-dimension std x sqrt(D)) below this = collapsed; ~1 healthy
+COLLAPSE_LOW_SCORE = 0.98  # 5% of image pairs score below this, or the scores are near-constant
+_SAMPLE = 512  # rows used to measure (evenly spaced), so the check stays cheap on big galleries
+
+
+@dataclass(frozen=True)
+class EmbeddingHealth:
+    """How spread out an index's embeddings are."""
+
+    spread: float  # mean per-dimension std of unit embeddings x sqrt(D): ~1 spread out, ~0 one point
+    mean_score: float  # mean cosine similarity between two different images (1.0 = all the same)
+    low_score: float  # 5th percentile of those cosines: near 1 = every pair looks alike
+    score_range: tuple[float, float]  # lowest and highest cosine between two different images
+
+
+def embedding_health(embeddings: torch.Tensor) -> EmbeddingHealth | None:
+    """Spread and pairwise-score figures of ``(N, D)`` embeddings (None for fewer than 2 rows).
+
+    Shape:
+        embeddings: ``(N, D)``; at most 512 evenly spaced rows are used.
+    """
+    n = embeddings.shape[0]
+    if n < 2:
+        return None
+    rows = embeddings[torch.linspace(0, n - 1, min(n, _SAMPLE)).round().long().unique()]
+    unit = F.normalize(rows.float(), dim=1)
+    spread = float(unit.std(dim=0).mean()) * math.sqrt(unit.shape[1])
+    scores = unit @ unit.T
+    off = scores[~torch.eye(len(unit), dtype=torch.bool)]
+    low = float(torch.quantile(off, 0.05)) if off.numel() > 1 else float(off.min())
+    return EmbeddingHealth(spread, float(off.mean()), low, (float(off.min()), float(off.max())))
+
+
+def collapse_warning(index: Any) -> str | None:
+    """A warning for users when ``index``'s embeddings have collapsed, else None.
+
+    Collapsed: the spread is near zero (below :data:`COLLAPSE_SPREAD`) or almost every pair of
+    images scores near 1 (the 5th percentile above :data:`COLLAPSE_LOW_SCORE`); then neighbour
+    scores say nothing about the images.
+    """
+    health = embedding_health(index.embeddings)
+    if health is None or (health.spread >= COLLAPSE_SPREAD and health.low_score <= COLLAPSE_LOW_SCORE):
+        return None
+    low, high = health.score_range
+    return (f"The index's embeddings have collapsed (spread {health.spread:.3f}, healthy is about 1; "
+            f"scores between different images {low:.3f}-{high:.3f}): similarity scores here mean "
+            "little. Train longer or with a larger batch or lower temperature (check emb_std in the "
+            "run's history), then rebuild the index with `img2text ssl embed`.")
+
+
+@dataclass(frozen=True)
+class Neighbours:
+    """A query's nearest gallery images."""
+
+    same: Any  # the SearchResult of the gallery image with the query's exact bytes, or None
+    hits: list[Any]  # up to k other SearchResults, best first, ranks renumbered from 1
+
+
+def find_neighbours(index: Any, image: Any, data: bytes | None, k: int) -> Neighbours:
+    """The top ``k`` neighbours of an uploaded image, not counting the gallery copy of itself.
+
+    Args:
+        index: an ``EmbeddingIndex``.
+        image: the query as ``find_similar`` takes it (a loaded image).
+        data: the upload's bytes; a hit whose file has the same sha256 is the same image.
+        k: neighbours wanted.
+    """
+    hits = index.find_similar(image, k=min(k + 1, len(index)))
+    same = None
+    if data is not None:
+        digest = sha256_bytes(data)
+        for hit in hits:
+            path = Path(hit.path)
+            if path.is_file() and path.stat().st_size == len(data) and sha256_file(path) == digest:
+                same = hit
+                break
+    others = [h for h in hits if h is not same][:k]
+    return Neighbours(same, [replace(h, rank=rank) for rank, h in enumerate(others, start=1)])
+
+
+def gallery_matches(index: Any, text: str = "", limit: int = 50) -> list[tuple[str, str]]:
+    """Gallery images to pick a query from: ``(label, image id)`` pairs, at most ``limit``.
+
+    An image matches when every word of ``text`` (case-insensitive) is in its id, file name or
+    captions; empty ``text`` matches all. The label is ``"id · file name · first caption"``.
+    """
+    words = text.lower().split()
+    out: list[tuple[str, str]] = []
+    for image_id, path, captions in zip(index.image_ids, index.paths, index.captions, strict=True):
+        haystack = " ".join([str(image_id), Path(path).name, *captions]).lower()
+        if all(w in haystack for w in words):
+            label = f"{image_id} · {Path(path).name}" + (f" · {captions[0]}" if captions else "")
+            out.append((label[:100], str(image_id)))
+            if len(out) >= limit:
+                break
+    return out

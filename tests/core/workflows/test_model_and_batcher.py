@@ -1,0 +1,88 @@
+"""ModelLoader (background load, remembered failure) and CaptionBatcher (merged model calls)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+import core
+from core import ModelUnavailableError
+from core.workflows import CaptionBatcher, ModelLoader
+
+GREEDY = {"num_beams": 1, "max_new_tokens": 8}
+
+
+def wait_until(predicate, timeout: float = 60) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def test_a_failure_is_remembered_until_retry_or_the_minute_is_up(tmp_path: Path) -> None:
+    now = [0.0]
+    loader = ModelLoader(str(tmp_path / "no-such-model"), "cpu", clock=lambda: now[0])
+    assert loader.state.status == "idle"
+    loader.start()
+    with pytest.raises(ModelUnavailableError, match="does not exist"):
+        loader.get()
+    assert loader.state.status == "failed" and "does not exist" in loader.state.message
+    for _ in range(5):  # answered from memory: no new attempt
+        with pytest.raises(ModelUnavailableError):
+            loader.get()
+    assert loader.attempts == 1
+    now[0] = 61.0  # a minute later the next request tries again
+    with pytest.raises(ModelUnavailableError):
+        loader.get()
+    assert loader.attempts == 2
+    loader.retry()  # the Retry button tries at once
+    wait_until(lambda: loader.state.status != "loading")
+    assert loader.attempts == 3
+
+
+def test_loads_in_the_background_and_reports_loading_then_ready(tiny_model_dir: Path) -> None:
+    release = threading.Event()
+
+    def slow_load(model: str | None, device: str) -> core.Captioner:
+        release.wait(30)
+        return core.get_captioner(model, device=device)
+
+    loader = ModelLoader(str(tiny_model_dir), "cpu", load=slow_load)
+    loader.start()
+    assert loader.state.status == "loading"  # start() returned while the model loads
+    release.set()
+    captioner = loader.get()
+    assert loader.state.status == "ready" and loader.state.message == str(captioner.spec)
+    assert loader.get() is captioner and loader.attempts == 1
+
+
+def test_batcher_merges_concurrent_requests_and_each_answer_is_right(tiny_model_dir: Path,
+                                                                      sample_images: list[Path]) -> None:
+    captioner = core.get_captioner(str(tiny_model_dir), device="cpu")
+    images = [core.load_image(p) for p in sample_images[:4]] * 2
+    want = [captioner.caption(im, **GREEDY) for im in images]
+    batcher = CaptionBatcher(lambda: captioner, max_batch=8, window_s=0.2)
+    with ThreadPoolExecutor(8) as pool:
+        got = list(pool.map(lambda im: batcher.caption(im, **GREEDY), images))
+    assert got == want
+    assert sum(batcher.batch_sizes) == 8 and max(batcher.batch_sizes) > 1  # merged into fewer calls
+
+
+def test_batcher_errors_go_to_their_own_request(tiny_model_dir: Path) -> None:
+    batcher = CaptionBatcher(lambda: core.get_captioner(str(tiny_model_dir), device="cpu"), max_pixels=100)
+    with pytest.raises(core.InvalidImageError, match="over the limit of 100"):
+        batcher.caption(Image.new("RGB", (20, 20)), **GREEDY)
+    with pytest.raises(ValueError, match="num_beams"):
+        batcher.caption(Image.new("RGB", (5, 5)), num_beams=0)
+    assert batcher.caption(Image.new("RGB", (8, 8)), **GREEDY)
+
+    def broken() -> core.Captioner:
+        raise ModelUnavailableError("no model here")
+
+    with pytest.raises(ModelUnavailableError, match="no model here"):
+        CaptionBatcher(broken).caption(Image.new("RGB", (8, 8)))
