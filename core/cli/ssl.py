@@ -40,7 +40,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     group = sub.add_parser("ssl", help="learn image embeddings without labels (SimCLR) and use them",
                            description="Self-supervised (SimCLR) image embeddings.", formatter_class=fmt)
     ssl_sub = group.add_subparsers(dest="ssl_command", required=True, metavar="SSL_COMMAND")
+    for add in (_register_train, _register_embed, _register_search, _register_eval):
+        add(ssl_sub, fmt)
 
+
+def _register_train(ssl_sub: argparse._SubParsersAction, fmt: type[argparse.HelpFormatter]) -> None:
     p = ssl_sub.add_parser(
         "train", help="train a SimCLR encoder on a folder of images", formatter_class=fmt,
         description="Train a SimCLR image encoder. DIR may be Tiny COCO (annotations/ + SPLIT/), "
@@ -51,6 +55,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_quiet(p, help="no progress bars or per-epoch lines")
     p.set_defaults(func=_run_train)
 
+
+def _register_embed(ssl_sub: argparse._SubParsersAction, fmt: type[argparse.HelpFormatter]) -> None:
     p = ssl_sub.add_parser(
         "embed", help="embed a folder of images into a search index", formatter_class=fmt,
         description="Embed every image of DIR (Tiny COCO split, notebook layout or plain image "
@@ -63,6 +69,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_quiet(p, help="no progress bar")
     p.set_defaults(func=_run_embed)
 
+
+def _register_search(ssl_sub: argparse._SubParsersAction, fmt: type[argparse.HelpFormatter]) -> None:
     p = ssl_sub.add_parser(
         "search", help="find the indexed images most similar to an image", formatter_class=fmt,
         description="Top-k most similar images of an index, by cosine similarity of embeddings. "
@@ -80,6 +88,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_device(p)
     p.set_defaults(func=_run_search)
 
+
+def _register_eval(ssl_sub: argparse._SubParsersAction, fmt: type[argparse.HelpFormatter]) -> None:
     p = ssl_sub.add_parser(
         "eval", help="retrieval quality: trained encoder vs random init vs raw pixels",
         formatter_class=fmt,
