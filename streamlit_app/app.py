@@ -12,33 +12,30 @@ if _ROOT not in sys.path:
 
 import streamlit as st  # noqa: E402
 
-from streamlit_app.config import AppSettings, parse_settings  # noqa: E402
-from streamlit_app.views import batch, caption, run, similar  # noqa: E402
-
-
-def settings() -> AppSettings:
-    """Settings from the flags after ``--`` (only under ``streamlit run``) and the environment."""
-    argv = sys.argv[1:] if Path(sys.argv[0]).name == "app.py" else []
-    parsed, ignored = parse_settings(argv)
-    if ignored:
-        st.warning(f"Ignored unknown arguments: {' '.join(ignored)}")
-    return parsed
+from core import ConfigError  # noqa: E402
+from streamlit_app import resources  # noqa: E402
+from streamlit_app.config import parse_settings  # noqa: E402
+from streamlit_app.views import batch, caption, common, run, similar  # noqa: E402
 
 
 def main() -> None:
     st.set_page_config(page_title="image-to-text", page_icon="🖼️", layout="wide")
-    config = settings()
+    argv = sys.argv[1:] if Path(sys.argv[0]).name == "app.py" else []  # flags after `--`
+    try:
+        settings, ignored = parse_settings(argv)
+    except ConfigError as exc:
+        st.error(f"Bad setting: {exc}")
+        return
+    if ignored:
+        st.warning(f"Ignored unknown arguments: {' '.join(ignored)}")
     st.title("image-to-text")
     st.caption("Caption images, find similar ones, and inspect training runs.")
+    loader = resources.model(settings.model, settings.device)
+    st.fragment(common.model_bar, run_every=None if loader.state.status == "ready" else 2)(loader)
     tabs = st.tabs(["Caption", "Batch", "Similar images", "Training run"])
-    with tabs[0]:
-        caption.render(config)
-    with tabs[1]:
-        batch.render(config)
-    with tabs[2]:
-        similar.render(config)
-    with tabs[3]:
-        run.render(config)
+    for tab, view in zip(tabs, (caption, batch, similar, run), strict=True):
+        with tab:
+            view.render(settings)
 
 
 main()

@@ -2,26 +2,34 @@
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 from typing import Any
 
 import streamlit as st
 
 import core
+from core.settings import AppSettings
+from core.workflows import example_files, find_neighbours
 from streamlit_app import resources
-from streamlit_app.config import AppSettings
-from streamlit_app.views.common import digest, generation_settings, load_upload, show_results
+from streamlit_app.views.common import (
+    captioner,
+    digest,
+    generation_settings,
+    load,
+    show_model_error,
+    show_results,
+)
 
-STATE = "caption_result"  # session_state key: {"key", "caption", "error", "neighbours"}
+STATE = "caption_result"  # session_state key: {"key", "caption", "error", "neighbours", ...}
 
 
 def _current_image(settings: AppSettings) -> tuple[str, bytes] | None:
     """The image to caption: an upload, else a camera shot, else the chosen example."""
-    upload = st.file_uploader("Upload an image", type=None, key="caption-upload",
-                              help="JPEG, PNG, WebP, GIF, BMP or TIFF")
+    upload = st.file_uploader("Upload an image", key="caption-upload", help="JPEG, PNG, WebP, GIF, BMP or TIFF")
     with st.expander("Take a photo with the camera", expanded=False):
         shot = st.camera_input("Camera", key="caption-camera", label_visibility="collapsed")
-    examples = resources.example_files(settings.examples)
+    examples = example_files(settings.examples, settings.example_limit)
     if examples:
         st.caption("…or click an example")
         cols = st.columns(4)
@@ -30,41 +38,31 @@ def _current_image(settings: AppSettings) -> tuple[str, bytes] | None:
                 st.image(str(path), width="stretch")
                 if st.button(path.name, key=f"example-{i}", width="stretch"):
                     st.session_state["caption-example"] = str(path)
-    if upload is not None:
-        return upload.name, upload.getvalue()
-    if shot is not None:
-        return "camera.jpg", shot.getvalue()
+    if upload is not None or shot is not None:
+        return (upload.name, upload.getvalue()) if upload is not None else ("camera.jpg", shot.getvalue())
     chosen = st.session_state.get("caption-example")
-    if chosen and Path(chosen).is_file():
-        return Path(chosen).name, Path(chosen).read_bytes()
-    return None
+    return (Path(chosen).name, Path(chosen).read_bytes()) if chosen and Path(chosen).is_file() else None
 
 
 def _caption(name: str, data: bytes, generation: dict[str, Any], settings: AppSettings) -> dict[str, Any]:
-    result: dict[str, Any] = {"caption": None, "error": None, "fix": None, "neighbours": [],
-                              "preview": None, "name": name}
+    result: dict[str, Any] = {"caption": None, "error": None, "neighbours": None, "preview": None}
     try:
-        image = load_upload(data, name, settings)
+        image = load(data, name, settings)
+        result["preview"] = image.copy()
+        result["preview"].thumbnail((640, 640))
+        with st.spinner("Captioning…"):
+            result["caption"] = captioner(settings).caption(image, max_pixels=settings.max_pixels, **generation)
     except core.InvalidImageError as exc:
         result["error"] = f"**{exc.source}** cannot be captioned: {exc.reason}"
-        return result
-    preview = image.copy()
-    preview.thumbnail((640, 640))
-    result["preview"] = preview
-    try:
-        with st.spinner("Captioning…"):
-            result["caption"] = resources.captioner(settings.model, settings.device).caption(
-                image, max_pixels=settings.max_pixels, **generation)
     except core.ModelUnavailableError as exc:
-        result["error"] = "The captioning model could not be loaded."
-        result["fix"] = str(exc)
-        return result
-    if settings.indexes:
+        result["model_error"] = exc
+    if result["caption"] and settings.indexes:
         try:
-            index = resources.index(str(settings.indexes[0]))
-            result["neighbours"] = index.find_similar(image, k=settings.neighbours)
-        except Exception as exc:  # neighbours are extra; say why they are missing
-            result["neighbours_error"] = f"{type(exc).__name__}: {exc}"
+            shelf = resources.indexes(settings.indexes)
+            result["neighbours"] = find_neighbours(shelf.get(), image, data, settings.neighbours)
+            result["warning"] = shelf.warning()
+        except (core.Img2TextError, OSError, ValueError) as exc:  # neighbours are extra; say why they are missing
+            result["neighbours_error"] = str(exc)
     return result
 
 
@@ -81,27 +79,23 @@ def render(settings: AppSettings) -> None:
         key = (digest(data), tuple(sorted(generation.items())))
         stored = st.session_state.get(STATE)
         if stored is None or stored["key"] != key:
-            stored = {"key": key, **_caption(name, data, generation, settings)}
-            st.session_state[STATE] = stored
+            stored = st.session_state[STATE] = {"key": key, **_caption(name, data, generation, settings)}
         if stored["preview"] is not None:
             st.image(stored["preview"], caption=name, width=320)
+        if stored.get("model_error"):
+            return show_model_error(stored["model_error"])
         if stored["error"]:
-            st.error(stored["error"])
-            if stored.get("fix"):
-                st.code(stored["fix"], language=None, wrap_lines=True)
-            return
+            return st.error(stored["error"])  # type: ignore[no-any-return]
         st.markdown("##### Caption")
-        st.markdown(f'<p id="caption-text" style="font-size:1.35em;font-weight:600">'
-                    f'{_escape(stored["caption"])}</p>', unsafe_allow_html=True)
-        st.session_state["caption_text"] = stored["caption"]
-        if stored.get("neighbours"):
+        st.markdown(f'<p id="caption-text" style="font-size:1.35em;font-weight:600">{html.escape(stored["caption"])}'
+                    "</p>", unsafe_allow_html=True)
+        found = stored.get("neighbours")
+        if found is not None:
             st.markdown("##### Nearest gallery images")
-            show_results(stored["neighbours"], columns=4)
+            if stored.get("warning"):
+                st.warning(stored["warning"])
+            if found.same is not None:
+                st.caption(f"This image is gallery image **{found.same.image_id}** (not counted).")
+            show_results(found.hits, columns=4)
         elif stored.get("neighbours_error"):
             st.warning(f"No neighbours: {stored['neighbours_error']}")
-
-
-def _escape(text: str) -> str:
-    import html
-
-    return html.escape(text)

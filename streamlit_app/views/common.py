@@ -1,4 +1,4 @@
-"""Widgets used by more than one tab: generation settings, upload checks, result grids."""
+"""Widgets used by more than one tab: the model bar, generation settings, uploads, result grids."""
 
 from __future__ import annotations
 
@@ -10,27 +10,56 @@ from typing import Any
 import streamlit as st
 from PIL import Image
 
-import core
-from core.captioning.generation import DECODING_MODES, decoding_kwargs
-from streamlit_app.config import AppSettings
+from core import Captioner, ModelUnavailableError
+from core.captioning import DECODING_MODES, decoding_kwargs
+from core.settings import AppSettings
+from core.workflows import ModelLoader, load_upload
+from streamlit_app import resources
 
-DECODING = tuple(DECODING_MODES)  # the labels every front end shows
+
+def model_bar(loader: ModelLoader) -> None:
+    """Loading / ready / failed with the fix and a Retry button (a fragment that polls while loading)."""
+    state = loader.state
+    if state.status == "failed":
+        st.error(state.text)
+        st.code(streamlit_fix(state.message), language=None, wrap_lines=True)
+        if st.button("Retry loading the model", key="model-retry"):
+            loader.retry()
+            st.rerun()
+    elif state.status == "ready":
+        st.caption(state.text)
+    else:
+        st.info(state.text)
+
+
+def streamlit_fix(message: str) -> str:
+    """Core's fix-it text, with app flags written the way ``streamlit run`` takes them (after ``--``)."""
+    return message.replace(" --model ", " -- --model ") if " -- --model " not in message else message
+
+
+def captioner(settings: AppSettings) -> Captioner:
+    """The loaded model (waits while it loads; ModelUnavailableError at once after a failure)."""
+    return resources.model(settings.model, settings.device).get()
+
+
+def show_model_error(exc: ModelUnavailableError) -> None:
+    st.error("The captioning model could not be loaded.")
+    st.code(streamlit_fix(str(exc)), language=None, wrap_lines=True)
 
 
 def generation_settings(key: str) -> dict[str, Any]:
     """The collapsed generation panel -> ``**generation`` keywords of ``Captioner.caption_batch``."""
     with st.expander("Generation settings", expanded=False):
-        decoding = st.radio("Decoding", DECODING, horizontal=True, key=f"{key}-decoding",
+        decoding = st.radio("Decoding", tuple(DECODING_MODES), horizontal=True, key=f"{key}-decoding",
                             help="Beam search follows the model card; sampling gives varied captions")
         c1, c2 = st.columns(2)
         beams = c1.slider("Beams", 1, 8, 4, key=f"{key}-beams", disabled=decoding != "Beam search")
         max_tokens = c2.slider("Max new tokens", 1, 64, 15, key=f"{key}-max-tokens")
         c3, c4, c5 = st.columns(3)
-        sampling = decoding == "Sampling"
-        temperature = c3.slider("Temperature", 0.1, 2.0, 1.0, 0.05, key=f"{key}-temp", disabled=not sampling)
-        top_p = c4.slider("Top-p", 0.05, 1.0, 1.0, 0.05, key=f"{key}-top-p", disabled=not sampling)
-        seed = c5.number_input("Seed (-1 = random)", -1, 2**31 - 1, -1, key=f"{key}-seed",
-                               disabled=not sampling)
+        off = decoding != "Sampling"
+        temperature = c3.slider("Temperature", 0.1, 2.0, 1.0, 0.05, key=f"{key}-temp", disabled=off)
+        top_p = c4.slider("Top-p", 0.05, 1.0, 1.0, 0.05, key=f"{key}-top-p", disabled=off)
+        seed = c5.number_input("Seed (-1 = random)", -1, 2**31 - 1, -1, key=f"{key}-seed", disabled=off)
     return decoding_kwargs(decoding, num_beams=int(beams), max_new_tokens=int(max_tokens),
                            temperature=temperature, top_p=top_p, seed=int(seed))
 
@@ -39,12 +68,9 @@ def max_upload_bytes() -> int:
     return int(st.get_option("server.maxUploadSize")) * 1024 * 1024
 
 
-def load_upload(data: bytes, name: str, settings: AppSettings) -> Image.Image:
-    """Uploaded bytes as an RGB image under the app's limits (InvalidImageError with the reason)."""
-    try:
-        return core.load_image(data, max_pixels=settings.max_pixels, max_bytes=max_upload_bytes())
-    except core.InvalidImageError as exc:
-        raise core.InvalidImageError(name, exc.reason) from exc
+def load(data: bytes, name: str, settings: AppSettings) -> Image.Image:
+    """Uploaded bytes as an RGB image under the app's limits (InvalidImageError naming ``name``)."""
+    return load_upload(data, name, max_pixels=settings.max_pixels, max_bytes=max_upload_bytes())
 
 
 def digest(data: bytes) -> str:
@@ -52,11 +78,11 @@ def digest(data: bytes) -> str:
 
 
 def show_results(hits: Sequence[Any], columns: int = 5) -> None:
-    """A grid of retrieved images, each with rank, score and first caption."""
+    """A grid of retrieved images, each with rank, id, score and first caption."""
     cols = st.columns(columns)
     for i, hit in enumerate(hits):
-        caption = hit.captions[0] if hit.captions else str(hit.image_id)
         with cols[i % columns]:
             if Path(hit.path).is_file():
                 st.image(str(hit.path), width="stretch")
-            st.caption(f"**#{hit.rank}** · {hit.image_id} · {hit.score:.3f} · {caption}")
+            st.caption(f"**#{hit.rank}** · {hit.image_id} · {hit.score:.3f} · "
+                       f"{hit.captions[0] if hit.captions else hit.image_id}")

@@ -3,78 +3,59 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import streamlit as st
 
-from core.ssl.runs import read_run
+from core.settings import AppSettings
+from core.workflows import (
+    HISTORY_COLUMNS,
+    history_rows,
+    index_for_run,
+    read_run,
+    run_summary,
+    sample_retrievals,
+)
 from streamlit_app import resources
-from streamlit_app.config import AppSettings
 from streamlit_app.views.common import show_results
-
-COLUMNS = ("epoch", "loss", "pos_top1", "emb_std", "precision_at_k", "seconds")
-
-
-def _matching_index(settings: AppSettings, weights: Path) -> Any:
-    """A configured index built from exactly these weights (same sha256), or None."""
-    digest = resources.weights_sha256(str(weights), weights.stat().st_mtime)
-    for path in settings.indexes:
-        try:
-            index = resources.index(str(path))
-        except Exception:
-            continue
-        if index.checkpoint.sha256 == digest:
-            return index
-    return None
 
 
 def render(settings: AppSettings) -> None:
     if not settings.runs:
-        st.info("No training run configured. Train with `img2text ssl train`, then start the app "
-                "with `-- --run DIR` (or set `IMG2TEXT_RUN`).")
-        return
-    choice = Path(st.selectbox("Run folder", [str(p) for p in settings.runs], key="run-choice"))
-    info = read_run(choice)
-    if not choice.is_dir():
-        st.error(info.problems[0])
-        return
+        return st.info("No training run configured. Train with `img2text ssl train`, then start the app "  # type: ignore[no-any-return]
+                       "with `-- --run DIR` (or set `IMG2TEXT_RUN`).")
+    info = read_run(Path(st.selectbox("Run folder", [str(p) for p in settings.runs], key="run-choice")))
+    if not info.path.is_dir():
+        return st.error(info.problems[0])  # type: ignore[no-any-return]
     for problem in info.problems:
         st.warning(problem)
-    history, config = info.history, info.config
-    if history:
-        last, first = history[-1], history[0]
+    s = run_summary(info)
+    if s.loss is not None:
         cols = st.columns(4)
-        cols[0].metric("epochs", last.get("epoch"))
-        cols[1].metric("loss", f"{last.get('loss', float('nan')):.4f}",
-                       f"{last.get('loss', 0) - first.get('loss', 0):+.4f}", delta_color="inverse")
-        cols[2].metric("pos_top1", f"{last.get('pos_top1', 0):.3f}")
-        prec = last.get("precision_at_k")
-        cols[3].metric(f"held-out P@{last.get('eval_k', 'k')}", "-" if prec is None else f"{prec:.3f}")
-    if isinstance(config.get("ssl_config"), dict):
-        cfg = config["ssl_config"]
-        st.caption(f"backbone {cfg.get('backbone')}, {cfg.get('img_size')} px, batch {cfg.get('batch_size')}, "
-                   f"temperature {cfg.get('temperature')}, epochs {config.get('epoch')}/{cfg.get('num_epochs')}")
+        cols[0].metric("epochs", s.epochs)
+        cols[1].metric("loss", f"{s.loss:.4f}", None if s.loss_change is None else f"{s.loss_change:+.4f}",
+                       delta_color="inverse")
+        cols[2].metric("pos_top1", f"{s.pos_top1 or 0:.3f}")
+        cols[3].metric(s.precision_label, s.precision)
+    if s.settings:
+        st.caption(s.settings)
     if info.loss_png is not None:
         st.image(str(info.loss_png), caption="Loss and health metrics", width="content")
-    if history:
+    if info.history:
         st.markdown("##### Per-epoch metrics (history.json)")
-        st.dataframe([{c: h.get(c) for c in COLUMNS} for h in history if isinstance(h, dict)],
+        st.dataframe([dict(zip(HISTORY_COLUMNS, row, strict=True)) for row in history_rows(info)],
                      hide_index=True, width="stretch", key="run-history")
-    weights = info.weights
-    if weights is None:
-        return
+    if info.weights is None:
+        return None
     st.markdown("##### Sample retrievals")
-    index = _matching_index(settings, weights)
+    index = index_for_run(info, settings.indexes, resources.indexes(settings.indexes).get)
     if index is None:
-        st.info("No configured index was built from this run's checkpoint; build one with "
-                "`img2text ssl embed` and pass it with `--index` to see sample retrievals.")
-        return
-    for image_id in index.image_ids[:3]:
-        row = index.row_of_id(image_id)
+        return st.info("No configured index was built from this run's checkpoint; build one with "  # type: ignore[no-any-return]
+                       "`img2text ssl embed` and pass it with `-- --index` to see sample retrievals.")
+    for sample in sample_retrievals(index):
         query_col, results_col = st.columns([1, 4])
-        with query_col:
-            if Path(index.paths[row]).is_file():
-                st.image(str(index.paths[row]), width="stretch")
-            st.caption(f"query **{image_id}**")
+        if sample.path.is_file():
+            query_col.image(str(sample.path), width="stretch")
+        query_col.caption(f"query **{sample.image_id}**")
         with results_col:
-            show_results(index.find_similar(image_id, k=4), columns=4)
+            show_results(sample.hits, columns=4)
+    return None

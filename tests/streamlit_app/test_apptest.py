@@ -31,7 +31,10 @@ def _upload(at: AppTest, key: str, path: Path, mime: str = "image/png") -> None:
 
 def test_page_shows_four_tabs(at: AppTest) -> None:
     assert [t.label for t in at.tabs] == ["Caption", "Batch", "Similar images", "Training run"]
-    assert at.info[0].value.startswith("Upload an image")
+    assert any(i.value.startswith("Upload an image") for i in at.info)
+    # the model loads in the background from the first run; the bar says so
+    bar = [i.value for i in at.info] + [c.value for c in at.caption]
+    assert any(v.startswith(("Loading the captioning model", "Model ready")) for v in bar), bar
 
 
 def test_caption_shown_and_kept_in_session_state(at: AppTest, app_env: AppData, tiny_model_dir: Path,
@@ -54,8 +57,9 @@ def test_caption_shown_and_kept_in_session_state(at: AppTest, app_env: AppData, 
     at.run()
     assert len(calls) == 1
     assert at.session_state["caption_result"]["caption"] == want
-    # the nearest gallery images come with it (an index is configured)
-    assert len(at.session_state["caption_result"]["neighbours"]) == 4
+    # the nearest gallery images come with it (an index is configured); the query is not a gallery image
+    assert len(at.session_state["caption_result"]["neighbours"].hits) == 4
+    assert at.session_state["caption_result"]["neighbours"].same is None
 
 
 def test_bad_upload_shows_error(at: AppTest, app_env: AppData) -> None:
@@ -81,8 +85,8 @@ def test_model_that_cannot_load_shows_the_fix(app_env: AppData, monkeypatch: pyt
     at = AppTest.from_file(str(APP), default_timeout=60)
     at.run()
     _upload(at, "caption-upload", app_env.good)
-    assert at.error[0].value == "The captioning model could not be loaded."
-    assert "How to fix it" in at.code[0].value
+    assert at.error[-1].value == "The captioning model could not be loaded."
+    assert "How to fix it" in at.code[-1].value and " -- --model " in at.code[-1].value
     # the rest of the app stays usable
     at.tabs[2].radio(key="similar-mode").set_value("Gallery image")
     at.run()
@@ -99,13 +103,13 @@ def test_batch_table_and_downloads(at: AppTest, app_env: AppData, tiny_model_dir
     at.button(key="batch-run").click()
     at.run()
     assert not at.exception, at.exception
-    records = at.session_state["batch_result"]["records"]
+    rows = at.session_state["batch_result"]["rows"]
+    records = [r.record for r in rows]
     assert [r.path for r in records] == ["g00.png", "not-an-image.jpg", "g01.png"]
     want = core.caption(files[0], model=str(tiny_model_dir), device="cpu", max_new_tokens=15)
     assert records[0].caption == want and records[0].ok
     assert not records[1].ok and "not a supported image" in records[1].error
-    assert at.session_state["batch_result"]["thumbs"][0].startswith("data:image/png;base64,")
-    assert at.session_state["batch_result"]["thumbs"][1] is None
+    assert rows[0].thumbnail.startswith("data:image/png;base64,") and rows[1].thumbnail is None
     assert "2 captioned, 1 failed" in [c.value for c in at.caption]
 
 
@@ -114,7 +118,10 @@ def test_similar_by_gallery_image(at: AppTest, app_env: AppData) -> None:
 
     at.radio(key="similar-mode").set_value("Gallery image")
     at.run()
-    at.selectbox(key="similar-id").set_value("g04")
+    at.text_input(key="similar-find").input("g04")
+    at.run()
+    assert len(at.selectbox(key="similar-id").options) == 1
+    at.selectbox(key="similar-id").set_value(at.selectbox(key="similar-id").options[0])
     at.slider(key="similar-k").set_value(3)
     at.run()
     at.button(key="similar-run").click()
@@ -130,3 +137,28 @@ def test_training_run_tab(at: AppTest) -> None:
     assert labels[:3] == ["epochs", "loss", "pos_top1"]
     assert at.metric[0].value == "2"
     assert "Sample retrievals" in [m.value.strip("# ") for m in at.markdown]
+
+
+def test_gallery_upload_is_marked_and_old_results_go_with_the_query_source(at: AppTest, app_env: AppData) -> None:
+    from core.search import EmbeddingIndex
+
+    _upload(at, "similar-upload", app_env.gallery / "g03.png")
+    at.button(key="similar-run").click()
+    at.run()
+    stored = at.session_state["similar_result"]
+    want = EmbeddingIndex.load(app_env.index).find_similar(core.load_image(app_env.gallery / "g03.png"), k=6)
+    assert stored["same"].image_id == "g03" == want[0].image_id
+    assert [h.image_id for h in stored["hits"]] == [w.image_id for w in want[1:]]
+    assert any("g03" in c.value and "not counted" in c.value for c in at.caption)
+    at.radio(key="similar-mode").set_value("Gallery image")
+    at.run()  # switching the query source hides the upload's results
+    assert any(i.value.startswith("Choose a query") for i in at.info)
+
+
+def test_pick_list_is_bounded(at: AppTest) -> None:
+    at.radio(key="similar-mode").set_value("Gallery image")
+    at.run()
+    assert len(at.selectbox(key="similar-id").options) == 16  # the whole small gallery (limit 50)
+    at.text_input(key="similar-find").input("square")
+    at.run()
+    assert 0 < len(at.selectbox(key="similar-id").options) < 16

@@ -55,9 +55,12 @@ def test_similar_search_in_browser(page, streamlit_server: StreamlitServer, test
     page.locator(".st-key-similar-run button").click()
     panel = page.get_by_role("tabpanel", name="Similar images")
     panel.get_by_text(re.compile(r"^#5 · ")).wait_for()
-    want = EmbeddingIndex.load(streamlit_server.data.index).find_similar(core.load_image(query), k=5)
-    captions = [c for c in panel.locator("[data-testid=stCaptionContainer]").all_inner_texts()
-                if c.startswith("#")]
+    found = EmbeddingIndex.load(streamlit_server.data.index).find_similar(core.load_image(query), k=6)
+    want = found[1:]  # the gallery copy of the query is named, not counted
+    assert found[0].image_id == "g09"
+    texts = panel.locator("[data-testid=stCaptionContainer]").all_inner_texts()
+    assert any("gallery image g09 (not counted)" in t for t in texts), texts
+    captions = [c for c in texts if c.startswith("#")]
     assert [c.split(" · ")[1] for c in captions] == [str(w.image_id) for w in want]
     assert captions[0].split(" · ")[2] == f"{want[0].score:.3f}"
     page.wait_for_timeout(1000)
