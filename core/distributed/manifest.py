@@ -93,6 +93,8 @@ def plan_resume(
         ConfigError: the folder holds another run's output (other task, source or settings), an
             unfinished run without ``resume``, or parts but no manifest.
     """
+    for tmp in out_dir.glob(".part-*.tmp"):  # left by a driver killed mid-write: never a part
+        tmp.unlink(missing_ok=True)
     fresh = Manifest(task, source.describe(), settings, len(source.shards))
     old = Manifest.load(out_dir)
     if old is None:

@@ -10,9 +10,12 @@ produces the same part again, so every key ends up exactly once.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +28,7 @@ from core.distributed.cluster import PoolSize, connect, size_pool
 from core.distributed.manifest import Manifest, plan_resume
 from core.distributed.parts import write_part
 from core.distributed.workers import CaptionJob, CaptionWorker, EmbedJob, EmbedWorker
-from core.errors import Img2TextError
+from core.errors import ConfigError, Img2TextError
 from core.fileio import sha256_bytes
 from core.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
 
@@ -163,6 +166,26 @@ def _run(task: str, worker: type, job: Any, settings: dict[str, Any], source: An
         source = open_source(source, shard_size=shard_size, columns=columns)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    with _exclusive(out):
+        return _plan_and_run(task, worker, job, settings, source, out, address=address, pool=pool,
+                             resume=resume, progress=progress)
+
+
+@contextlib.contextmanager
+def _exclusive(out: Path) -> Iterator[None]:
+    """One driver per output folder: a second one would write the same parts and manifest."""
+    with open(out / ".lock", "w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            raise ConfigError(f"{out}: another run is writing to this folder right now; wait for it "
+                              "or choose another output folder") from exc
+        yield
+
+
+def _plan_and_run(task: str, worker: type, job: Any, settings: dict[str, Any], source: ImageSource,
+                  out: Path, *, address: str | None, pool: tuple, resume: bool,
+                  progress: bool) -> RunSummary:
     manifest, todo = plan_resume(out, task, source, settings, resume=resume)
     skipped = len(source.shards) - len(todo)
     if not todo:
