@@ -30,6 +30,7 @@ from core.cli.tables import MAP_AT_K_FORMULA, results_table
 from core.ssl import SSLConfig
 
 _FORMATS = ("text", "json")
+HEALTH_SAMPLE = 256  # images `ssl eval` embeds again to check the trained encoder for collapse
 # Flags documented before the options were generated from SSLConfig; both names work.
 TRAIN_ALIASES = {"data_dir": ["--data"], "out_dir": ["--out"], "num_epochs": ["--epochs"]}
 
@@ -211,7 +212,7 @@ def _run_eval(args: argparse.Namespace) -> int:
     from core.search import evaluate_retrieval, validate_k
 
     validate_k(args.k)
-    _find_dataset(args)  # early, clear errors
+    info = _find_dataset(args)  # early, clear errors
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # already reported by the _find_dataset call above
         table = evaluate_retrieval(args.checkpoint, args.data, args.split, k=args.k,
@@ -222,4 +223,23 @@ def _run_eval(args: argparse.Namespace) -> int:
     else:
         print(table.format_text())
         print(MAP_AT_K_FORMULA)
+    _warn_if_encoder_collapsed(args, [r.path for r in info.records])
     return EXIT_OK
+
+
+def _warn_if_encoder_collapsed(args: argparse.Namespace, paths: list[Any]) -> None:
+    """``collapse_warning`` for the trained encoder, from at most ``HEALTH_SAMPLE`` of ``paths``.
+
+    ``evaluate_retrieval`` does not return its embeddings, so a bounded, evenly spaced sample is
+    embedded again (the warning's statistics use at most 512 rows anyway).
+    """
+    from types import SimpleNamespace
+
+    from core.search import embed_images, load_checkpoint
+
+    step = max(1, len(paths) // HEALTH_SAMPLE)
+    encoder = load_checkpoint(args.checkpoint, device=args.device)
+    result = embed_images(encoder, paths[::step][:HEALTH_SAMPLE], batch_size=args.batch_size,
+                          device=args.device, on_error="skip", progress=False)
+    # collapse_warning reads only `.embeddings` of the index it is given.
+    _warn_if_collapsed(SimpleNamespace(embeddings=result.embeddings))

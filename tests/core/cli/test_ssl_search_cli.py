@@ -379,3 +379,15 @@ def test_search_warns_when_the_index_has_collapsed(
     # A healthy index gets no warning.
     assert main(["ssl", "search", "--index", str(index_dir), "--id", QUERY_ID, "-k", "3"]) == 0
     assert "collapsed" not in capsys.readouterr().err
+
+
+def test_eval_warns_when_the_trained_encoder_has_collapsed(
+    runs: tuple[Path, Path], tiny_coco_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = _collapsed_run(tmp_path / "collapsed")
+    argv = ["ssl", "eval", "--data", str(tiny_coco_dir), "--split", SPLIT, "-k", "3", "--quiet"]
+    assert main([*argv, "--checkpoint", str(run)]) == 0
+    out, err = capsys.readouterr()
+    assert "mAP@3" in out and "WARNING" in err and "collapsed" in err
+    assert main([*argv, "--checkpoint", str(runs[0])]) == 0
+    assert "collapsed" not in capsys.readouterr().err
