@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "torch==2.14.1" "torchvision==0.29.1" || \
 		$(BIN)/python -m pip install --quiet torch torchvision
-	$(BIN)/python -m pip install --quiet -e ".[gradio,streamlit,dev]"
+	$(BIN)/python -m pip install --quiet -e ".[gradio,streamlit,dev,distributed]"
 	touch $(STAMP)
 
 demo: install

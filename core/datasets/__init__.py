@@ -14,6 +14,8 @@ from core.datasets.base import DatasetInfo, DatasetNotFoundError, ImageRecord
 from core.datasets.coco import NOTEBOOK_ROOT, CocoLayout, coco_layouts, coco_records
 from core.datasets.discover import find_dataset, sibling_split
 from core.datasets.folders import folder_dataset
+from core.datasets.shards import SourceItem, iter_shard, iter_source_items
+from core.datasets.sources import SOURCE_KINDS, Columns, ImageSource, Shard, open_source
 from core.datasets.tiny_coco import (
     EXPECTED_IMAGES,
     SPLITS,
@@ -42,4 +44,13 @@ __all__ = [
     "folder_dataset",
     "sibling_split",
     "verify_tiny_coco",
+    # batch sources (folders, path lists, webdataset tar shards, parquet), see core.datasets.sources
+    "SOURCE_KINDS",
+    "Columns",
+    "ImageSource",
+    "Shard",
+    "SourceItem",
+    "iter_shard",
+    "iter_source_items",
+    "open_source",
 ]
