@@ -19,6 +19,8 @@ from core.cli.options import (
     quiet_transformers,
 )
 
+_TOKENIZER_NAMES = {"java": "the COCO toolkit's Stanford PTBTokenizer",
+                    "python": "pure-Python port of the toolkit's PTBTokenizer"}
 _EXT_FORMAT = {".jsonl": "jsonl", ".csv": "csv", ".json": "coco"}
 
 
@@ -37,6 +39,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--references", type=Path, default=None,
                    help="COCO captions JSON (default with --data: DATA/annotations/captions_SPLIT.json)")
     p.add_argument("--per-image", type=Path, default=None, help="write per-image scores here (JSONL)")
+    p.add_argument("--tokenizer", choices=("auto", "java", "python"), default="auto",
+                   help="PTB tokenization: the COCO toolkit's Java one, its pure-Python port, or "
+                   "auto (java when installed)")
     p.add_argument("--output-format", choices=("text", "json"), default="text", help="how to print the scores")
     add_batch_size(p, CAPTION_BATCH_SIZE)
     add_quiet(p, help="no progress bar while captioning --data")
@@ -99,15 +104,16 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError("--references is required with --captions")
         ref_path = args.data / "annotations" / f"captions_{args.split}.json"
     refs = References.from_coco_json(ref_path)
-    report = score_captions(_predictions(args, refs), refs)
+    report = score_captions(_predictions(args, refs), refs, tokenizer=args.tokenizer)
     if args.per_image is not None:
         with open(args.per_image, "w", encoding="utf-8") as fh:
             for image_id, scores in report.per_image.items():
                 fh.write(json.dumps({"image_id": image_id, **scores}) + "\n")
     if args.output_format == "json":
-        print(json.dumps({"images": report.count, **report.overall}, indent=2))
+        print(json.dumps({"images": report.count, "tokenizer": report.tokenizer, **report.overall}, indent=2))
     else:
         print(f"images scored: {report.count}")
+        print(f"tokenizer: {report.tokenizer} ({_TOKENIZER_NAMES[report.tokenizer]})")
         for name in METRICS:
             print(f"{name:8s} {report.overall[name]:.4f}")
     return 0
