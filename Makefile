@@ -2,7 +2,7 @@
 #   make install   create .venv and install the project with every extra
 #   make demo      start the Gradio app on http://127.0.0.1:7860
 #   make streamlit start the Streamlit app on http://127.0.0.1:8501
-#   make test      run the whole test suite (offline)
+#   make test      run the whole test suite (offline, 2 workers)
 #   make bench     run the benchmark suite
 #   make lint      ruff + mypy on core
 
@@ -33,8 +33,10 @@ demo: install
 streamlit: install
 	$(BIN)/streamlit run streamlit_app/app.py
 
+# Two workers, one test file each at a time (module fixtures such as app servers start once);
+# tests/conftest.py gives each worker one torch thread. Plain `pytest` still runs serially.
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 bench: install
 	$(BIN)/python -m bench

@@ -22,7 +22,7 @@ def resolve_device(spec: str | torch.device | None = None) -> torch.device:
     """Turn ``None``/``"auto"``/``"cuda:1"``/... into a usable ``torch.device``.
 
     Raises:
-        ValueError: the device is unknown or not available on this machine.
+        ConfigError: the device is unknown or not available on this machine (a ValueError).
     """
     if isinstance(spec, torch.device):
         return spec

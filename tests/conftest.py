@@ -7,6 +7,11 @@ import os
 # Before anything imports huggingface_hub: tests never reach the hub, and an offline hub fails
 # at once instead of waiting for a network time-out.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs one pytest-xdist worker per core: one intra-op thread each (servers and
+    # CLI runs started by the tests inherit it), else torch's spinning thread pools fight.
+    for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_name, "1")
 
 from pathlib import Path  # noqa: E402
 

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 from torchvision.models import resnet18
 
+from core.errors import ConfigError
 from core.ssl.config import SSLConfig
 
 
@@ -79,7 +80,7 @@ def build_encoder(config: SSLConfig) -> nn.Module:
         return ConvEncoder(config.img_size, config.embedding_dim)
     if config.backbone == "resnet18":
         return resnet18_encoder(config.embedding_dim)
-    raise ValueError(f"unknown backbone {config.backbone!r}")
+    raise ConfigError(f"unknown backbone {config.backbone!r}; choose conv or resnet18")
 
 
 def build_model(config: SSLConfig) -> SimCLRModel:
