@@ -14,6 +14,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.text import Text
 from PIL import Image
 
 from core.errors import InvalidImageError
@@ -22,7 +23,12 @@ from core.search.topk import SearchResult
 
 _THUMB = 160  # px; the figure only needs thumbnails, and small ones keep the PNG small
 _CAPTION_WIDTH = 24  # characters per caption line under a tile
-_CAPTION_LINES = 3
+_CAPTION_LINES = 3  # caption lines under a result tile (a query label gets one more)
+_CELL_IN = 2.2  # inches: width of one column
+_TILE_IN = 2.0  # inches: the square thumbnail inside a cell
+_TEXT_IN = 0.75  # inches under a tile: 4 lines of 8 pt text (1.2 line spacing) and slack
+_PAD_IN = 0.15  # inches between rows and at the figure's edges
+_TITLE_IN = 0.6  # inches above the first row when there is a title (two lines of 11 pt)
 
 
 def _thumbnail(src: ImageInput | None) -> np.ndarray | None:
@@ -39,12 +45,85 @@ def _thumbnail(src: ImageInput | None) -> np.ndarray | None:
     return np.asarray(tile)
 
 
-def _caption(text: str) -> str:
-    lines = textwrap.wrap(text, _CAPTION_WIDTH)
-    if len(lines) > _CAPTION_LINES:
-        lines = lines[:_CAPTION_LINES]
-        lines[-1] = lines[-1][: _CAPTION_WIDTH - 3] + "..."
-    return "\n".join(lines)
+def _caption(text: str, width: int = _CAPTION_WIDTH, lines: int = _CAPTION_LINES) -> str:
+    """``text`` wrapped to ``width`` characters, at most ``lines`` lines (the last ends in "...")."""
+    wrapped = textwrap.wrap(text, width) or [""]
+    if len(wrapped) > lines:
+        wrapped = wrapped[:lines]
+        wrapped[-1] = wrapped[-1][: max(1, width - 3)].rstrip() + "..."
+    return "\n".join(wrapped)
+
+
+def _fit_text(artist: Text, header: str, body: str, max_px: float, lines: int) -> None:
+    """Set ``header`` + ``body`` (wrapped) on ``artist``, narrowing the wrap until it fits ``max_px``.
+
+    Character counts alone cannot bound the width (a line of "W" is twice one of "i"), so the
+    drawn extent is measured and the wrap width lowered until the widest line fits the cell.
+    """
+    renderer = artist.get_figure().canvas.get_renderer()  # type: ignore[union-attr]
+    for width in range(_CAPTION_WIDTH, 3, -2):
+        text = _caption(body, width, lines) if body else ""
+        artist.set_text(f"{header}\n{text}" if header and text else header or text)
+        if artist.get_window_extent(renderer).width <= max_px:
+            return
+
+
+def retrieval_grid_figure(
+    rows: Sequence[tuple[ImageInput | None, Sequence[SearchResult]]],
+    *,
+    query_labels: Sequence[str] | None = None,
+    title: str | None = None,
+    dpi: int = 80,
+) -> Figure:
+    """The figure :func:`plot_retrieval_grid` saves (laid out by hand, every text inside it).
+
+    Each cell is a square thumbnail above a text box of ``1 + _CAPTION_LINES`` lines (rank and
+    score, then the first caption wrapped to the cell width and cut with "..."), so no caption,
+    label or title can run past the figure's edges whatever its length.
+
+    Args:
+        rows: ``(query image or None, its results)`` per row.
+        query_labels: text under each query tile (default ``"query"``).
+        title: figure title (wrapped to the figure width, at most two lines).
+        dpi: resolution the text is fitted at (use the same when saving).
+
+    Returns:
+        A matplotlib ``Figure`` on an Agg canvas.
+
+    Raises:
+        ValueError: ``rows`` is empty.
+    """
+    if not rows:
+        raise ValueError("nothing to plot: no queries")
+    cols = 1 + max(1, max(len(results) for _, results in rows))
+    top = _TITLE_IN if title else _PAD_IN
+    row_h = _TILE_IN + _TEXT_IN + _PAD_IN
+    width, height = cols * _CELL_IN, top + len(rows) * row_h
+    fig = Figure(figsize=(width, height), dpi=dpi)
+    FigureCanvasAgg(fig)
+    text_px = (_CELL_IN - _PAD_IN) * dpi
+    for r, (query, results) in enumerate(rows):
+        y_tile = height - top - r * row_h - _TILE_IN  # bottom of this row's thumbnails, inches
+        for c in range(cols):
+            if c > 0 and c - 1 >= len(results):
+                continue
+            x = c * _CELL_IN + (_CELL_IN - _TILE_IN) / 2
+            ax = fig.add_axes((x / width, y_tile / height, _TILE_IN / width, _TILE_IN / height))
+            label = fig.text((c + 0.5) * _CELL_IN / width, (y_tile - 0.04) / height, "",
+                             ha="center", va="top", fontsize=8)
+            if c == 0:
+                _tile(ax, _thumbnail(query), query=True)
+                text = query_labels[r] if query_labels is not None else "query"
+                _fit_text(label, "", text, text_px, _CAPTION_LINES + 1)
+            else:
+                res = results[c - 1]
+                _tile(ax, _thumbnail(res.path))
+                first = res.captions[0] if res.captions else ""
+                _fit_text(label, f"#{res.rank}  {res.score:.3f}", first, text_px, _CAPTION_LINES)
+    if title:
+        head = fig.text(0.5, 1 - 0.08 / height, "", ha="center", va="top", fontsize=11)
+        _fit_text(head, "", title, width * dpi - _PAD_IN * dpi, 2)
+    return fig
 
 
 def plot_retrieval_grid(
@@ -66,30 +145,14 @@ def plot_retrieval_grid(
 
     Returns:
         ``out`` as a ``Path``.
+
+    Raises:
+        ValueError: ``rows`` is empty.
     """
-    if not rows:
-        raise ValueError("nothing to plot: no queries")
-    cols = 1 + max(1, max(len(results) for _, results in rows))
-    fig = Figure(figsize=(2.2 * cols, 2.9 * len(rows)), dpi=dpi)
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(len(rows), cols, squeeze=False)
-    for r, (query, results) in enumerate(rows):
-        label = query_labels[r] if query_labels is not None else "query"
-        _tile(axes[r][0], _thumbnail(query), f"{label}", query=True)
-        for c in range(1, cols):
-            if c - 1 < len(results):
-                res = results[c - 1]
-                first = res.captions[0] if res.captions else ""
-                text = f"#{res.rank}  {res.score:.3f}\n{_caption(first)}"
-                _tile(axes[r][c], _thumbnail(res.path), text)
-            else:
-                axes[r][c].axis("off")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
+    fig = retrieval_grid_figure(rows, query_labels=query_labels, title=title, dpi=dpi)
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png")
+    fig.savefig(path, format="png", dpi=dpi)
     return path
 
 
@@ -105,7 +168,7 @@ def plot_retrieval(
     return plot_retrieval_grid([(query, results)], out, query_labels=[query_label], title=title)
 
 
-def _tile(ax: Axes, image: np.ndarray | None, text: str, *, query: bool = False) -> None:
+def _tile(ax: Axes, image: np.ndarray | None, *, query: bool = False) -> None:
     if image is None:
         ax.imshow(np.full((_THUMB, _THUMB, 3), 220, dtype=np.uint8))
         ax.text(0.5, 0.5, "(missing)", ha="center", va="center", transform=ax.transAxes)
@@ -113,7 +176,6 @@ def _tile(ax: Axes, image: np.ndarray | None, text: str, *, query: bool = False)
         ax.imshow(image)
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.set_xlabel(text, fontsize=8)
     if query:
         for spine in ax.spines.values():
             spine.set_edgecolor("tab:red")

@@ -12,7 +12,7 @@ import io
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -24,6 +24,9 @@ from core.errors import InvalidImageError
 from core.fileio import atomic_write_bytes
 from core.images import load_image
 from core.ssl.transforms import eval_transform
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 @torch.no_grad()
@@ -96,32 +99,54 @@ class HeldOutEval:
         return neighbour_precision(torch.cat(parts), self.categories, self.k)
 
 
-def plot_history(history: Sequence[dict[str, Any]], path: Path, chance: float | None = None) -> None:
-    """Write the loss curve (and pos_top1 / precision@k when present) as a PNG, atomically."""
-    import matplotlib
+def history_figure(history: Sequence[dict[str, Any]], chance: float | None = None) -> Figure:
+    """The figure :func:`plot_history` saves: loss (left), pos_top1 / precision@k (right).
 
-    matplotlib.use("Agg")  # headless: never needs a display
-    import matplotlib.pyplot as plt
+    Epochs are whole numbers, so both x axes tick at integers only (never 1.25, 1.75).
+
+    Args:
+        history: one dict per epoch with ``epoch`` and ``loss``, optionally ``pos_top1``,
+            ``precision_at_k`` and ``eval_k``.
+        chance: the loss of a random guess, drawn as a dashed line when finite.
+
+    Returns:
+        A matplotlib ``Figure`` on an Agg canvas (headless: no pyplot state, no display).
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     epochs = [h["epoch"] for h in history]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.5))
+    fig = Figure(figsize=(9, 3.5))
+    FigureCanvasAgg(fig)
+    ax1, ax2 = fig.subplots(1, 2)
     ax1.plot(epochs, [h["loss"] for h in history], marker="o", label="train loss")
     if chance is not None and math.isfinite(chance):
         ax1.axhline(chance, color="grey", linestyle="--", label=f"chance {chance:.2f}")
-    ax1.set_xlabel("epoch")
     ax1.set_ylabel("loss")
-    ax1.legend()
     ax2.plot(epochs, [h.get("pos_top1") for h in history], marker="o", label="pos_top1")
     prec = [h.get("precision_at_k") for h in history]
     if any(p is not None for p in prec):
         k = history[-1].get("eval_k", "k")
         ax2.plot(epochs, [p if p is not None else float("nan") for p in prec], marker="s",
                  label=f"held-out precision@{k}")
-    ax2.set_xlabel("epoch")
     ax2.set_ylim(0, 1)
-    ax2.legend()
+    for ax in (ax1, ax2):
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+        ax.legend()
     fig.tight_layout()
+    return fig
+
+
+def plot_history(history: Sequence[dict[str, Any]], path: Path, chance: float | None = None) -> None:
+    """Write the loss curve (and pos_top1 / precision@k when present) as a PNG, atomically.
+
+    Args:
+        history: per-epoch metrics (see :func:`history_figure`).
+        path: the PNG to write (replaced atomically).
+        chance: the chance-level loss, drawn as a dashed line.
+    """
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
-    plt.close(fig)
+    history_figure(history, chance).savefig(buf, format="png", dpi=90)
     atomic_write_bytes(path, buf.getvalue())

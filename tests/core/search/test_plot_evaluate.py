@@ -5,6 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from matplotlib.figure import Figure
+from matplotlib.text import Text
 from PIL import Image
 
 from core.search import EmbeddingIndex, SearchResult
@@ -14,7 +16,7 @@ from core.search.evaluate import (
     evaluate_encoders,
     raw_pixel_embeddings,
 )
-from core.search.plot import plot_retrieval, plot_retrieval_grid
+from core.search.plot import plot_retrieval, plot_retrieval_grid, retrieval_grid_figure
 from tests.core.search.helpers import FakeEncoder
 
 
@@ -84,3 +86,36 @@ def test_table_text_mentions_everything() -> None:
     assert "P@5" in text and "mAP@5" in text and "0.500" in text and "2 queries" in text
     assert "note: hello" in text
     assert np.isclose(table.to_dict()["rows"][0]["chance"], 0.25)
+
+
+def _texts_outside(fig: Figure) -> list[str]:
+    """The visible, non-empty text artists whose drawn extent leaves the figure."""
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    box = fig.bbox
+    outside = []
+    for text in fig.findobj(Text):
+        if not text.get_visible() or not text.get_text():
+            continue
+        ext = text.get_window_extent(renderer)
+        if ext.x0 < box.x0 or ext.y0 < box.y0 or ext.x1 > box.x1 or ext.y1 > box.y1:
+            outside.append(text.get_text())
+    return outside
+
+
+def test_long_captions_labels_and_title_stay_inside_the_figure(
+    gallery: list[Path], tmp_path: Path
+) -> None:
+    long = "a man riding a very long skateboard down an extraordinarily steep hill " * 6
+    wide = "W" * 300  # no spaces and the widest glyph: a character count alone cannot bound it
+    results = [SearchResult(i + 1, i, gallery[i], 0.5, [c], []) for i, c in enumerate([long, wide, ""])]
+    rows = [(gallery[0], results), (gallery[1], results[:1]), (None, results[1:2])]
+    labels = ["id 123 " + "x" * 120, "short", wide]
+    fig = retrieval_grid_figure(rows, query_labels=labels, title="sample retrievals " * 20)
+    texts = [t.get_text() for t in fig.findobj(Text) if t.get_text()]
+    assert any(t.startswith("#1  0.500\na man riding") and t.endswith("...") for t in texts)
+    assert all(t.count("\n") <= 3 for t in texts)  # header + at most three caption lines
+    assert _texts_outside(fig) == []
+    # the saved PNG is that figure: same size in pixels
+    out = plot_retrieval_grid(rows, tmp_path / "long.png", query_labels=labels, title="t " * 200)
+    with Image.open(out) as img:
+        assert img.size == (round(fig.bbox.width), round(fig.bbox.height))
