@@ -22,7 +22,7 @@ from PIL import GifImagePlugin, Image, TiffImagePlugin
 import core.images
 from core import InvalidImageError, load_image
 from core.decode_limits import (
-    GIF_MAX_SUBBLOCKS,
+    GIF_MAX_COMMENT_BLOCKS,
     JPEG_MAX_SCANS,
     JPEG_MAX_SEGMENTS,
     PNG_MIN_CHUNKS,
@@ -152,9 +152,13 @@ def test_big_png_keeps_a_chunk_per_256_pixels() -> None:
 
 
 def test_gif_metadata_before_the_frame_is_bounded(decoders: list) -> None:
-    assert load_image(gen.gif_comment(GIF_MAX_SUBBLOCKS * 255)).size == (1, 1)
-    for size in (GIF_MAX_SUBBLOCKS * 255 + 1, 10_000_000):
-        refused(gen.gif_comment(size), r"GIF metadata block count 4,097 is over the limit of 4,096")
+    # a comment of 255 full sub-blocks, its end block and the extension: 256 blocks
+    assert load_image(gen.gif_comment((GIF_MAX_COMMENT_BLOCKS - 1) * 255)).size == (1, 1)
+    for size in ((GIF_MAX_COMMENT_BLOCKS - 1) * 255 + 1, 1_000_000, 10_000_000):
+        refused(gen.gif_comment(size), r"GIF comment block count 257 is over the limit of 256")
+    many = b"".join(b"!\x01" + b"\x01x" * 99 + b"\x00" for _ in range(41))  # 41 x 100 blocks
+    refused(gen._gif(many), r"GIF metadata block count 4,097 is over the limit of 4,096")
+    assert load_image(gen._gif(many[:40 * 201])).size == (1, 1)
     for size in (65, 10_000_000):
         refused(gen.gif_junk(size), r"GIF stray byte count 65 is over the limit of 64")
     assert load_image(gen.gif_junk(64)).size == (1, 1)
