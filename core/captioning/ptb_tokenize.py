@@ -178,7 +178,7 @@ _COMPILED = [re.compile(rf"(?P<t>{main})(?:{ctx})" if ctx else rf"(?P<t>{main})"
              for main, ctx, _ in _RULES]
 
 
-_NEWLINE = re.compile(r"\r\n?|\n|[\u2028\u2029\u000b\u000c\u0085]")
+_NEWLINE = re.compile(r"\r\n?|\n|[\u2028\u2029\u000b\u000c]")  # not U+0085: an ellipsis in 3.4.1
 
 
 def _lines(text: str) -> list[list[str]]:

@@ -70,3 +70,16 @@ def test_generated_variants_tokenize_as_java(tiny_coco_dir: Path) -> None:
     bad = mismatches(captions)
     print(f"\n{len(captions)} generated captions compared with Java PTBTokenizer: {len(bad)} differ")
     assert bad == []
+
+
+def test_line_breaks_inside_captions_shift_like_the_toolkit() -> None:
+    # Java ends a line at \r, U+2028, U+2029, VT and FF, so the toolkit pairs later captions with
+    # the wrong lines; the port reproduces that (U+0085 is an ellipsis to 3.4.1, not a newline)
+    require_java()
+    captions = ["a dog\rand a cat", "two\u2028birds", "x\x85y z", "a\x0bb", "c\x0cd", "last one",
+                "a\r\nb", "p\u2029q"]
+    groups = {i: [c] for i, c in enumerate(captions)}
+    java, _ = tokenize_groups(groups, "java")
+    python, _ = tokenize_groups(groups, "python")
+    assert python == java
+    assert java[1] == ["and a cat"] and java[4] == ["x y z"]
