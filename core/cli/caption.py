@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from core import DEFAULT_MAX_PIXELS, ConfigError
 from core.captioning import FORMATS, GenerationOptions
+from core.cli.config_options import add_config_options, config_from_args
 from core.cli.options import (
     CAPTION_BATCH_SIZE,
     add_batch_size,
@@ -26,6 +27,7 @@ from core.cli.options import (
     generation_kwargs,
     quiet_transformers,
 )
+from core.distributed import RayOptions
 
 PROGRESS_MIN = 4  # show a progress bar from this many images on
 MODEL_KEYS = ("model", "revision", "dtype")  # the model settings a resumed file must share
@@ -45,8 +47,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_generation_args(p)
     out = p.add_argument_group("input and output")
     add_batch_size(out, CAPTION_BATCH_SIZE)
-    out.add_argument("--format", choices=FORMATS, default="text",
-                     help="text: PATH<TAB>CAPTION; jsonl; csv; coco: [{image_id, caption}] (COCO file names)")
+    out.add_argument("--format", choices=(*FORMATS, "parquet"), default="text",
+                     help="text: PATH<TAB>CAPTION; jsonl; csv; coco: [{image_id, caption}] (COCO file names); "
+                     "parquet: part files in the -o folder (with --ray)")
     out.add_argument("--output", "-o", type=Path, default=None, help="write here instead of stdout")
     again = out.add_mutually_exclusive_group()
     again.add_argument("--resume", action="store_true",
@@ -56,6 +59,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     out.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="refuse larger images")
     out.add_argument("--no-recursive", action="store_true", help="do not descend into sub-folders")
     add_quiet(out)
+    add_config_options(p.add_argument_group(
+        "Ray cluster", "--ray ADDRESS captions one SOURCE (folder, list of paths, tar shards such as "
+        "'shards/{00000..00099}.tar', parquet file or folder) into -o OUT_DIR with --format parquet; "
+        "see docs/distributed.md"), RayOptions)
     p.set_defaults(func=run)
 
 
@@ -163,6 +170,9 @@ def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
     gen = generation_kwargs(args)
+    ray_options = config_from_args(RayOptions, args)
+    if ray_options.ray is not None or args.format == "parquet":
+        return run_on_ray(args, ray_options, gen)
     saved = check_output(args, gen)
     todo, existing, done = _inputs(args, saved)
     if not todo:
@@ -204,3 +214,18 @@ def run(args: argparse.Namespace) -> int:
         print(f"img2text: captioned {len(todo) - failed} image(s), {failed} failed"
               + (f", {len(done)} already done" if done else ""), file=sys.stderr)
     return 1 if failed else 0
+
+
+def run_on_ray(args: argparse.Namespace, options: RayOptions, gen: dict[str, Any]) -> int:
+    """``--ray``: one SOURCE captioned on a Ray cluster into parquet parts (exit 1: error rows)."""
+    from core.distributed import caption_to_parts
+
+    if options.ray is None or args.format != "parquet" or args.output is None or len(args.paths) != 1:
+        raise ConfigError("a Ray run takes one SOURCE and writes parquet parts: "
+                          "img2text caption SOURCE --ray ADDRESS -o OUT_DIR --format parquet")
+    quiet_transformers()
+    summary = caption_to_parts(args.paths[0], args.output, model=args.model, dtype=args.dtype,
+                               device=args.device, batch_size=args.batch_size,
+                               max_pixels=args.max_pixels, resume=args.resume,
+                               progress=not args.quiet, **options.run_kwargs(), **gen)
+    return 1 if summary.errors else 0

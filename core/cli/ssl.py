@@ -27,6 +27,7 @@ from core.cli.options import (
     add_quiet,
 )
 from core.cli.tables import MAP_AT_K_FORMULA, results_table
+from core.distributed import RayOptions
 from core.ssl import SSLConfig
 
 _FORMATS = ("text", "json")
@@ -65,9 +66,15 @@ def _register_embed(ssl_sub: argparse._SubParsersAction, fmt: type[argparse.Help
         "embeddings-<hash>.safetensors it names).")
     add_checkpoint(p)
     add_data(p, split="val2017")
-    p.add_argument("--out", required=True, type=Path, metavar="INDEX", help="index folder to write")
+    p.add_argument("--out", "-o", required=True, type=Path, metavar="INDEX",
+                   help="index folder to write (with --ray: the OUT_DIR of parquet parts)")
     _add_embedding_run(p, on_error_help="unreadable images: skip and count them, or stop with an error")
     add_quiet(p, help="no progress bar")
+    ray = p.add_argument_group("Ray cluster", "--ray ADDRESS embeds the --data SOURCE (folder, list "
+                               "of paths, tar shards, parquet) into parquet parts; docs/distributed.md")
+    add_config_options(ray, RayOptions)
+    ray.add_argument("--resume", action="store_true", help="--ray: skip the finished parts of --out "
+                     "(the same settings only)")
     p.set_defaults(func=_run_embed)
 
 
@@ -148,6 +155,9 @@ def _find_dataset(args: argparse.Namespace) -> Any:
 def _run_embed(args: argparse.Namespace) -> int:
     from core.search import EmbeddingIndex, load_checkpoint
 
+    ray_options = config_from_args(RayOptions, args)
+    if ray_options.ray is not None:
+        return _run_embed_on_ray(args, ray_options)
     info = _find_dataset(args)
     encoder = load_checkpoint(args.checkpoint, device=args.device)
     index = EmbeddingIndex.build(encoder, info, batch_size=args.batch_size, device=args.device,
@@ -163,6 +173,16 @@ def _run_embed(args: argparse.Namespace) -> int:
         print(f"img2text: {len(index.skipped)} unreadable images skipped", file=sys.stderr)
         return EXIT_PARTIAL
     return EXIT_OK
+
+
+def _run_embed_on_ray(args: argparse.Namespace, options: RayOptions) -> int:
+    """``--ray``: parquet parts (key, path, embedding, error) in --out; exit 1 when rows failed."""
+    from core.distributed import embed_to_parts
+
+    summary = embed_to_parts(str(args.data), args.out, checkpoint=args.checkpoint, device=args.device,
+                             batch_size=args.batch_size, resume=args.resume,
+                             progress=not args.quiet, **options.run_kwargs())
+    return EXIT_PARTIAL if summary.errors else EXIT_OK
 
 
 def _warn_if_collapsed(index: Any) -> None:

@@ -9,6 +9,7 @@ Built on Ray Data (``map_batches`` with one model per actor). Sources and shards
 
 from core.distributed.cluster import PoolSize, connect, size_pool
 from core.distributed.manifest import MANIFEST_NAME, Manifest
+from core.distributed.options import RayOptions
 from core.distributed.parts import part_name, read_embedding_parts, read_parts
 from core.distributed.runner import (
     RunInterruptedError,
@@ -24,6 +25,7 @@ __all__ = [
     "EmbedJob",
     "Manifest",
     "PoolSize",
+    "RayOptions",
     "RunInterruptedError",
     "RunSummary",
     "caption_shard",

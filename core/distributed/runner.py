@@ -113,11 +113,12 @@ def caption_to_parts(
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     from core.captioning import GenerationOptions, resolve_model_spec
 
-    GenerationOptions.from_kwargs(**generation)  # refuse bad options before starting anything
+    # Every option spelled out: the CLI and the library name the same run the same way on resume.
+    options = GenerationOptions.from_kwargs(**generation).to_dict()  # bad options fail here, first
     spec = str(resolve_model_spec(model))
     if Path(spec).is_dir():
         spec = str(Path(spec).resolve())  # actors run in another working directory
-    job = CaptionJob(spec, dtype, batch_size, max_pixels, max_bytes, dict(generation), device)
+    job = CaptionJob(spec, dtype or "auto", batch_size, max_pixels, max_bytes, options, device)
     return _run("caption", CaptionWorker, job, job.settings(), source, out_dir, address=address,
                 pool=(concurrency, num_cpus_per_actor, num_gpus_per_actor), shard_size=shard_size,
                 columns=columns, resume=resume, progress=progress)

@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 
-from core.captioning import get_captioner, iter_caption_records
 from core.datasets.shards import SourceItem, iter_shard
 from core.datasets.sources import Shard
 from core.distributed.parts import PartInfo, encode_caption_part, encode_embedding_part
@@ -72,6 +71,8 @@ def caption_shard(captioner: Any, shard: Shard, job: CaptionJob, digest: str) ->
     Returns:
         ``(part parquet bytes, rows, error rows)``.
     """
+    from core.captioning import iter_caption_records
+
     rows: list[list[Any]] = []
     pending: list[tuple[int, str | bytes]] = []
 
@@ -163,6 +164,8 @@ class CaptionWorker(_ShardWorker):
 
     def __init__(self, job: CaptionJob, digest: str) -> None:
         from transformers.utils import logging as hf_logging
+
+        from core.captioning import get_captioner
 
         hf_logging.disable_progress_bar()  # one "Loading weights" bar per actor is noise in the driver's log
         start = time.perf_counter()
