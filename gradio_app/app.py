@@ -25,14 +25,17 @@ footer { display: none !important; }
 PRIVATE: dict[str, Any] = {"api_visibility": "private"}
 
 
-def uploaded_image(**kwargs: Any) -> gr.Image:
-    """A ``gr.Image`` handing over the upload's path undecoded (``core.load_image`` checks it and says why).
+def paths_only(component: Any) -> Any:
+    """Hand handlers the uploads' paths undecoded (``core.load_image`` checks them and says why).
 
-    An instance attribute, not a subclass: Gradio writes a ``.pyi`` next to every Component subclass.
+    Also avoids ``gr.File``'s own preprocessing, which leaves an empty temp file per upload. An
+    instance attribute, not a subclass: Gradio writes a ``.pyi`` next to every Component subclass.
     """
-    image = gr.Image(type="filepath", **kwargs)
-    image.preprocess = lambda payload: None if getattr(payload, "path", None) is None else str(payload.path)  # type: ignore[method-assign]
-    return image
+    def preprocess(payload: Any) -> Any:
+        paths = [str(f.path) for f in (payload if hasattr(payload, "root") else [payload]) if getattr(f, "path", None)]
+        return paths if isinstance(component, gr.File) else (paths[0] if paths else None)
+    component.preprocess = preprocess
+    return component
 
 
 def _generation_panel() -> list[Any]:
@@ -56,8 +59,8 @@ def _caption_tab(services: Services) -> None:
     config = services.config
     with gr.Row(equal_height=False):
         with gr.Column(scale=1):
-            image = uploaded_image(sources=["upload", "clipboard", "webcam"], label="Image", height=320,
-                                   elem_id="caption-image")
+            image = paths_only(gr.Image(type="filepath", sources=["upload", "clipboard", "webcam"], label="Image",
+                                        height=320, elem_id="caption-image"))
             settings = _generation_panel()
             button = gr.Button("Caption", variant="primary", elem_id="caption-button")
             examples = example_files(config.examples, config.example_limit)
@@ -87,8 +90,8 @@ def _caption_tab(services: Services) -> None:
 def _batch_tab(services: Services) -> None:
     with gr.Row(equal_height=False):
         with gr.Column(scale=1):
-            files = gr.File(file_count="multiple", file_types=["image"], label="Images", elem_id="batch-files",
-                            height=200)
+            files = paths_only(gr.File(file_count="multiple", file_types=["image"], label="Images",
+                                       elem_id="batch-files", height=200))
             settings = _generation_panel()
             button = gr.Button("Caption all", variant="primary", elem_id="batch-button")
             status = gr.HTML(elem_id="batch-status")
@@ -118,8 +121,8 @@ def _similar_tab(services: Services) -> None:
         with gr.Column(scale=1):
             index_choice = gr.Dropdown(services.indexes.choices, value=services.indexes.choices[0], label="Index",
                                        elem_id="similar-index")
-            query = uploaded_image(sources=["upload", "clipboard"], label="Query image", height=220,
-                                   elem_id="similar-image")
+            query = paths_only(gr.Image(type="filepath", sources=["upload", "clipboard"], label="Query image",
+                                        height=220, elem_id="similar-image"))
             k = gr.Slider(1, 20, value=5, step=1, label="Results (k)")
             button = gr.Button("Find similar", variant="primary", elem_id="similar-button")
             find = gr.Textbox(label="…or find a gallery image by id, file name or caption words",

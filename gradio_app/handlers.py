@@ -148,7 +148,7 @@ def _download_folder() -> Path:
     """One folder per server process for batch downloads, holding the newest few files only."""
     folder = Path(tempfile.gettempdir()) / f"img2text-downloads-{os.getpid()}"
     folder.mkdir(exist_ok=True)
-    for old in sorted(folder.iterdir(), key=lambda p: p.stat().st_mtime)[: -2 * DOWNLOADS_KEPT or None]:
+    for old in sorted(folder.iterdir(), key=lambda p: p.stat().st_mtime)[: -2 * (DOWNLOADS_KEPT - 1) or None]:
         old.unlink(missing_ok=True)
     return folder
 

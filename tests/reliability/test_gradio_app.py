@@ -93,9 +93,14 @@ def client(server: Server):
 
 
 def caption_via_api(client, path: Path, settings=GREEDY_UI) -> str:
+    """The caption, or "Error: <why>" when /caption raised (gr.Error reaches the client as AppError)."""
     from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
 
-    return client.predict(handle_file(str(path)), *settings, api_name="/caption")
+    try:
+        return client.predict(handle_file(str(path)), *settings, api_name="/caption")
+    except AppError as exc:
+        return f"Error: {exc}"
 
 
 # -- hostile uploads ---------------------------------------------------------------------------
@@ -128,7 +133,7 @@ def test_hostile_uploads_get_a_caption_or_the_reason(server: Server, client, cap
 
 @pytest.mark.timeout(120)
 def test_over_the_pixel_cap_is_refused_from_the_header(server: Server, client, tmp_path: Path) -> None:
-    """2000x1000 is under the upload size limit but over --max-pixels 1,000,000."""
+    """2000x1000 is under the upload size limit but over --max-pixels 1,000,000: /caption raises."""
     path = tmp_path / "wide.png"
     path.write_bytes(encode(scene(2000, 1000), "PNG"))
     assert path.stat().st_size < MAX_UPLOAD_MB * 1024 * 1024
@@ -214,8 +219,9 @@ from gradio_app.app import build_app, launch_kwargs
 from gradio_app.config import parse_config
 from gradio_app.services import Services
 
-config = dataclasses.replace(parse_config(sys.argv[1:]), queue_size=2, max_batch_size=1)
+config = dataclasses.replace(parse_config(sys.argv[1:]), queue_size=2, batch_size=1)
 services = Services(config)
+services.start()
 build_app(config, services).launch(**launch_kwargs(config, services))
 """
 
@@ -334,3 +340,97 @@ def test_indexed_images_are_served(server: Server) -> None:
     path = server.gallery / "img_00000.png"
     response = httpx.get(f"{server.url}/gradio_api/file={path}", timeout=20)
     assert response.status_code == 200 and response.content == path.read_bytes()
+
+
+# -- one slow file, and what a long session leaves on disk ------------------------------------
+
+SLOW_LAUNCHER = r"""
+import os, runpy, time
+import core.workflows.uploads as uploads
+
+slow, original = float(os.environ["RELIABILITY_SLOW_LOAD_S"]), uploads.load_image
+
+
+def slow_load_image(source, **kwargs):  # a file that is expensive to decode, whatever the format
+    if "slow" in os.path.basename(os.fspath(source)) if isinstance(source, (str, os.PathLike)) else False:
+        time.sleep(slow)
+    return original(source, **kwargs)
+
+
+uploads.load_image = slow_load_image
+runpy.run_module("gradio_app", run_name="__main__")
+"""
+
+
+@pytest.mark.timeout(300)
+def test_a_slow_file_does_not_hold_up_the_good_images_sent_with_it(tiny_model_dir: Path, captioner,
+                                                                     tmp_path: Path) -> None:
+    """Issue #11: 1 slow file + 7 good ones sent together; the good ones are answered first."""
+    require("gradio")
+    from gradio_client import Client, handle_file
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = start_server([sys.executable, "-c", SLOW_LAUNCHER, "--model", str(tiny_model_dir), "--device", "cpu",
+                         "--port", str(port)], url + "/", RELIABILITY_SLOW_LOAD_S="20")
+    try:
+        good = []
+        for i in range(7):
+            image(300 + i, 40).save(path := tmp_path / f"good{i}.png")
+            good.append(path)
+        image(399, 40).save(slow := tmp_path / "slow.png")
+        c = Client(url + "/", **CLIENT_KW)
+        c.predict(handle_file(str(good[0])), *GREEDY_UI, api_name="/caption")  # the model is loaded
+        slow_job = c.submit(handle_file(str(slow)), *GREEDY_UI, api_name="/caption")
+        jobs = [c.submit(handle_file(str(p)), *GREEDY_UI, api_name="/caption") for p in good]
+        got = [job.result(timeout=120) for job in jobs]
+        slow_pending = not slow_job.done()  # the 20 s decode is still running
+        assert got == [captioner.caption(p, **GREEDY_CORE) for p in good]
+        assert slow_pending, "the good images waited for the slow one"
+        assert slow_job.result(timeout=120) == captioner.caption(slow, **GREEDY_CORE)
+    finally:
+        out = stop_server(proc)
+    assert "Traceback" not in out, out[-4000:]
+
+
+@pytest.mark.timeout(300)
+def test_many_batch_calls_do_not_grow_the_temp_folder(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """Issue #11: no img2text-batch-* folder per call; Gradio's upload cache is swept."""
+    require("gradio")
+    from gradio_client import Client, handle_file
+
+    temp, cache = tmp_path / "tmp", tmp_path / "gradio-cache"
+    temp.mkdir()
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = start_server([sys.executable, "-m", "gradio_app", "--model", str(tiny_model_dir), "--device", "cpu",
+                         "--port", str(port)], url + "/", TMPDIR=str(temp), GRADIO_TEMP_DIR=str(cache),
+                        IMG2TEXT_CACHE_SECONDS="4")
+    try:
+        files = []
+        for i in range(3):
+            image(500 + i, 40).save(path := tmp_path / f"b{i}.png")
+            files.append(path)
+        c = Client(url + "/", **CLIENT_KW)
+
+        def count(folder: Path) -> int:
+            return sum(1 for p in folder.rglob("*") if p.is_file())
+
+        calls = 20
+        for _ in range(calls):
+            _table, csv_path, _jsonl, _status = c.predict([handle_file(str(p)) for p in files], "Greedy",
+                                                          api_name="/caption_batch")
+            assert csv_path
+        assert not list(temp.glob("img2text-batch-*"))
+        downloads = list(temp.glob("img2text-downloads-*"))
+        assert len(downloads) == 1 and count(downloads[0]) <= 2 * 8  # the newest 8 CSV/JSONL pairs
+        grown = count(cache)
+        deadline = time.monotonic() + 60
+        while count(cache) > 2 * len(files) + 2 and time.monotonic() < deadline:
+            time.sleep(1)  # the sweep runs every 4 s and removes files older than 4 s
+        print(f"\nGradio cache after {calls} batch calls: {grown} files, after the sweep {count(cache)}")
+        assert grown > 2 * len(files) + 2  # the calls did fill it...
+        assert count(cache) <= 2 * len(files) + 2  # ...and the sweep emptied it
+    finally:
+        out = stop_server(proc)
+    assert "Traceback" not in out, out[-4000:]
