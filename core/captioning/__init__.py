@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # the same names for type checkers; at run time each loads on
         to_string,
     )
     from core.captioning.records import caption_records, iter_caption_records
+    from core.captioning.scoring import METRICS, TOKENIZERS, References, ScoreReport, score_captions
 
 # Lazy (core/_lazy.py): importing this package must not import torch (fast `img2text --help`).
 __getattr__, __dir__ = lazy_exports(__name__, {
@@ -29,17 +30,22 @@ __getattr__, __dir__ = lazy_exports(__name__, {
         "FORMATS", "CaptionRecord", "ResultWriter", "coco_image_id", "read_done", "to_string",
     ),
     "core.captioning.records": ("caption_records", "iter_caption_records",),
+    "core.captioning.scoring": ("METRICS", "TOKENIZERS", "References", "ScoreReport", "score_captions",),
 })
 
 __all__ = [
     "DEFAULT_MODEL",
     "DECODING_MODES",
     "FORMATS",
+    "METRICS",
+    "TOKENIZERS",
     "CaptionRecord",
     "Captioner",
     "GenerationOptions",
     "ModelSpec",
+    "References",
     "ResultWriter",
+    "ScoreReport",
     "caption",
     "caption_batch",
     "caption_records",
@@ -50,5 +56,6 @@ __all__ = [
     "iter_caption_records",
     "read_done",
     "resolve_model_spec",
+    "score_captions",
     "to_string",
 ]

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from core import ConfigError, DatasetError
-from core.captioning.scoring import METRICS, References, score_captions  # not exported yet
+from core.captioning import METRICS, References, score_captions
 from core.cli.options import (
     CAPTION_BATCH_SIZE,
     add_batch_size,

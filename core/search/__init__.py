@@ -8,6 +8,9 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from core._lazy import lazy_exports
 from core.fileio import sha256_file
 from core.search.embed import EmbeddingResult, embed_images, embed_one
 from core.search.encoder import load_checkpoint
@@ -22,6 +25,14 @@ from core.search.metrics import (
     retrieval_metrics,
 )
 from core.search.topk import SearchResult, validate_k
+
+if TYPE_CHECKING:  # the same names for type checkers; at run time they load on first use
+    from core.search.plot import plot_retrieval, plot_retrieval_grid, retrieval_grid_figure
+
+# Lazy (core/_lazy.py): the figures need matplotlib, which searching does not.
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "core.search.plot": ("plot_retrieval", "plot_retrieval_grid", "retrieval_grid_figure"),
+})
 
 __all__ = [
     "CheckpointInfo",
@@ -39,7 +50,10 @@ __all__ = [
     "evaluate_retrieval",
     "load_checkpoint",
     "mean_average_precision",
+    "plot_retrieval",
+    "plot_retrieval_grid",
     "precision_at_k",
+    "retrieval_grid_figure",
     "retrieval_metrics",
     "sha256_file",
     "validate_k",

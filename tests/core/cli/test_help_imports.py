@@ -70,7 +70,7 @@ def test_mirrored_help_constants_equal_the_library_values() -> None:
     assert options.ON_ERROR_CHOICES == embed.ON_ERROR_CHOICES
 
 
-@pytest.mark.parametrize("package", ["core", "core.captioning", "core.ssl"])
+@pytest.mark.parametrize("package", ["core", "core.captioning", "core.ssl", "core.search"])
 def test_every_lazy_export_resolves(package: str) -> None:
     import importlib
 
@@ -80,3 +80,14 @@ def test_every_lazy_export_resolves(package: str) -> None:
         assert name in dir(module)
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         module.nope  # noqa: B018
+
+
+def test_search_and_scoring_faces_stay_light() -> None:
+    """core.search loads matplotlib only when a figure is asked for; the scoring names resolve."""
+    code = ("import sys; import core.search; a = 'matplotlib' in sys.modules; "
+            "core.search.plot_retrieval; b = 'matplotlib' in sys.modules; "
+            "import core.captioning as c; c.score_captions; c.References; "
+            "print(a, b, c.References.__module__)")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert proc.stdout.split() == ["False", "True", "core.captioning.scoring"], proc.stderr[-2000:]
