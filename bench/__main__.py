@@ -10,7 +10,7 @@ import torch
 
 from bench.common import AreaResult, machine, matmul_peak_gflops, print_table, write_json
 
-AREAS = ("caption", "search", "ssl")
+AREAS = ("caption", "search", "ssl", "distributed")
 
 
 def _coco_dir() -> Path | None:
@@ -40,12 +40,16 @@ def main(argv: list[str] | None = None) -> int:
     info = machine(device)
     info["fp32_matmul_gflops"] = round(matmul_peak_gflops(device), 1)
     results: list[AreaResult] = []
-    for area in args.only or AREAS:
+    for area in args.only or [a for a in AREAS if a != "distributed"]:
         print(f"[{area}] running{' (quick)' if args.quick else ''} ...", flush=True)
         if area == "caption":
             from bench import caption
 
             results.append(caption.run(device, args.quick, coco, info["cpu_bf16_native"], info["fp32_matmul_gflops"]))
+        elif area == "distributed":  # not in the default run: it starts a Ray cluster
+            from bench import distributed
+
+            results.append(distributed.run(device, args.quick, coco))
         elif area == "search":
             from bench import search
 

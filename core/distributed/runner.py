@@ -49,6 +49,7 @@ class RunSummary:
     wall_s: float  # from connecting to the last part
     actor_startup_s: float | None  # from submitting to the first actor being ready (None: no work)
     nothing_to_do: bool = False
+    connect_s: float = 0.0  # connecting to (or, for "local", starting) the cluster, within wall_s
 
     @property
     def images_per_s(self) -> float:
@@ -201,10 +202,12 @@ def _plan_and_run(task: str, worker: type, job: Any, settings: dict[str, Any], s
     total = sum(count_shard(s) for s in shards)
     start = time.perf_counter()
     with connect(address) as ray:
+        connected = time.perf_counter()
         size = size_pool(ray.cluster_resources(), concurrency=pool[0], num_cpus=pool[1],
                          num_gpus=pool[2], device=getattr(job, "device", None))
         summary = _execute(worker, job, manifest, shards, size, out, total, progress, start)
     summary.parts_skipped = skipped
+    summary.connect_s = connected - start
     if progress:
         print(summary.line(), file=sys.stderr)
     return summary
