@@ -130,8 +130,8 @@ def check_output(args: argparse.Namespace, generation: dict[str, Any]) -> dict[s
 
 def _inputs(args: argparse.Namespace, saved: dict[str, Any] | None) -> tuple[list, list, set[str]]:
     """(inputs still to caption as (key, image) pairs, records already done, their keys)."""
+    from core import iter_image_files
     from core.captioning import coco_image_id, read_done
-    from core.images import iter_image_files
 
     stdin_data = sys.stdin.buffer.read() if "-" in args.paths else None
     paths = [str(p) for p in iter_image_files([p for p in args.paths if p != "-"],

@@ -213,7 +213,7 @@ def _run_search(args: argparse.Namespace) -> int:
         query_image = index.paths[row]
     _warn_if_collapsed(index)
     if args.plot is not None:
-        from core.search.plot import plot_retrieval  # not exported: matplotlib is heavy
+        from core.search import plot_retrieval  # loads matplotlib only here
 
         label = f"id {query_desc['image_id']}" if "image_id" in query_desc else "query"
         plot_retrieval(query_image, results, args.plot, query_label=label)
