@@ -102,30 +102,44 @@ def embed_shard(encoder: Any, shard: Shard, job: EmbedJob, digest: str, dim: int
     """Embed every item of ``shard`` with ``core.search.embed_images`` (unit-norm rows).
 
     Decoding goes through ``core.load_image`` with the job's caps; failures become error rows.
+    At most ``job.batch_size`` decoded images are held at a time.
 
     Returns:
         ``(part parquet bytes, rows, error rows)``.
     """
     from core.search import embed_images
 
-    items = list(_decoded(iter_shard(shard, max_bytes=job.max_bytes), job))
-    vectors = np.zeros((len(items), dim), np.float32)
-    good = [i for i, (_, image, _) in enumerate(items) if image is not None]
-    for start in range(0, len(good), job.batch_size):
-        rows = good[start:start + job.batch_size]
-        result = embed_images(encoder, [items[i][1] for i in rows], batch_size=len(rows),
+    keys: list[str] = []
+    paths: list[str | None] = []
+    errors: list[str | None] = []
+    chunks: list[tuple[list[int], np.ndarray]] = []
+    pending: list[tuple[int, Any]] = []
+
+    def flush() -> None:
+        result = embed_images(encoder, [image for _, image in pending], batch_size=len(pending),
                               device=job.device, on_error="raise", progress=False)
-        vectors[rows] = result.embeddings.numpy()
-    errors = [error for _, _, error in items]
+        chunks.append(([row for row, _ in pending], result.embeddings.numpy()))
+        pending.clear()
+
+    for item, image, error in _decoded(iter_shard(shard, max_bytes=job.max_bytes), job):
+        keys.append(item.key)
+        paths.append(item.path)
+        errors.append(error)
+        if image is not None:
+            pending.append((len(keys) - 1, image))
+            if len(pending) == job.batch_size:
+                flush()
+    if pending:
+        flush()
+    vectors = np.zeros((len(keys), dim), np.float32)
+    for rows, block in chunks:
+        vectors[rows] = block
     n_errors = sum(e is not None for e in errors)
-    info = PartInfo(shard.index, shard.fingerprint, digest, len(items), n_errors)
-    data = encode_embedding_part([it[0].key for it in items], [it[0].path for it in items],
-                                 vectors, errors, info)
-    return data, len(items), n_errors
+    info = PartInfo(shard.index, shard.fingerprint, digest, len(keys), n_errors)
+    return encode_embedding_part(keys, paths, vectors, errors, info), len(keys), n_errors
 
 
 def _decoded(items: Iterator[SourceItem], job: EmbedJob) -> Iterator[tuple[SourceItem, Any, str | None]]:
-    # Decoded images of one shard are held at once; shard_size bounds that.
     for item in items:
         if item.error is not None:
             yield item, None, item.error

@@ -105,3 +105,26 @@ def test_pool_defaults_leave_cpus_for_reading_and_use_one_actor_per_gpu() -> Non
     assert size_pool({"CPU": 32, "GPU": 4}, device="cpu").num_gpus == 0
     with pytest.raises(ConfigError, match="GPUs"):
         size_pool({"CPU": 4, "GPU": 1}, num_gpus=2)
+
+
+def test_embed_shard_streams_batches_and_keeps_row_order(tiny_encoder_dir, tiny_coco_dir, tmp_path) -> None:
+    """The actor's per-shard function, in-process: hostile rows in place, vectors as embed_images."""
+    import numpy as np
+
+    from core.distributed import EmbedJob, embed_shard
+    from core.distributed.parts import read_embedding_parts, write_part
+    from core.search import embed_images
+    from core.ssl import load_encoder
+
+    images = val_images(tiny_coco_dir)[:7]
+    hostile = write_tar_shards(images, tmp_path / "shards", per_shard=7)
+    shard = open_source(str(tmp_path / "shards" / "*.tar")).shards[0]
+    encoder = load_encoder(tiny_encoder_dir, device="cpu")
+    job = EmbedJob(str(tiny_encoder_dir), encoder.sha256, batch_size=3)
+    data, rows, errors = embed_shard(encoder, shard, job, "digest", dim=16)
+    assert (rows, errors) == (7 + len(hostile), len(hostile))
+    write_part(tmp_path / "out", 0, data)
+    vectors, keys, _ = read_embedding_parts(tmp_path / "out")
+    assert keys == [p.stem for p in images]
+    np.testing.assert_allclose(vectors, embed_images(encoder, images, batch_size=3).embeddings.numpy(),
+                               atol=1e-5, rtol=0)
