@@ -98,3 +98,12 @@ def test_allowed_paths_with_an_index_are_its_image_folder(apps_data) -> None:  #
     services = Services(AppConfig(indexes=(apps_data.index,), examples=apps_data.examples))
     assert services.allowed_paths() == sorted(
         [str(apps_data.gallery.resolve()), str(apps_data.examples.resolve())])
+
+
+def test_unresolvable_hub_id_offline_fails_once_then_from_memory(sample_images: list[Path]) -> None:
+    services = Services(AppConfig(model="nobody-here/no-such-captioner", device="cpu"))
+    services.start()  # as at app start: the load runs in the background
+    for _ in range(3):
+        with pytest.raises(gr.Error, match="How to fix it"):
+            handlers.caption(services, api=True)(str(sample_images[0]), *GREEDY)
+    assert services.model.attempts == 1 and services.model.state.status == "failed"

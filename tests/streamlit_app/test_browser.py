@@ -65,3 +65,25 @@ def test_similar_search_in_browser(page, streamlit_server: StreamlitServer, test
     assert captions[0].split(" · ")[2] == f"{want[0].score:.3f}"
     page.wait_for_timeout(1000)
     page.screenshot(path=str(test_output_dir / "streamlit-similar.png"), full_page=True)
+
+
+def test_batch_tab_in_browser(page, streamlit_server: StreamlitServer, test_output_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    page.get_by_role("tab", name="Batch").click()
+    files = [streamlit_server.data.gallery / "g02.png", streamlit_server.data.not_image,
+             streamlit_server.data.gallery / "g07.png"]
+    page.locator(".st-key-batch-upload input[type=file]").set_input_files([str(p) for p in files])
+    page.locator(".st-key-batch-run button").click()
+    panel = page.get_by_role("tabpanel", name="Batch")
+    panel.get_by_text("2 captioned, 1 failed").wait_for()
+    page.wait_for_timeout(1500)
+    page.screenshot(path=str(test_output_dir / "streamlit-batch.png"), full_page=True)
+
+
+def test_training_run_tab_in_browser(page, test_output_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    page.get_by_role("tab", name="Training run").click()
+    panel = page.get_by_role("tabpanel", name="Training run")
+    panel.get_by_text("Sample retrievals").wait_for()
+    panel.get_by_text(re.compile(r"^query ")).first.wait_for()
+    assert "backbone conv" in panel.inner_text()
+    page.wait_for_timeout(1500)
+    page.screenshot(path=str(test_output_dir / "streamlit-run.png"), full_page=True)
