@@ -63,7 +63,8 @@ def _caption_tab(services: Services) -> None:
                                         height=320, elem_id="caption-image"))
             settings = _generation_panel()
             button = gr.Button("Caption", variant="primary", elem_id="caption-button")
-            examples = example_files(config.examples, config.example_limit)
+            examples = [[str(p)] for p in example_files(config.examples, config.example_limit)]
+            ex = gr.Examples(examples=examples, inputs=[image], label="Examples", examples_per_page=12) if examples else None
         with gr.Column(scale=1):
             caption = gr.Textbox(label="Caption", lines=2, interactive=False, buttons=["copy"], elem_id="caption-output")
             status = gr.HTML(elem_id="caption-status")
@@ -75,8 +76,7 @@ def _caption_tab(services: Services) -> None:
     page = dict(inputs=[image, *settings], outputs=[caption, status], concurrency_id="caption",
                 concurrency_limit=config.batch_size, **PRIVATE)
     events = [button.click(handlers.caption(services, api=False), **page)]  # type: ignore[arg-type]
-    if examples:  # clicking an example captions it, as in the Streamlit app
-        ex = gr.Examples(examples=[[str(p)] for p in examples], inputs=[image], label="Examples", examples_per_page=12)
+    if ex is not None:  # clicking an example captions it, as in the Streamlit app
         events.append(ex.load_input_event.then(handlers.caption(services, api=False), **page))  # type: ignore[arg-type]
     if gallery is not None:
         for event in events:
