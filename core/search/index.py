@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 from core.errors import CheckpointError
 from core.search import ann
+from core.search.captionfile import match_captions, read_caption_file
 from core.search.embed import DEFAULT_BATCH_SIZE, OnError, embed_images
 from core.search.encoder import EncoderLike, config_dict, describe_preprocessing, load_checkpoint
 from core.search.errors import QueryError
@@ -308,6 +309,23 @@ class EmbeddingIndex:
                           else CaptionSearch(rows=self._gallery_rows()))
         return [self._result(rank, row, score)
                 for rank, (row, score) in enumerate(self._text.find(text, k), 1)]
+
+    def add_captions(self, captions: Mapping[str, str] | str | Path) -> int:
+        """Add a caption per image from ``{path: caption}`` or an ``img2text caption`` output file.
+
+        Joined by path (as written, then resolved, then a file name unique on both sides); a
+        caption already there is not repeated. Returns how many images got one.
+
+        Raises:
+            IndexConfigError: the file is not a caption output (see :mod:`core.search.captionfile`).
+        """
+        mapping = read_caption_file(captions) if isinstance(captions, (str, Path)) else dict(captions)
+        matched = match_captions(self.paths, mapping)
+        for row, cap in enumerate(matched):
+            if cap and cap not in self.captions[row]:
+                self.captions[row] = [*self.captions[row], cap]
+        self._text, self._gallery_file = None, None  # the caption table must be rebuilt
+        return sum(1 for c in matched if c)
 
     @property
     def has_captions(self) -> bool:

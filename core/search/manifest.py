@@ -78,7 +78,9 @@ def index_fields(parts: Any) -> dict[str, Any]:
             ),
             "preprocessing": dict(manifest.get("preprocessing", {})),
             "skipped": list(manifest.get("skipped", [])),
-            "ann_info": dict(manifest.get("ann") or {"kind": "exact", "recall_at_10": 1.0}),
+            # the file name and hash belong to the folder, not to the backend's settings
+            "ann_info": {k: v for k, v in (manifest.get("ann") or {"kind": "exact",
+                         "recall_at_10": 1.0}).items() if k not in ("file", "sha256")},
         }
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise IndexFormatError(

@@ -1,9 +1,11 @@
 """Build a FAISS backend and measure its recall: quantizers train on a sample, the search-time
 knob is tuned on held-out queries to the smallest value that reaches the target recall@10.
 
-Held-out queries are gallery rows left out of the training sample; each is searched exactly and
-approximately with its own row excluded, so recall@10 = |approx top 10 & exact top 10| / 10
-over the ten nearest *other* images, averaged over the queries.
+Held-out queries are a random sample of gallery rows that are *not in the FAISS index* while it
+is tuned (they are added afterwards, so the final index holds every row): each is searched
+exactly over the other rows and approximately in the index, and recall@10 = |approx top 10 &
+exact top 10| / 10, averaged over the queries. A query that is in the graph or lists it searches
+finds its neighbours more easily, which would overstate recall for new images.
 """
 
 from __future__ import annotations
@@ -45,10 +47,26 @@ class Tuning:
     n_queries: int
 
 
-def exact_neighbours(vectors: torch.Tensor, queries: np.ndarray, exclude: np.ndarray, k: int) -> np.ndarray:
-    """Exact top-``k`` rows per query, each query's own row excluded. Shape: (Q, k)."""
-    _, rows = ann.ExactBackend(vectors).search(queries, k, [int(r) for r in exclude])
-    return rows
+def held_out_truth(vectors: torch.Tensor, queries: np.ndarray, held_out: np.ndarray, k: int) -> np.ndarray:
+    """Exact top-``k`` rows per query among the rows not in ``held_out``, float64 scores.
+
+    The gallery is read in blocks, so a memory-mapped one is paged through once. Shape: (Q, k).
+    """
+    gallery = vectors.numpy()
+    q64 = queries.astype(np.float64)
+    best_s = np.full((len(queries), 0), -np.inf)
+    best_r = np.zeros((len(queries), 0), dtype=np.int64)
+    skip = np.asarray(held_out, dtype=np.int64)
+    for start in range(0, gallery.shape[0], _ADD_CHUNK):
+        block = gallery[start : start + _ADD_CHUNK].astype(np.float64)
+        scores = q64 @ block.T
+        local = skip[(skip >= start) & (skip < start + len(block))] - start
+        scores[:, local] = -np.inf
+        rows = np.broadcast_to(np.arange(start, start + len(block)), scores.shape)
+        best_s, best_r = np.hstack([best_s, scores]), np.hstack([best_r, rows])
+        keep = np.argsort(-best_s, axis=1, kind="stable")[:, :k]
+        best_s, best_r = np.take_along_axis(best_s, keep, 1), np.take_along_axis(best_r, keep, 1)
+    return best_r
 
 
 def recall(found: np.ndarray, truth: np.ndarray) -> float:
@@ -67,69 +85,89 @@ def split_sample(n: int, n_train: int, n_queries: int, seed: int) -> tuple[np.nd
     return np.sort(rest[: min(n_train, len(rest))]), queries
 
 
-def build_faiss(vectors: torch.Tensor, kind: str, *, seed: int = 0, rerank: int | None = None,
-                train_rows: np.ndarray | None = None) -> ann.FaissBackend:
-    """Train ``kind`` on a sample of ``vectors`` (Shape: (N, D), unit rows) and add them all in chunks."""
+def build_faiss(vectors: torch.Tensor, kind: str, train_rows: np.ndarray, held_out: np.ndarray,
+                *, rerank: int | None = None) -> ann.FaissBackend:
+    """Train ``kind`` on ``train_rows`` of ``vectors`` (Shape: (N, D), unit rows) and add every row
+    but ``held_out``, in blocks, labelled by row (call :func:`add_rows` with ``held_out`` after tuning).
+
+    Raises:
+        IndexConfigError: bad kind, or FAISS cannot train it on this sample.
+    """
     n, d = vectors.shape
+    faiss = ann._faiss()
     index = ann.new_faiss_index(kind, d)
+    if faiss.try_extract_index_ivf(index) is None:  # only IVF takes explicit labels natively
+        index = faiss.IndexIDMap(index)
     if not index.is_trained:
-        rows = train_rows if train_rows is not None else split_sample(n, ann.train_size(kind, n), 0, seed)[0]
         try:
-            index.train(np.ascontiguousarray(vectors.numpy()[rows]))
+            index.train(np.ascontiguousarray(vectors.numpy()[train_rows]))
         except RuntimeError as exc:  # FAISS reports e.g. fewer training points than lists so
             raise IndexConfigError(
-                f"cannot train {kind!r} on {len(rows):,} of {n:,} vectors "
+                f"cannot train {kind!r} on {len(train_rows):,} of {n:,} vectors "
                 f"({str(exc).strip().splitlines()[-1][:160]}); choose fewer IVF lists or kind='auto'"
             ) from None
-    gallery = vectors.numpy()
+    keep = np.ones(n, dtype=bool)
+    keep[held_out] = False
     for start in range(0, n, _ADD_CHUNK):
-        index.add(np.ascontiguousarray(gallery[start : start + _ADD_CHUNK]))
+        rows = np.flatnonzero(keep[start : start + _ADD_CHUNK]) + start
+        add_rows(index, vectors, rows)
     return ann.FaissBackend(index, kind, vectors, ann.param_name(index),
                             rerank=ann.default_rerank(kind) if rerank is None else rerank)
 
 
-def tune(backend: ann.FaissBackend, query_rows: np.ndarray, *, target: float = DEFAULT_TARGET_RECALL,
-         k: int = RECALL_K) -> Tuning:
-    """Set ``backend``'s knob to the smallest value whose recall@``k`` on ``query_rows`` >= ``target``.
+def add_rows(index: Any, vectors: torch.Tensor, rows: np.ndarray) -> None:
+    """Add ``vectors[rows]`` to a FAISS index, labelled by their row numbers."""
+    if len(rows):
+        index.add_with_ids(np.ascontiguousarray(vectors.numpy()[rows]), rows.astype(np.int64))
+
+
+class RecallProbe:
+    """Recall@k of a backend at a knob value, on fixed held-out queries (not in the index)."""
+
+    def __init__(self, backend: ann.FaissBackend, query_rows: np.ndarray, k: int = RECALL_K) -> None:
+        self.backend, self.k = backend, k
+        self.queries = np.ascontiguousarray(backend.vectors.numpy()[query_rows])
+        self.truth = held_out_truth(backend.vectors, self.queries, query_rows, k)
+
+    def __call__(self, value: int | None) -> float:
+        self.backend.set_value(value)
+        return recall(self.backend.search(self.queries, self.k)[1], self.truth)
+
+
+def tune(probe: RecallProbe, *, target: float = DEFAULT_TARGET_RECALL) -> Tuning:
+    """Set the probe's backend knob to the smallest value whose recall >= ``target``.
 
     Tries the knob's candidates cheapest first, then bisects between the last value that missed
     and the first that reached the target. Recall is not exactly monotone in the knob, so the
     value kept is always one that was measured to reach it.
     """
-    queries = np.ascontiguousarray(backend.vectors.numpy()[query_rows])
-    truth = exact_neighbours(backend.vectors, queries, query_rows, k)
-    exclude: list[int | None] = [int(r) for r in query_rows]
-
-    def measure(value: int | None) -> float:
-        backend.set_value(value)
-        return recall(backend.search(queries, k, exclude)[1], truth)
-
-    values = ann.candidates(backend.index, backend.param, k)
+    backend, nq = probe.backend, len(probe.queries)
+    values = ann.candidates(backend.index, backend.param, probe.k)
     if not values:
-        got = measure(None)
-        return Tuning(None, None, got, target, got >= target, len(query_rows))
-    low, best = None, None
+        got = probe(None)
+        return Tuning(None, None, got, target, got >= target, nq)
+    low, best, got = None, None, 0.0
     for value in values:
-        got = measure(value)
+        got = probe(value)
         if got >= target:
             best = (value, got)
             break
         low = value
     if best is None:
-        warnings.warn(f"{backend.kind}: recall@{k} {got:.3f} at {backend.param}={values[-1]} stays "
-                      f"below the target {target}; the index keeps the largest setting tried",
+        warnings.warn(f"{backend.kind}: recall@{probe.k} {got:.3f} at {backend.param}={values[-1]} "
+                      f"stays below the target {target}; the index keeps the largest setting tried",
                       stacklevel=2)
-        return Tuning(backend.param, values[-1], got, target, False, len(query_rows))
+        return Tuning(backend.param, values[-1], got, target, False, nq)
     lo, hi = (low or 0), best[0]
-    while hi - lo > 1:  # invariant: hi measured to reach the target
+    while hi - lo > 1:  # invariant: hi was measured to reach the target
         mid = (lo + hi) // 2
-        got = measure(mid)
+        got = probe(mid)
         if got >= target:
             best, hi = (mid, got), mid
         else:
             lo = mid
     backend.set_value(best[0])
-    return Tuning(backend.param, best[0], best[1], target, True, len(query_rows))
+    return Tuning(backend.param, best[0], best[1], target, True, nq)
 
 
 def tuning_record(kind: str, tuning: Tuning | None, rerank: int, n_train: int) -> dict[str, Any]:
@@ -163,6 +201,7 @@ def make_backend(
     if kind == ann.EXACT:
         return ann.ExactBackend(vectors), tuning_record(ann.EXACT, None, 1, 0)
     train_rows, query_rows = split_sample(n, ann.train_size(kind, n), tuning_queries, seed)
-    backend = build_faiss(vectors, kind, seed=seed, rerank=rerank, train_rows=train_rows)
-    tuning = tune(backend, query_rows, target=float(target_recall))
+    backend = build_faiss(vectors, kind, train_rows, query_rows, rerank=rerank)
+    tuning = tune(RecallProbe(backend, query_rows), target=float(target_recall))
+    add_rows(backend.index, vectors, query_rows)  # the final index holds every row
     return backend, tuning_record(kind, tuning, backend.rerank, len(train_rows))

@@ -159,10 +159,10 @@ def embeddings_path(folder: Path) -> Path:
     Raises:
         IndexFormatError: missing/corrupt manifest or a file name that is not an embeddings file.
     """
-    return data_path(Path(folder), _folder_manifest(Path(folder)), "embeddings")
+    return data_path(Path(folder), folder_manifest(Path(folder)), "embeddings")
 
 
-def _folder_manifest(folder: Path) -> dict[str, Any]:
+def folder_manifest(folder: Path) -> dict[str, Any]:
     manifest_path = folder / MANIFEST_NAME
     if not manifest_path.is_file():
         raise IndexFormatError(
@@ -233,7 +233,7 @@ def read_index(
     folder = path.parent if path.is_file() and path.name == MANIFEST_NAME else path
     if not folder.is_dir():
         raise IndexFormatError(f"{path}: not an index folder (expected a folder with {MANIFEST_NAME})")
-    manifest = _folder_manifest(folder)
+    manifest = folder_manifest(folder)
     emb_path = verified_path(folder, manifest, "embeddings", verify=verify)
     emb = read_vectors(emb_path, mmap=mmap)
     expected = manifest["embeddings"].get("shape", [])

@@ -3,7 +3,8 @@
 Safetensors is 8 bytes of header length (little-endian u64), a JSON header, then raw row-major
 data. Because the data is raw, the file can be written in a stream (header first: N and D are
 known up front) and memory-mapped with NumPy after checking the header, with no copy. Files
-written here load with ``safetensors.torch.load_file`` too (the tests check it).
+written here load with ``safetensors.torch.load_file`` too (the tests check it), and files
+that safetensors wrote read here.
 """
 
 from __future__ import annotations
@@ -17,8 +18,6 @@ from typing import BinaryIO
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file
 
 from core.search.errors import IndexFormatError
 
@@ -101,18 +100,15 @@ def read_vectors(path: Path, *, mmap: bool) -> torch.Tensor:
     """
     offset, (n, d), _ = _read_header(path)
     if not mmap or n * d == 0:
+        # Read into process memory (safetensors' own loader would keep the file mapped).
         try:
-            tensors = load_file(str(path))
-        except (SafetensorError, OSError, ValueError) as exc:
+            array = np.fromfile(path, dtype="<f4", count=n * d, offset=offset).reshape(n, d)
+        except (OSError, ValueError) as exc:
             raise IndexFormatError(f"{path}: cannot read embeddings ({exc})") from exc
-        emb = tensors.get(TENSOR_KEY)
-        if emb is None or emb.ndim != 2 or emb.dtype != torch.float32:
-            raise IndexFormatError(f"{path}: expected one float32 (N, D) tensor {TENSOR_KEY!r}")
-        return emb
+        return torch.from_numpy(array)
     # Mode "c" (copy-on-write) maps the file read-only on disk but gives a writable array, which
     # torch.from_numpy needs; nothing this project does writes to it.
-    array = np.memmap(path, dtype="<f4", mode="c", offset=offset, shape=(n, d))
-    return torch.from_numpy(array)
+    return torch.from_numpy(np.memmap(path, dtype="<f4", mode="c", offset=offset, shape=(n, d)))
 
 
 def vector_shape(path: Path) -> tuple[int, int]:
