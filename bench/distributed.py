@@ -88,6 +88,9 @@ def run(device: torch.device, quick: bool, coco_dir: Path | None) -> AreaResult:
         torch.set_num_threads(before)
     res.add(Row(f"single process iter_caption_records ({cores} threads)", "reference", n / single,
                 notes="model loaded and warmed up before timing"))
+    # A throw-away loopback cluster: no auth token (Ray would otherwise write ~/.ray/auth_token,
+    # which then switches token auth on for every later `ray start` on this machine).
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     summary = caption_to_parts(images, tmp / "out", address="local", model=str(model_dir),
                                batch_size=batch, shard_size=shard, concurrency=cores,
                                num_cpus_per_actor=1, num_gpus_per_actor=1 if gpu else 0,

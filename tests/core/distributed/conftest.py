@@ -25,6 +25,9 @@ import torch
 
 # Ray Data polls usage metrics from Prometheus when usage stats are on; these clusters have none.
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+# Loopback-only test clusters: no token auth. Without this, a ~/.ray/auth_token left by any local
+# `ray.init()` (Ray 2.5x makes one) turns auth on for `ray start` and the drivers here fail.
+os.environ["RAY_AUTH_MODE"] = "disabled"
 
 RAY = Path(sys.executable).with_name("ray")
 START_TIMEOUT_S = 240  # generous: a loaded 2-core CI machine starts a node in ~10 s
