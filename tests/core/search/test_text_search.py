@@ -1,0 +1,110 @@
+"""Search by words over Tiny COCO's own captions (SQLite FTS5, BM25), file-backed and in memory."""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.datasets import find_dataset
+from core.search import EmbeddingIndex, QueryError
+from core.search.gallerydb import fts_query
+
+HOSTILE = [
+    "'; DROP TABLE images; --",
+    '" OR 1=1 --',
+    "dog AND cat NOT bird",
+    "NEAR(man woman, 2)",
+    "capt*",
+    "text:man ^woman",
+    "(((",
+    '"unterminated',
+    "\x00\x01 a man",
+    "%_ LIKE '%'",
+    "",
+    "   ",
+    "🙂 żółw",
+]
+
+
+@pytest.fixture(scope="module")
+def coco_index(tmp_path_factory: pytest.TempPathFactory) -> tuple[EmbeddingIndex, EmbeddingIndex]:
+    data = os.environ.get("TINY_COCO_DIR")
+    if not data:
+        pytest.fail("TINY_COCO_DIR is not set; point it at the Tiny COCO folder")
+    info = find_dataset(data, "val2017")
+    vectors = np.random.default_rng(0).standard_normal((len(info.records), 16)).astype(np.float32)
+    index = EmbeddingIndex.from_arrays(
+        vectors, [r.image_id for r in info.records], paths=[r.path for r in info.records],
+        captions=[r.captions for r in info.records], kind="exact",
+    )
+    folder = index.save(tmp_path_factory.mktemp("coco") / "idx")
+    return index, EmbeddingIndex.load(folder)
+
+
+def _words(captions: list[str]) -> str:
+    return " ".join(dict.fromkeys(w.lower() for c in captions for w in re.findall(r"\w+", c)))
+
+
+@pytest.mark.parametrize("which", [0, 1], ids=["in-memory", "loaded"])
+def test_words_of_one_images_captions_find_it_first(coco_index, which) -> None:  # type: ignore[no-untyped-def]
+    index = coco_index[which]
+    assert index.has_captions
+    misses = []
+    for image_id, caps in zip(index.image_ids, index.captions, strict=True):
+        top = index.find_text(_words(caps), k=3)
+        assert top and [r.rank for r in top] == list(range(1, len(top) + 1))
+        assert [r.score for r in top] == sorted((r.score for r in top), reverse=True)
+        if top[0].image_id != image_id:
+            misses.append(image_id)
+    assert misses == [], f"not ranked first: {misses}"
+
+
+def test_in_memory_and_file_backed_search_agree(coco_index) -> None:  # type: ignore[no-untyped-def]
+    built, loaded = coco_index
+    for query in ("a man riding a wave", "two dogs", "pizza on a table", "bus"):
+        a, b = built.find_text(query, 5), loaded.find_text(query, 5)
+        assert [r.image_id for r in a] == [r.image_id for r in b]
+        assert [r.score for r in a] == pytest.approx([r.score for r in b])
+        assert all(r.path == built.paths[built.row_of_id(r.image_id)] for r in a)
+
+
+@pytest.mark.parametrize("query", HOSTILE)
+def test_sql_and_fts_syntax_in_a_query_is_harmless(coco_index, query: str) -> None:  # type: ignore[no-untyped-def]
+    index = coco_index[1]
+    results = index.find_text(query, 5)  # no exception
+    assert all(r.score > 0 for r in results)
+    if not re.findall(r"\w", query):
+        assert results == []
+    # the database is untouched and still answers
+    assert [r.image_id for r in index.find_text("a man riding a wave", 1)] == [
+        r.image_id for r in coco_index[0].find_text("a man riding a wave", 1)
+    ]
+    with sqlite3.connect(index._gallery_file) as con:  # type: ignore[arg-type]
+        assert con.execute("SELECT count(*) FROM images").fetchone()[0] == len(index)
+
+
+def test_operators_are_words_not_syntax() -> None:
+    assert fts_query('dog AND "cat" NEAR(x)*') == '"dog" OR "AND" OR "cat" OR "NEAR" OR "x"'
+    assert fts_query("'; --") is None
+
+
+def test_find_text_validates_k_and_captions_from_a_file(coco_index, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(QueryError, match="k must be"):
+        coco_index[0].find_text("dog", 0)
+    x = np.eye(3, dtype=np.float32)
+    index = EmbeddingIndex.from_arrays(x, [1, 2, 3], paths=["/p/a.jpg", "/p/b.jpg", "/q/c.jpg"])
+    assert not index.has_captions and index.find_text("zebra", 3) == []
+    out = tmp_path / "caps.jsonl"
+    out.write_text('{"path": "/p/a.jpg", "caption": "a zebra on grass"}\n'
+                   '{"path": "b.jpg", "caption": "a red bus"}\n'
+                   '{"path": "/q/c.jpg", "caption": "", "error": "unreadable"}\n', encoding="utf-8")
+    assert index.add_captions(out) == 2  # b.jpg joined by its unique file name
+    assert [r.image_id for r in index.find_text("zebra", 3)] == [1]
+    assert [r.image_id for r in index.find_text("bus", 3)] == [2]
+    folder = index.save(tmp_path / "idx")
+    assert EmbeddingIndex.load(folder).find_text("red bus", 1)[0].captions == ["a red bus"]
