@@ -13,22 +13,19 @@ import torch.nn.functional as F
 
 from core.errors import CheckpointError
 from core.search import ann
-from core.search.captionfile import match_captions, read_caption_file
 from core.search.embed import DEFAULT_BATCH_SIZE, OnError, embed_images
 from core.search.encoder import EncoderLike, config_dict, describe_preprocessing, load_checkpoint
-from core.search.errors import QueryError
 from core.search.gallery import gallery_items, relative_to_root, weights_path_str
 from core.search.gallerydb import CaptionSearch, GalleryRow
 from core.search.manifest import NO_CHECKPOINT, CheckpointInfo, gallery_rows, head, index_fields
 from core.search.persist import load_parts, save_parts
-from core.search.query import Query, resolve_queries, unit_rows
 from core.search.recall import DEFAULT_TARGET_RECALL, make_backend
+from core.search.searching import SearchMixin
 from core.search.storage import data_path
-from core.search.topk import SearchResult, validate_k
 
 
 @dataclass(eq=False)
-class EmbeddingIndex:
+class EmbeddingIndex(SearchMixin):
     """Unit-norm embeddings of a gallery, one row per image, what each image is, and a backend.
 
     Attributes:
@@ -78,14 +75,6 @@ class EmbeddingIndex:
         self.backend = self.backend or ann.ExactBackend(self.embeddings)
         self._text: CaptionSearch | None = None
         self._gallery_file: Path | None = None
-
-    def __len__(self) -> int:
-        return int(self.embeddings.shape[0])
-
-    @property
-    def dim(self) -> int:
-        """Embedding dimension D."""
-        return int(self.embeddings.shape[1])
 
     @property
     def kind(self) -> str:
@@ -248,105 +237,6 @@ class EmbeddingIndex:
                 "for another model; rebuild it with `img2text ssl embed`"
             )
 
-    # ---------------------------------------------------------------- search
-    def search(self, query_vectors: Any, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Top-``k`` by cosine for each query vector, through the backend (FAISS or exact).
-
-        Returns:
-            ``(scores, ids)``. Shape: both (Q, k). ``ids`` holds image ids (int64 when every id
-            is an int, else object); places beyond the gallery size are ``-inf`` / ``-1``.
-
-        Raises:
-            QueryError: bad ``k`` or query vectors of the wrong width / zero norm.
-        """
-        validate_k(k)
-        scores, rows = self.backend.search(unit_rows(query_vectors, self.dim), k)
-        ids = self._id_array()
-        out = np.where(rows >= 0, ids[np.maximum(rows, 0)], -1) if len(ids) else rows
-        return scores, out
-
-    def find_similar(self, query: Query, k: int = 5, *, encoder: EncoderLike | None = None,
-                     device: str | torch.device | None = None) -> list[SearchResult]:
-        """Top-``k`` most similar indexed images to one query (see :meth:`find_similar_batch`)."""
-        return self.find_similar_batch([query], k, encoder=encoder, device=device)[0]
-
-    def find_similar_batch(self, queries: Sequence[Query], k: int = 5, *,
-                           encoder: EncoderLike | None = None,
-                           device: str | torch.device | None = None) -> list[list[SearchResult]]:
-        """Cosine top-``k`` for each query, best first, through the index's backend.
-
-        A query is an indexed image id (left out of its own results, so at most ``N - 1``
-        results), an embedding vector (Shape: (D,)), or any image ``load_image`` accepts; images
-        are embedded with ``encoder``, the one attached at build/load, or the one at the
-        index's recorded weights path, after checking its sha256. A string is an id when it
-        matches one (``"397133"`` matches the int id 397133), otherwise a path to an image.
-
-        Raises:
-            QueryError: ``k < 1``, an unknown id, or a vector of the wrong size.
-            CheckpointError: the encoder does not match the index.
-        """
-        validate_k(k)
-        matrix, exclude = resolve_queries(self, queries, encoder=encoder, device=device)
-        if not exclude:
-            return []
-        scores, rows = self.backend.search(unit_rows(matrix, self.dim), k, exclude)
-        return [[self._result(rank, int(r), float(s)) for rank, (r, s) in
-                 enumerate(((r, s) for r, s in zip(rr, ss, strict=True) if r >= 0), 1)]
-                for rr, ss in zip(rows, scores, strict=True)]
-
-    def find_text(self, text: str, k: int = 5) -> list[SearchResult]:
-        """Images whose captions best match ``text`` (FTS5 BM25), best first.
-
-        Every word of ``text`` is quoted, so FTS syntax and SQL characters are plain words; a
-        query without words returns ``[]``. ``score`` is the BM25 relevance (higher is better).
-
-        Raises:
-            QueryError: bad ``k``.
-        """
-        validate_k(k)
-        if self._text is None:
-            self._text = (CaptionSearch(self._gallery_file) if self._gallery_file is not None
-                          else CaptionSearch(rows=self._gallery_rows()))
-        return [self._result(rank, row, score)
-                for rank, (row, score) in enumerate(self._text.find(text, k), 1)]
-
-    def add_captions(self, captions: Mapping[str, str] | str | Path) -> int:
-        """Add a caption per image from ``{path: caption}`` or an ``img2text caption`` output file.
-
-        Joined by path (as written, then resolved, then a file name unique on both sides); a
-        caption already there is not repeated. Returns how many images got one.
-
-        Raises:
-            IndexConfigError: the file is not a caption output (see :mod:`core.search.captionfile`).
-        """
-        mapping = read_caption_file(captions) if isinstance(captions, (str, Path)) else dict(captions)
-        matched = match_captions(self.paths, mapping)
-        for row, cap in enumerate(matched):
-            if cap and cap not in self.captions[row]:
-                self.captions[row] = [*self.captions[row], cap]
-        self._text, self._gallery_file = None, None  # the caption table must be rebuilt
-        return sum(1 for c in matched if c)
-
-    @property
-    def has_captions(self) -> bool:
-        """True when some image has a caption (so :meth:`find_text` can find something)."""
-        return any(self.captions)
-
-    def row_of_id(self, image_id: int | str) -> int:
-        """The embedding row of ``image_id`` (``"397133"`` also finds the int id 397133).
-
-        Raises:
-            QueryError: unknown id; the message names a few known ones.
-        """
-        if not isinstance(image_id, bool) and image_id in self._rows:
-            return self._rows[image_id]
-        if isinstance(image_id, str) and image_id in self._rows_by_text:
-            return self._rows_by_text[image_id]
-        examples = ", ".join(repr(i) for i in self.image_ids[:3])
-        raise QueryError(
-            f"unknown image id {image_id!r}; the index has {len(self)} images (e.g. {examples})"
-        )
-
     def encoder_for_images(self, encoder: EncoderLike | None = None) -> EncoderLike:
         """The encoder that embeds new query images, checked against this index.
 
@@ -370,17 +260,6 @@ class EmbeddingIndex:
         return encoder
 
     # ---------------------------------------------------------------- internals
-    def _result(self, rank: int, row: int, score: float) -> SearchResult:
-        return SearchResult(rank=rank, image_id=self.image_ids[row], path=self.paths[row],
-                            score=score, captions=list(self.captions[row]),
-                            categories=list(self.categories[row]))
-
-    def _id_array(self) -> np.ndarray:
-        if getattr(self, "_ids", None) is None:
-            ints = all(isinstance(i, int) and not isinstance(i, bool) for i in self.image_ids)
-            self._ids = np.asarray(self.image_ids, dtype=np.int64 if ints else object)
-        return self._ids
-
     def _head(self) -> dict[str, Any]:
         return head(self)
 

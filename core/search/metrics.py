@@ -10,6 +10,16 @@ whole gallery (the query itself never counts):
   all relevant. Undefined when ``R = 0``: such queries are left out of the mean and counted.
 * ``mAP@k`` is the mean of AP@k over the queries with ``R > 0``.
 
+Other tools divide the same sum ``S = sum_{i<=k} P@i * rel_i`` differently, so their numbers are
+not comparable with ours:
+
+* torchmetrics ``RetrievalMAP(top_k=k)``: ``S / (relevant items found in the top k)``, which is
+  >= ours (equal when the top k holds min(k, R) relevant items);
+* trec_eval ``map`` cut at k: ``S / R``, which is <= ours (equal when ``R <= k``).
+
+E.g. one relevant hit at rank 2 of the top 5, R = 10: ours 0.5 / 5 = 0.1, torchmetrics
+0.5 / 1 = 0.5, trec_eval 0.5 / 10 = 0.05 (``tests/core/search/test_metrics.py`` checks it).
+
 For the gallery helper, an item is relevant to a query when they share at least one COCO
 instance category; ``chance`` is the mean over queries of ``R / (N - 1)``, the expected P@k of
 a random ranking.

@@ -77,3 +77,20 @@ def test_retrieval_metrics_hand_made_gallery() -> None:
     assert m.n_without_relevant == 1 and m.n_queries == 5
     # chance: R/(N-1) = 1/4 for four queries, 0 for one
     assert m.chance == pytest.approx(4 * 0.25 / 5)
+
+
+def test_map_definition_differs_from_torchmetrics_and_trec_eval_as_documented() -> None:
+    """One ranking, the three definitions by hand: ours / min(k, R), torchmetrics / hits in top k,
+    trec_eval / R (see the core.search.metrics docstring and docs/search.md)."""
+    ranking = [0, 1, 0, 0, 0, 1, 1]  # relevant at ranks 2, 6, 7; k = 5 sees only rank 2
+    k, total_relevant = 5, 10
+    top = ranking[:k]
+    s = sum(sum(top[: i + 1]) / (i + 1) for i in range(k) if top[i])  # sum of P@i at hits = 0.5
+    ours = s / min(k, total_relevant)
+    torchmetrics_style = s / sum(top)
+    trec_eval_style = s / total_relevant
+    assert (ours, torchmetrics_style, trec_eval_style) == pytest.approx((0.1, 0.5, 0.05))
+    assert average_precision_at_k(ranking, k, total_relevant) == pytest.approx(ours)
+    assert trec_eval_style < ours < torchmetrics_style
+    # all three agree when R <= k and every relevant item is in the top k
+    assert average_precision_at_k([1, 1, 0, 0, 0], 5, 2) == pytest.approx(1.0)
