@@ -1,6 +1,9 @@
-"""Exact top-k search: ``core.search.topk.topk_cosine`` vs a NumPy matmul + argpartition baseline."""
+"""Top-k search: exact ``topk_cosine`` and the FAISS backends of ``EmbeddingIndex`` vs a NumPy
+matmul + argpartition baseline (build time, peak memory, size on disk, latency, recall@10)."""
 
 from __future__ import annotations
+
+import time
 
 import numpy as np
 import torch
@@ -62,4 +65,51 @@ def run(device: torch.device, quick: bool) -> AreaResult:
     res.extra["recall@10 vs exact float64 (topk_cosine, numpy)"] = (
         f"{_recall(ours, exact):.4f}, {_recall(numpy_topk(q_np, g_np, K).tolist(), exact):.4f}")
     res.extra["memory-bound floor (one read of the gallery)"] = f"{gallery.numel() * 4 / 1e6:.0f} MB per pass"
+    _ann_rows(res, g_np, q_np, exact, quick, device)
     return res
+
+
+def _ann_rows(res: AreaResult, gallery: np.ndarray, queries: np.ndarray, exact: np.ndarray,
+              quick: bool, device: torch.device) -> None:
+    """Per FAISS type: build time, peak RSS, size on disk, single/batched latency, recall@10."""
+    from core.search.ann import nlist_for
+
+    n = gallery.shape[0]
+    nlist = nlist_for(n)
+    kinds = [f"IVF{nlist},Flat", "HNSW32"] if quick else [f"IVF{nlist},Flat", f"IVF{nlist},PQ32", "HNSW32"]
+    ids = list(range(n))
+    for kind in kinds:
+        _ann_kind(res, kind, gallery, ids, queries, exact, device)
+
+
+def _ann_kind(res: AreaResult, kind: str, gallery: np.ndarray, ids: list[int], queries: np.ndarray,
+              exact: np.ndarray, device: torch.device) -> None:
+    import resource
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from core.search import EmbeddingIndex
+
+    start = time.perf_counter()
+    index = EmbeddingIndex.from_arrays(gallery, ids, kind=kind)
+    build_s = time.perf_counter() - start
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    folder = Path(tempfile.mkdtemp(prefix="bench-index-"))
+    try:
+        index.save(folder)
+        disk_mb = sum(p.stat().st_size for p in folder.iterdir()) / 1e6
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    singles = 16
+    sec = best_seconds(lambda: [index.search(queries[i : i + 1], K) for i in range(singles)], device)
+    res.add(Row(f"{kind} single query", "project", sec / singles * 1000, unit="ms",
+                notes=f"{index.ann_info.get('param')}={index.ann_info.get('value')}"),
+            vs="numpy single query")
+    sec = best_seconds(lambda: index.search(queries, K), device)
+    res.add(Row(f"{kind} {BATCH} queries", "project", sec / BATCH * 1000, unit="ms",
+                notes="per query"), vs=f"numpy {BATCH} queries")
+    found = index.search(queries, K)[1]
+    res.extra[kind] = (
+        f"build {build_s:.1f} s, peak RSS so far {peak_mb:.0f} MB, on disk {disk_mb:.0f} MB, "
+        f"recall@10 built-in {index.recall_at_10:.3f}, vs float64 exact {_recall(found.tolist(), exact):.3f}")
