@@ -18,6 +18,8 @@ from typing import Any
 import torch
 from PIL import Image
 
+from core.decode_limits import check_structure
+from core.errors import InvalidImageError
 from core.images import DEFAULT_MAX_BYTES
 
 _SOI = b"\xff\xd8\xff"  # every JPEG starts with these bytes
@@ -39,6 +41,10 @@ def read_plain_jpeg(src: Any, max_pixels: int, max_bytes: int = DEFAULT_MAX_BYTE
     else:
         return None
     if not data.startswith(_SOI) or len(data) > max_bytes:
+        return None
+    try:  # too many scans or segments: load_image refuses it with the reason
+        check_structure(data, "", max_pixels)
+    except InvalidImageError:
         return None
     try:
         with warnings.catch_warnings():

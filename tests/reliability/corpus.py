@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from tests.reliability import datagen
+
 NOT_SUPPORTED = r"not a supported image"
 BROKEN = r"truncated|corrupt"
 TOO_MANY_PIXELS = r"pixels, over the limit"
@@ -168,6 +170,15 @@ def build_cases() -> list[Case]:
         Case("bomb-30000x30000.bmp", _bmp_claiming(30_000, 30_000), TOO_MANY_PIXELS + "|" + BROKEN),
         Case("ztxt-bomb.png", _png_with_text_bomb(b"zTXt"), r"too large|corrupt"),
         Case("iccp-bomb.png", _png_with_text_bomb(b"iCCP"), r"too large|corrupt"),
+        # -- small files whose structure costs more than their pixels (issue #11) ------------
+        Case("strips-20000.tiff", datagen.tiff_strips(1, 20_000, 20_000), r"TIFF strip count"),
+        Case("repeated-strips.tiff", datagen.tiff_strips(16, 16, 50_000), r"TIFF strip count"),
+        Case("scans-300.jpg", datagen.jpeg_many_scans(256, 300), r"JPEG scan count"),
+        Case("segments-5000.jpg", datagen.jpeg_segments(5_000), r"JPEG segment count"),
+        Case("chunks-5000.png", datagen.png_chunks(5_000), r"PNG chunk count"),
+        Case("comment-100k.gif", datagen.gif_comment(100_000), r"GIF comment block count"),
+        Case("rle-eol.bmp", datagen.bmp_rle_eol(10_000), r"BMP run-length data size"),
+        Case("pages-2000.tiff", datagen.tiff_many_ifds(2_000), "ok", (1, 1)),
     ]
 
 
