@@ -69,6 +69,7 @@ def _register_embed(ssl_sub: argparse._SubParsersAction, fmt: type[argparse.Help
     p.add_argument("--out", "-o", required=True, type=Path, metavar="INDEX",
                    help="index folder to write (with --ray: the OUT_DIR of parquet parts)")
     _add_embedding_run(p, on_error_help="unreadable images: skip and count them, or stop with an error")
+    _add_index_options(p)
     add_quiet(p, help="no progress bar")
     ray = p.add_argument_group("Ray cluster", "--ray ADDRESS embeds the --data SOURCE (folder, list "
                                "of paths, tar shards, parquet) into parquet parts; docs/distributed.md")
@@ -76,6 +77,18 @@ def _register_embed(ssl_sub: argparse._SubParsersAction, fmt: type[argparse.Help
     ray.add_argument("--resume", action="store_true", help="--ray: skip the finished parts of --out "
                      "(the same settings only)")
     p.set_defaults(func=_run_embed)
+
+
+def _add_index_options(p: argparse.ArgumentParser) -> None:
+    """Backend flags of ``ssl embed`` (see docs/search.md)."""
+    g = p.add_argument_group("index type", "exact search or a FAISS index with measured recall")
+    g.add_argument("--kind", default="auto", help="exact, auto (from gallery size and --memory-budget) "
+                   "or a FAISS factory string such as IVF4096,Flat, IVF4096,PQ32, HNSW32")
+    g.add_argument("--memory-budget", default=None, metavar="SIZE", help="for --kind auto, e.g. 4GB")
+    g.add_argument("--target-recall", type=float, default=0.95, help="recall@10 the search setting "
+                   "(nprobe/efSearch) is tuned to reach on held-out queries")
+    g.add_argument("--captions", type=Path, default=None, metavar="FILE", help="captions joined by path "
+                   "from an `img2text caption` output (jsonl, csv or text) for `ssl search --text`")
 
 
 def _register_search(ssl_sub: argparse._SubParsersAction, fmt: type[argparse.HelpFormatter]) -> None:
@@ -89,6 +102,7 @@ def _register_search(ssl_sub: argparse._SubParsersAction, fmt: type[argparse.Hel
     query = p.add_mutually_exclusive_group(required=True)
     query.add_argument("--image", type=Path, metavar="PATH", help="query image file")
     query.add_argument("--id", metavar="ID", help="id of an indexed image")
+    query.add_argument("--text", metavar="WORDS", help="words to find in the indexed captions (BM25)")
     p.add_argument("-k", type=int, default=5, help="number of results")
     p.add_argument("--plot", type=Path, metavar="PNG", help="also save a figure of the query and its results")
     p.add_argument("--format", choices=_FORMATS, default="text", help="output format")
@@ -161,8 +175,13 @@ def _run_embed(args: argparse.Namespace) -> int:
     info = _find_dataset(args)
     encoder = load_checkpoint(args.checkpoint, device=args.device)
     index = EmbeddingIndex.build(encoder, info, batch_size=args.batch_size, device=args.device,
-                                 on_error=args.on_error, progress=False if args.quiet else None)
+                                 on_error=args.on_error, progress=False if args.quiet else None,
+                                 kind=args.kind, memory_budget=args.memory_budget,
+                                 target_recall=args.target_recall)
+    if args.captions is not None:
+        print(f"captions for {index.add_captions(args.captions)} of {len(index)} images", file=sys.stderr)
     folder = index.save(args.out)
+    print(f"index: {index.kind}, recall@10 {index.recall_at_10:.3f}", file=sys.stderr)
     where = f"{info.layout} layout" + (f", split {info.split}" if info.split else "")
     print(f"indexed {len(index)} images of {info.root} ({where}) with {encoder.weights_path} "
           f"(sha256 {encoder.sha256[:12]}...) -> {folder}")
@@ -206,24 +225,29 @@ def _run_search(args: argparse.Namespace) -> int:
         results = index.find_similar(args.image, args.k, encoder=encoder, device=args.device)
         query_desc: dict[str, Any] = {"image": str(args.image)}
         query_image: Any = args.image
+    elif args.text is not None:
+        results = index.find_text(args.text, args.k)
+        query_desc, query_image = {"text": args.text}, None
     else:
         row = index.row_of_id(args.id)
         results = index.find_similar(index.image_ids[row], args.k)
         query_desc = {"image_id": index.image_ids[row], "path": str(index.paths[row])}
         query_image = index.paths[row]
     _warn_if_collapsed(index)
-    if args.plot is not None:
+    if args.plot is not None and query_image is not None:
         from core.search import plot_retrieval  # loads matplotlib only here
 
         label = f"id {query_desc['image_id']}" if "image_id" in query_desc else "query"
         plot_retrieval(query_image, results, args.plot, query_label=label)
         print(f"plot: {args.plot}", file=sys.stderr)
     if args.format == "json":
-        out = {"query": query_desc, "k": args.k, "index": str(args.index),
-               "results": [r.to_dict() for r in results]}
+        out = {"query": query_desc, "k": args.k, "index": str(args.index), "kind": index.kind,
+               "recall_at_10": index.recall_at_10, "results": [r.to_dict() for r in results]}
         print(json.dumps(out, indent=2, ensure_ascii=False))
         return EXIT_OK
     print("query: " + ", ".join(f"{k} {v}" for k, v in query_desc.items()))
+    print(f"index: {index.kind}, recall@10 {index.recall_at_10:.3f}"
+          + (" (scores: BM25)" if args.text is not None else ""))
     print(results_table(results))
     return EXIT_OK
 

@@ -108,3 +108,19 @@ def test_find_text_validates_k_and_captions_from_a_file(coco_index, tmp_path: Pa
     assert [r.image_id for r in index.find_text("bus", 3)] == [2]
     folder = index.save(tmp_path / "idx")
     assert EmbeddingIndex.load(folder).find_text("red bus", 1)[0].captions == ["a red bus"]
+
+
+def test_cli_search_by_text_shows_kind_and_recall(coco_index, capsys, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from core.cli import main
+
+    folder = coco_index[0].save(tmp_path / "idx")
+    assert main(["ssl", "search", "--index", str(folder), "--text", "a man riding a wave",
+                 "-k", "3", "--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    want = [r.image_id for r in coco_index[0].find_text("a man riding a wave", 3)]
+    assert [r["image_id"] for r in out["results"]] == want
+    assert out["kind"] == "exact" and out["recall_at_10"] == 1.0 and out["query"] == {"text": "a man riding a wave"}
+    assert main(["ssl", "search", "--index", str(folder), "--text", "'; DROP TABLE images; --"]) == 0
+    assert "index: exact, recall@10 1.000 (scores: BM25)" in capsys.readouterr().out
