@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # the same names for type checkers; at run time each loads on
         get_captioner,
         iter_caption_records,
     )
-    from core.images import DEFAULT_MAX_PIXELS, iter_image_files, load_image
+    from core.images import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, iter_image_files, load_image
 
 # Errors are light and caught everywhere: imported eagerly.
 from core.errors import (
@@ -41,7 +41,7 @@ __getattr__, __dir__ = lazy_exports(__name__, {
         "DEFAULT_MODEL", "Captioner", "CaptionRecord", "GenerationOptions", "caption",
         "caption_batch", "caption_records", "get_captioner", "iter_caption_records",
     ),
-    "core.images": ("DEFAULT_MAX_PIXELS", "iter_image_files", "load_image"),
+    "core.images": ("DEFAULT_MAX_PIXELS", "IMAGE_EXTENSIONS", "iter_image_files", "load_image"),
 })
 
 __version__ = "0.1.0"
@@ -49,6 +49,7 @@ __version__ = "0.1.0"
 __all__ = [
     "DEFAULT_MAX_PIXELS",
     "DEFAULT_MODEL",
+    "IMAGE_EXTENSIONS",
     "CaptionRecord",
     "Captioner",
     "CheckpointError",

@@ -42,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "means some failed.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("paths", nargs="+", metavar="PATH", help="image files, folders, or - for stdin")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="image files, folders, - for stdin, a text file of paths, tar shards (shards/{00000..00009}.tar or a glob) or parquet files/folders")
     add_model_args(p)
     add_generation_args(p)
     out = p.add_argument_group("input and output")
@@ -128,14 +128,17 @@ def check_output(args: argparse.Namespace, generation: dict[str, Any]) -> dict[s
     return saved
 
 
-def _inputs(args: argparse.Namespace, saved: dict[str, Any] | None) -> tuple[list, list, set[str]]:
-    """(inputs still to caption as (key, image) pairs, records already done, their keys)."""
+def _inputs(
+    args: argparse.Namespace, saved: dict[str, Any] | None
+) -> tuple[list, list, set[str], list[tuple[str, str]]]:
+    """(inputs still to caption as (key, image) pairs, records already done, their keys,
+    (key, reason) of source items that could not even be read)."""
     from core import iter_image_files
     from core.captioning import coco_image_id, read_done
 
     stdin_data = sys.stdin.buffer.read() if "-" in args.paths else None
-    paths = [str(p) for p in iter_image_files([p for p in args.paths if p != "-"],
-                                              recursive=not args.no_recursive)]
+    files, sourced = _split_sources(args)
+    paths = [str(p) for p in iter_image_files(files, recursive=not args.no_recursive)]
     existing = read_done(args.output, args.format) if saved is not None else []
     done = {r.path for r in existing}
 
@@ -148,9 +151,46 @@ def _inputs(args: argparse.Namespace, saved: dict[str, Any] | None) -> tuple[lis
             return False  # reported as an error when written
 
     todo: list[tuple[str, Any]] = [(p, p) for p in paths if not is_done(p)]
+    unreadable: list[tuple[str, str]] = []
+    for item in sourced:
+        if is_done(item.key):
+            continue
+        if item.error is not None:
+            unreadable.append((item.key, item.error))
+        else:
+            todo.append((item.key, item.image))
     if stdin_data is not None:
         todo.append(("-", stdin_data))
-    return todo, existing, done
+    return todo, existing, done, unreadable
+
+
+def _split_sources(args: argparse.Namespace) -> tuple[list[str], list[Any]]:
+    """Image files and plain folders (walked as before) vs. batch sources read item by item.
+
+    Tar shards (a ``.tar``, a glob or brace pattern), parquet files or folders and text files of
+    paths are read through ``core.datasets``, the same reader the ``--ray`` path uses.
+    """
+    from core import IMAGE_EXTENSIONS
+    from core.datasets import iter_source_items, open_source
+
+    ray_options = config_from_args(RayOptions, args)
+    files: list[str] = []
+    items: list[Any] = []
+    for arg in (a for a in args.paths if a != "-"):
+        path = Path(arg)
+        if path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS:
+            files.append(arg)
+            continue
+        if not path.exists() and not any(ch in arg for ch in "*?[{"):
+            files.append(arg)  # iter_image_files reports the missing path
+            continue
+        source = open_source(arg, columns=ray_options.run_kwargs()["columns"],
+                             recursive=not args.no_recursive)
+        if source.kind == "folder":
+            files.append(arg)  # a plain folder: keys stay the file paths, as before
+        else:
+            items.extend(iter_source_items(source))
+    return files, items
 
 
 def _open(args: argparse.Namespace, meta: dict[str, Any], resuming: bool) -> IO[str]:
@@ -174,8 +214,12 @@ def run(args: argparse.Namespace) -> int:
     if ray_options.ray is not None or args.format == "parquet":
         return run_on_ray(args, ray_options, gen)
     saved = check_output(args, gen)
-    todo, existing, done = _inputs(args, saved)
+    todo, existing, done, unreadable = _inputs(args, saved)
+    for key, why in unreadable:
+        print(f"img2text: skipped {key}: {why}", file=sys.stderr)
     if not todo:
+        if unreadable:
+            return 1
         if not args.quiet:
             print(f"img2text: nothing to do ({len(done)} already captioned)", file=sys.stderr)
         return 0
@@ -188,7 +232,7 @@ def run(args: argparse.Namespace) -> int:
     stream = _open(args, meta, resuming=saved is not None)
     writer = ResultWriter(stream, args.format, target=args.output, existing=existing,
                           header=not existing)
-    failed = 0
+    failed = len(unreadable)
     bar = tqdm(total=len(todo), unit="img", disable=args.quiet or len(todo) < PROGRESS_MIN,
                file=sys.stderr, desc="captioning")
     try:
@@ -211,7 +255,7 @@ def run(args: argparse.Namespace) -> int:
         if stream is not sys.stdout:
             stream.close()
     if not args.quiet:
-        print(f"img2text: captioned {len(todo) - failed} image(s), {failed} failed"
+        print(f"img2text: captioned {len(todo) + len(unreadable) - failed} image(s), {failed} failed"
               + (f", {len(done)} already done" if done else ""), file=sys.stderr)
     return 1 if failed else 0
 
