@@ -27,8 +27,11 @@ from core.cli.options import (
     generation_kwargs,
     quiet_transformers,
 )
+from core.datasets import LIST_SUFFIXES
 from core.distributed import RayOptions
 
+# Files read as batch sources rather than as one image: tar shards, parquet, lists of paths.
+BATCH_SUFFIXES = (".tar", ".parquet", *LIST_SUFFIXES)
 PROGRESS_MIN = 4  # show a progress bar from this many images on
 MODEL_KEYS = ("model", "revision", "dtype")  # the model settings a resumed file must share
 
@@ -170,7 +173,6 @@ def _split_sources(args: argparse.Namespace) -> tuple[list[str], list[Any]]:
     Tar shards (a ``.tar``, a glob or brace pattern), parquet files or folders and text files of
     paths are read through ``core.datasets``, the same reader the ``--ray`` path uses.
     """
-    from core import IMAGE_EXTENSIONS
     from core.datasets import iter_source_items, open_source
 
     ray_options = config_from_args(RayOptions, args)
@@ -178,11 +180,10 @@ def _split_sources(args: argparse.Namespace) -> tuple[list[str], list[Any]]:
     items: list[Any] = []
     for arg in (a for a in args.paths if a != "-"):
         path = Path(arg)
-        if path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS:
-            files.append(arg)
-            continue
-        if not path.exists() and not any(ch in arg for ch in "*?[{"):
-            files.append(arg)  # iter_image_files reports the missing path
+        pattern = not path.exists() and any(ch in arg for ch in "*?[{")
+        batch_file = path.is_file() and path.suffix.lower() in BATCH_SUFFIXES
+        if not (path.is_dir() or batch_file or pattern):
+            files.append(arg)  # an image file (or not one: load_image says why, as before)
             continue
         source = open_source(arg, columns=ray_options.run_kwargs()["columns"],
                              recursive=not args.no_recursive)

@@ -15,7 +15,14 @@ from core.datasets.coco import NOTEBOOK_ROOT, CocoLayout, coco_layouts, coco_rec
 from core.datasets.discover import find_dataset, sibling_split
 from core.datasets.folders import folder_dataset
 from core.datasets.shards import SourceItem, iter_shard, iter_source_items
-from core.datasets.sources import SOURCE_KINDS, Columns, ImageSource, Shard, open_source
+from core.datasets.sources import (
+    LIST_SUFFIXES,
+    SOURCE_KINDS,
+    Columns,
+    ImageSource,
+    Shard,
+    open_source,
+)
 from core.datasets.tiny_coco import (
     EXPECTED_IMAGES,
     SPLITS,
@@ -45,6 +52,7 @@ __all__ = [
     "sibling_split",
     "verify_tiny_coco",
     # batch sources (folders, path lists, webdataset tar shards, parquet), see core.datasets.sources
+    "LIST_SUFFIXES",
     "SOURCE_KINDS",
     "Columns",
     "ImageSource",
