@@ -119,10 +119,13 @@ class ModelLoader:
             captioner = self._load(self.model, device=self.device)
         except Img2TextError as exc:
             error = str(exc)
-        except (OSError, RuntimeError, ValueError) as exc:  # process boundary of the load thread
+        except Exception as exc:  # thread boundary: an escaped error would leave every get() waiting
             error = f"{type(exc).__name__}: {exc}"
-        with self._lock:
-            self._captioner, self._error = captioner, error
-            self._failed_at = self._clock()
-            self._thread = None
-            done.set()
+        finally:
+            with self._lock:
+                self._captioner, self._error = captioner, error
+                if captioner is None and error is None:  # a BaseException (e.g. SystemExit) ended the load
+                    self._error = "the captioning model load was interrupted; press Retry"
+                self._failed_at = self._clock()
+                self._thread = None
+                done.set()
