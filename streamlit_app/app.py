@@ -31,11 +31,14 @@ def main() -> None:
     st.title("image-to-text")
     st.caption("Caption images, find similar ones, and inspect training runs.")
     loader = resources.model(settings.model, settings.device)
-    st.fragment(common.model_bar, run_every=None if loader.state.status == "ready" else 2)(loader)
+    bar = st.empty()
+    settled = common.model_bar(bar, loader)
     tabs = st.tabs(["Caption", "Batch", "Similar images", "Training run"])
     for tab, view in zip(tabs, (caption, batch, similar, run), strict=True):
         with tab:
             view.render(settings)
+    if not settled:
+        common.follow_model_load(bar, loader)
 
 
 main()

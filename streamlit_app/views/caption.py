@@ -78,7 +78,7 @@ def render(settings: AppSettings) -> None:
         name, data = current
         key = (digest(data), tuple(sorted(generation.items())))
         stored = st.session_state.get(STATE)
-        if stored is None or stored["key"] != key:
+        if stored is None or stored["key"] != key or stored.get("model_error"):  # a Retry may have fixed it
             stored = st.session_state[STATE] = {"key": key, **_caption(name, data, generation, settings)}
         if stored["preview"] is not None:
             st.image(stored["preview"], caption=name, width=320)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,19 +18,39 @@ from core.workflows import ModelLoader, load_upload
 from streamlit_app import resources
 
 
-def model_bar(loader: ModelLoader) -> None:
-    """Loading / ready / failed with the fix and a Retry button (a fragment that polls while loading)."""
+def model_bar(slot: Any, loader: ModelLoader) -> bool:
+    """Show the model's state in ``slot``: ready, or failed with the fix and a Retry button.
+
+    Returns False (after showing "loading") while the model still loads: the page then calls
+    :func:`follow_model_load` after its tabs, so the tabs are usable while the bar keeps up.
+    """
     state = loader.state
-    if state.status == "failed":
+    if state.status in ("idle", "loading"):
+        slot.info(state.text)
+        return False
+    with slot.container():
+        if state.status == "ready":
+            st.caption(state.text)
+            return True
         st.error(state.text)
         st.code(streamlit_fix(state.message), language=None, wrap_lines=True)
         if st.button("Retry loading the model", key="model-retry"):
             loader.retry()
             st.rerun()
-    elif state.status == "ready":
-        st.caption(state.text)
-    else:
-        st.info(state.text)
+    return True
+
+
+def follow_model_load(slot: Any, loader: ModelLoader, poll_s: float = 0.5) -> None:
+    """Keep the bar in ``slot`` current until the load ends (the end of the page's script run).
+
+    A plain loop, not a ``run_every`` fragment: timed fragment reruns racing a full rerun (an upload
+    while the model loads) left pages without their tabs. Each ``slot.info`` is a point where a
+    widget interaction stops this run and starts the next one, so the loop never holds a user up.
+    """
+    while loader.state.status == "loading":
+        slot.info(loader.state.text)
+        time.sleep(poll_s)
+    model_bar(slot, loader)
 
 
 def streamlit_fix(message: str) -> str:
