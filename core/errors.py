@@ -42,3 +42,11 @@ class ConfigError(Img2TextError, ValueError):
 
 class DatasetError(Img2TextError, ValueError):
     """A data set folder or annotation file is missing, malformed or unsafe."""
+
+
+class DatasetNotFoundError(DatasetError, FileNotFoundError):
+    """A data folder, split, annotation or reference file, or an annotated image is missing.
+
+    Both a :class:`DatasetError` (so front ends catch it with the project's errors) and a
+    ``FileNotFoundError`` (what callers caught before the errors had a common base).
+    """

@@ -5,15 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.errors import DatasetError
+from core.errors import DatasetNotFoundError
 
-
-class DatasetNotFoundError(DatasetError, FileNotFoundError):
-    """A data folder, split, annotation file or annotated image is missing.
-
-    Both a :class:`core.DatasetError` (so front ends catch it with the project's errors) and a
-    ``FileNotFoundError`` (what callers caught before the errors had a common base).
-    """
+__all__ = ["DatasetInfo", "DatasetNotFoundError", "ImageRecord"]  # the error lives in core.errors
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""``img2text eval`` gives COCOEvalCap's scores to the last digit (BLEU-1..4, CIDEr-D)."""
+"""``img2text eval`` gives COCOEvalCap's scores to the last digit (BLEU-1..4, ROUGE-L, CIDEr-D)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from tests.core.captioning.ptb_cases import HARD_CASES
 from tests.core.captioning.test_ptb_tokenize import require_java
 
 REPO = Path(__file__).resolve().parents[3]
-TOOLKIT = {"BLEU-1": "Bleu_1", "BLEU-2": "Bleu_2", "BLEU-3": "Bleu_3", "BLEU-4": "Bleu_4", "CIDEr-D": "CIDEr"}
+TOOLKIT = {"BLEU-1": "Bleu_1", "BLEU-2": "Bleu_2", "BLEU-3": "Bleu_3", "BLEU-4": "Bleu_4",
+           "ROUGE-L": "ROUGE_L", "CIDEr-D": "CIDEr"}
 
 
 class _Skipped:
@@ -88,7 +89,7 @@ def test_img2text_eval_equals_coco_eval_cap(tiny_coco_dir: Path, tmp_path: Path,
         assert ours["tokenizer"] == tokenizer and ours["images"] == 50
         for name, value in toolkit.items():
             assert ours[name] == value, f"{tokenizer}: {name} {ours[name]!r} != COCOEvalCap {value!r}"
-    assert 0 < toolkit["BLEU-1"] < 1 and toolkit["CIDEr-D"] > 0
+    assert 0 < toolkit["BLEU-1"] < 1 and 0 < toolkit["ROUGE-L"] < 1 and toolkit["CIDEr-D"] > 0
 
 
 def test_tiny_model_captions_score_as_coco_eval_cap(tiny_coco_dir: Path, tiny_model_dir: Path,
