@@ -1,4 +1,4 @@
-"""``img2text eval``: BLEU-1..4 and CIDEr-D of captions against COCO references."""
+"""``img2text eval``: BLEU-1..4, ROUGE-L and CIDEr-D of captions against COCO references."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from core.captioning import METRICS, References, score_captions
 from core.cli.options import (
     CAPTION_BATCH_SIZE,
     add_batch_size,
+    add_data,
     add_generation_args,
     add_model_args,
     add_quiet,
@@ -27,21 +28,24 @@ _EXT_FORMAT = {".jsonl": "jsonl", ".csv": "csv", ".json": "coco"}
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "eval",
-        help="score captions against COCO reference captions (BLEU, CIDEr-D)",
+        help="score captions against COCO reference captions (BLEU, ROUGE-L, CIDEr-D)",
         description="Score a captions file (from `img2text caption`) against COCO-format "
-        "reference captions, or caption a COCO split directly and score it.",
+        "reference captions, or caption a data folder's split directly and score it.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--captions", type=Path, help="captions file: .txt (text), .jsonl, .csv or .json (coco)")
-    src.add_argument("--data", type=Path, help="COCO folder with annotations/ and SPLIT/: caption SPLIT now")
-    p.add_argument("--split", default="val2017", help="split to use with --data")
+    add_data(p, split="val2017", group=src,
+             help="data folder to caption SPLIT of now: a COCO layout (DIR/annotations/captions_SPLIT.json "
+             "+ DIR/SPLIT/, or the notebook's tiny_coco_dataset-master/{annotations/captions.json, "
+             "images/SPLIT/}) or a plain image folder (with --references)",
+             split_help="split to caption with --data (ignored for a plain folder)")
     p.add_argument("--references", type=Path, default=None,
-                   help="COCO captions JSON (default with --data: DATA/annotations/captions_SPLIT.json)")
+                   help="COCO captions JSON (default with --data: the caption annotations of its layout)")
     p.add_argument("--per-image", type=Path, default=None, help="write per-image scores here (JSONL)")
     p.add_argument("--tokenizer", choices=("auto", "java", "python"), default="auto",
                    help="PTB tokenization: the COCO toolkit's Java one, its pure-Python port, or "
-                   "auto (java when installed)")
+                   "auto (java when it runs, else python; the output says which ran and why)")
     p.add_argument("--output-format", choices=("text", "json"), default="text", help="how to print the scores")
     add_batch_size(p, CAPTION_BATCH_SIZE)
     add_quiet(p, help="no progress bar while captioning --data")
@@ -50,46 +54,58 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _predictions(args: argparse.Namespace, refs: References) -> dict[int, str]:
-    from core.captioning import read_done
+def _references_path(args: argparse.Namespace, found: Path | None) -> Path:
+    """``--references``, else the captions file found in ``--data``.
 
-    if args.captions is not None:
-        if not args.captions.is_file():
-            raise DatasetError(f"{args.captions}: captions file not found")
-        fmt = _EXT_FORMAT.get(args.captions.suffix.lower(), "text")
-        records = [r for r in read_done(args.captions, fmt) if r.ok]
-        paths = [r.path for r in records]
-        texts = [r.caption for r in records]
-    else:
-        paths, texts = _caption_split(args, refs)
-    preds: dict[int, str] = {}
-    unmatched = 0
-    for path, text in zip(paths, texts, strict=True):
+    Raises:
+        ConfigError: ``--captions`` without ``--references``.
+        DatasetError: ``--data`` without caption annotations and without ``--references``.
+    """
+    if args.references is not None:
+        return args.references
+    if found is not None:
+        return found
+    if args.data is None:
+        raise ConfigError("--references FILE (the COCO captions JSON) is required with --captions")
+    from core.datasets import coco_layouts
+
+    looked = "\n".join(f"  {layout.captions}" for layout in coco_layouts(args.data, args.split))
+    raise DatasetError(f"{args.data}: no caption annotations for split {args.split!r}; looked for:\n"
+                       f"{looked}\npass the references with --references FILE")
+
+
+def _with_references(images: list[Path], refs: References, args: argparse.Namespace) -> list[Path]:
+    """The images that have reference captions (matched by file name, then numeric stem).
+
+    Raises:
+        DatasetError: none of them has references (wrong split or references file).
+    """
+    keep = []
+    for path in images:
         try:
-            preds[refs.image_id(path)] = text
+            refs.image_id(str(path))
         except KeyError:
-            unmatched += 1
-    if unmatched:
-        print(f"img2text: {unmatched} caption(s) have no reference and were ignored", file=sys.stderr)
-    return preds
+            continue
+        keep.append(path)
+    if not keep:
+        raise DatasetError(f"{args.data}: none of its {len(images)} image(s) for split {args.split!r} has "
+                           "reference captions; check --split and --references")
+    if len(keep) < len(images):
+        print(f"img2text: {len(images) - len(keep)} image(s) have no reference and were skipped",
+              file=sys.stderr)
+    return keep
 
 
-def _caption_split(args: argparse.Namespace, refs: References) -> tuple[list[str], list[str]]:
-    """Caption the images of ``--data/--split`` that have references, with a progress bar."""
+def _caption_images(args: argparse.Namespace, images: list[Path]) -> tuple[list[str], list[str]]:
+    """Caption ``images`` with the model options, with a progress bar."""
     from tqdm import tqdm
 
     from core.captioning import get_captioner, iter_caption_records
 
-    folder = args.data / args.split
-    if not folder.is_dir():
-        raise DatasetError(f"{folder}: image folder not found")
-    names = sorted(n for n in refs.file_ids if (folder / n).is_file())
-    if not names:
-        raise DatasetError(f"{folder}: none of the images in the references are here")
     gen = generation_kwargs(args)
     quiet_transformers()
     captioner = get_captioner(args.model, device=args.device, dtype=args.dtype)
-    inputs = [(str(folder / n), str(folder / n)) for n in names]
+    inputs = [(str(p), str(p)) for p in images]
     with tqdm(total=len(inputs), unit="img", desc="captioning", file=sys.stderr,
               disable=args.quiet) as bar:
         records = list(iter_caption_records(captioner, inputs, batch_size=args.batch_size,
@@ -97,20 +113,63 @@ def _caption_split(args: argparse.Namespace, refs: References) -> tuple[list[str
     return [r.path for r in records], [r.caption for r in records]
 
 
+def _read_captions(path: Path) -> tuple[list[str], list[str]]:
+    """(paths, captions) of the successful records of a captions file."""
+    from core.captioning import read_done
+
+    if not path.is_file():
+        raise DatasetError(f"{path}: captions file not found; write one with `img2text caption -o FILE`")
+    fmt = _EXT_FORMAT.get(path.suffix.lower(), "text")
+    records = [r for r in read_done(path, fmt) if r.ok]
+    return [r.path for r in records], [r.caption for r in records]
+
+
+def _predictions(paths: list[str], texts: list[str], refs: References) -> dict[int, str]:
+    """``{image_id: caption}``; captions without references, and repeats, are reported and dropped."""
+    preds: dict[int, str] = {}
+    unmatched = repeated = 0
+    for path, text in zip(paths, texts, strict=True):
+        try:
+            image_id = refs.image_id(path)
+        except KeyError:
+            unmatched += 1
+            continue
+        if image_id in preds:
+            repeated += 1  # e.g. the same file name in two sub-folders of a plain folder
+            continue
+        preds[image_id] = text
+    if unmatched:
+        print(f"img2text: {unmatched} caption(s) have no reference and were ignored", file=sys.stderr)
+    if repeated:
+        print(f"img2text: {repeated} caption(s) repeat an image already captioned; the first was kept",
+              file=sys.stderr)
+    return preds
+
+
+def _write_per_image(path: Path, per_image: dict[int, dict[str, float]]) -> None:
+    from core.fileio import atomic_write_text
+
+    atomic_write_text(path, "".join(json.dumps({"image_id": image_id, **scores}) + "\n"
+                                    for image_id, scores in per_image.items()))
+
+
 def run(args: argparse.Namespace) -> int:
-    ref_path = args.references
-    if ref_path is None:
-        if args.data is None:
-            raise ConfigError("--references is required with --captions")
-        ref_path = args.data / "annotations" / f"captions_{args.split}.json"
-    refs = References.from_coco_json(ref_path)
-    report = score_captions(_predictions(args, refs), refs, tokenizer=args.tokenizer)
+    from core.datasets import find_caption_images
+
+    images, found = find_caption_images(args.data, args.split) if args.data is not None else ([], None)
+    refs = References.from_coco_json(_references_path(args, found))
+    if args.data is not None:
+        paths, texts = _caption_images(args, _with_references(images, refs, args))
+    else:
+        paths, texts = _read_captions(args.captions)
+    report = score_captions(_predictions(paths, texts, refs), refs, tokenizer=args.tokenizer)
     if args.per_image is not None:
-        with open(args.per_image, "w", encoding="utf-8") as fh:
-            for image_id, scores in report.per_image.items():
-                fh.write(json.dumps({"image_id": image_id, **scores}) + "\n")
+        _write_per_image(args.per_image, report.per_image)
+    if report.tokenizer_note:
+        print(f"img2text: {report.tokenizer_note}", file=sys.stderr)
     if args.output_format == "json":
-        print(json.dumps({"images": report.count, "tokenizer": report.tokenizer, **report.overall}, indent=2))
+        print(json.dumps({"images": report.count, "tokenizer": report.tokenizer,
+                          "tokenizer_note": report.tokenizer_note or None, **report.overall}, indent=2))
     else:
         print(f"images scored: {report.count}")
         print(f"tokenizer: {report.tokenizer} ({_TOKENIZER_NAMES[report.tokenizer]})")

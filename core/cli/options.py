@@ -39,9 +39,22 @@ def add_batch_size(parser: argparse.ArgumentParser | argparse._ArgumentGroup, de
 
 
 def add_data(parser: argparse.ArgumentParser, *, split: str, help: str = "data folder",
-             split_help: str = "split folder for annotated layouts", required: bool = True) -> None:
-    """``--data DIR`` and ``--split S`` (the split's default differs per command)."""
-    parser.add_argument("--data", required=required, type=Path, metavar="DIR", help=help)
+             split_help: str = "split folder for annotated layouts", required: bool = True,
+             group: argparse._MutuallyExclusiveGroup | None = None) -> None:
+    """``--data DIR`` and ``--split S`` (the split's default differs per command).
+
+    Args:
+        parser: the sub-command's parser (``--split`` always goes here).
+        split: the default split.
+        help: help of ``--data``.
+        split_help: help of ``--split``.
+        required: whether ``--data`` must be given (ignored with ``group``: the group decides).
+        group: a mutually exclusive group to put ``--data`` in, e.g. ``--data`` or ``--captions``.
+    """
+    if group is not None:
+        group.add_argument("--data", type=Path, metavar="DIR", help=help)
+    else:
+        parser.add_argument("--data", required=required, type=Path, metavar="DIR", help=help)
     parser.add_argument("--split", default=split, help=split_help)
 
 

@@ -11,8 +11,8 @@ Used by SSL training, image search and caption evaluation.
 """
 
 from core.datasets.base import DatasetInfo, DatasetNotFoundError, ImageRecord
-from core.datasets.coco import NOTEBOOK_ROOT, CocoLayout, coco_layouts, coco_records
-from core.datasets.discover import find_dataset, sibling_split
+from core.datasets.coco import NOTEBOOK_ROOT, CocoLayout, caption_layout, coco_layouts, coco_records
+from core.datasets.discover import find_caption_images, find_dataset, sibling_split
 from core.datasets.folders import folder_dataset
 from core.datasets.shards import SourceItem, iter_shard, iter_source_items
 from core.datasets.sources import (
@@ -42,11 +42,13 @@ __all__ = [
     "DatasetInfo",
     "DatasetNotFoundError",
     "ImageRecord",
+    "caption_layout",
     "coco_layouts",
     "coco_records",
     "describe_dataset",
     "download",
     "extract_zip",
+    "find_caption_images",
     "find_dataset",
     "folder_dataset",
     "sibling_split",

@@ -66,6 +66,17 @@ def coco_layouts(data_dir: Path, split: str) -> list[CocoLayout]:
     return out
 
 
+def caption_layout(data_dir: str | os.PathLike, split: str) -> CocoLayout | None:
+    """The first layout of ``data_dir`` (in :func:`coco_layouts` order) that has caption
+    annotations and an image folder for ``split``, or None.
+
+    Caption scoring needs these two, not the instance annotations that :func:`find_dataset`
+    requires, so a COCO folder with only ``captions_S.json`` works too.
+    """
+    return next((layout for layout in coco_layouts(Path(data_dir), split)
+                 if layout.captions.is_file() and layout.images_dir.is_dir()), None)
+
+
 def load_coco(path: Path) -> Any:
     """Parse a COCO annotation file with pycocotools (its progress prints are swallowed).
 

@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 
 from core.datasets.base import DatasetInfo, DatasetNotFoundError
-from core.datasets.coco import coco_layouts, coco_records
+from core.datasets.coco import caption_layout, coco_layouts, coco_records
 from core.datasets.folders import folder_dataset
 from core.images import IMAGE_EXTENSIONS
 
@@ -62,6 +62,39 @@ def find_dataset(data_dir: str | os.PathLike, split: str = "train2017", *, stric
     raise DatasetNotFoundError(
         f"no data set found in {root} for split {split!r}; looked for:\n" + "\n".join(looked)
     )
+
+
+def find_caption_images(data_dir: str | os.PathLike, split: str) -> tuple[list[Path], Path | None]:
+    """The image files of ``split`` in ``data_dir`` and the caption annotations that go with them.
+
+    For caption scoring. A COCO layout with caption annotations and an image folder for
+    ``split`` (:func:`~core.datasets.caption_layout`; instance annotations are not needed) gives
+    every image file in that folder and its captions file. Otherwise :func:`find_dataset`
+    decides: an annotated layout without captions, or a plain image folder (captions: None).
+
+    Args:
+        data_dir: the data folder.
+        split: split folder name for the annotated layouts (ignored for a plain folder).
+
+    Returns:
+        ``(image files sorted by path, the COCO captions file or None)``.
+
+    Raises:
+        DatasetNotFoundError: nothing found (the message lists what was looked for), or caption
+            annotations that are not for ``split`` or lack its image folder (a wrong split must
+            not silently become every image under ``data_dir``).
+    """
+    root = Path(data_dir).expanduser()
+    layout = caption_layout(root, split)
+    if layout is not None:
+        return [r.path for r in folder_dataset(layout.images_dir).records], layout.captions
+    layouts = coco_layouts(root, split)
+    if any(next(lay.captions.parent.glob("captions*.json"), None) for lay in layouts):
+        looked = [f"  [{lay.name}] {kind} {p} ({'found' if p.exists() else 'missing'})"
+                  for lay in layouts for p, kind in ((lay.captions, "file"), (lay.images_dir, "folder"))]
+        raise DatasetNotFoundError(f"{root}: caption annotations found, but not with an image folder for split "
+                                   f"{split!r}; check --split. Looked for:\n" + "\n".join(looked))
+    return [r.path for r in find_dataset(root, split).records], None
 
 
 def sibling_split(split: str | None) -> str | None:

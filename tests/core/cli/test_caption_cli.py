@@ -6,11 +6,13 @@ import csv
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 import core
 from core.cli import main
@@ -165,6 +167,67 @@ def test_eval_scores_a_captions_file_and_a_split(capsys, tiny_model_dir: Path, t
     assert json.loads(out2) == scores  # captioning the split directly gives the same scores
     code, _, err = run(capsys, "eval", "--captions", str(tmp_path / "missing.jsonl"), "--references", str(refs))
     assert code == 2 and "not found" in err
+
+
+def _copy(files: list[Path], folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for f in files:
+        shutil.copy(f, folder / f.name)
+
+
+def test_eval_data_reads_every_layout_core_datasets_knows(capsys, tiny_model_dir: Path, tiny_coco_dir: Path,
+                                                          tmp_path: Path) -> None:
+    """--data: Tiny COCO's layout (captions only), the notebook's, and a plain folder with
+    --references all give the scores of `img2text caption` + `eval --captions` on the same images."""
+    refs = tiny_coco_dir / "annotations" / "captions_val2017.json"
+    images = sorted((tiny_coco_dir / "val2017").glob("*.jpg"))[:6]
+    fast = [*GREEDY, "--max-new-tokens", "4", "--model", str(tiny_model_dir), "-q", "--output-format", "json"]
+    caps = tmp_path / "six.jsonl"
+    assert run(capsys, "caption", *map(str, images), "--model", str(tiny_model_dir), *GREEDY,
+               "--max-new-tokens", "4", "--format", "jsonl", "-o", str(caps), "-q")[0] == 0
+    code, out, err = run(capsys, "eval", "--captions", str(caps), "--references", str(refs), "--output-format", "json")
+    assert code == 0, err
+    want = json.loads(out)
+    assert want["images"] == 6 and set(want) >= {"BLEU-4", "ROUGE-L", "CIDEr-D", "tokenizer", "tokenizer_note"}
+
+    published = tmp_path / "published"  # DIR/annotations/captions_val2017.json + DIR/val2017/, no instances
+    _copy(images, published / "val2017")
+    _copy([refs], published / "annotations")
+    notebook = tmp_path / "notebook"  # DIR/tiny_coco_dataset-master/{annotations/captions.json, images/val2017/}
+    _copy(images, notebook / "tiny_coco_dataset-master" / "images" / "val2017")
+    (notebook / "tiny_coco_dataset-master" / "annotations").mkdir()
+    shutil.copy(refs, notebook / "tiny_coco_dataset-master" / "annotations" / "captions.json")
+    plain = tmp_path / "plain"  # any folder of images, some in sub-folders, one without references
+    _copy(images[:3], plain)
+    _copy(images[3:], plain / "sub")
+    Image.new("RGB", (32, 24), (200, 30, 30)).save(plain / "no-reference.png")
+    for data, extra in ((published, []), (notebook, []), (plain, ["--references", str(refs)])):
+        per_image = tmp_path / f"{data.name}-scores.jsonl"
+        code, out, err = run(capsys, "eval", "--data", str(data), "--split", "val2017", *extra, *fast,
+                             "--per-image", str(per_image))
+        assert code == 0, (data.name, err)
+        assert json.loads(out) == want, data.name
+        rows = [json.loads(line) for line in per_image.read_text().splitlines()]
+        assert len(rows) == 6 and all(set(r) == {"image_id", *want} - {"images", "tokenizer", "tokenizer_note"}
+                                      for r in rows)
+        assert ("1 image(s) have no reference and were skipped" in err) == (data is plain)
+
+    code, _, err = run(capsys, "eval", "--data", str(plain), "--split", "val2017", *fast)
+    assert code == 2 and "no caption annotations for split 'val2017'" in err and "--references FILE" in err
+    assert str(plain / "annotations" / "captions_val2017.json") in err  # names what it looked for
+    code, _, err = run(capsys, "eval", "--data", str(tmp_path / "absent"), *fast)
+    assert code == 2 and "data folder not found" in err
+    code, _, err = run(capsys, "eval", "--data", str(published), "--split", "train2017",
+                       "--references", str(refs), *fast)  # a wrong split is not "every image here"
+    assert code == 2 and "not with an image folder for split 'train2017'; check --split" in err
+    code, _, err = run(capsys, "eval", "--data", str(plain), *fast, "--references",
+                       str(tiny_coco_dir / "annotations" / "captions_train2017.json"))
+    assert code == 2 and "none of its 7 image(s)" in err and "check --split and --references" in err
+    code, _, err = run(capsys, "eval", "--captions", str(caps), *fast)
+    assert code == 2 and "--references FILE" in err
+    with pytest.raises(SystemExit):  # --data and --captions exclude each other (argparse usage error)
+        main(["eval", "--captions", str(caps), "--data", str(plain)])
+    assert "not allowed with argument" in capsys.readouterr().err
 
 
 def test_max_pixels_applies_to_the_run_without_changing_the_cached_captioner(

@@ -7,8 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from core.datasets import DatasetInfo, ImageRecord, find_dataset, sibling_split
-from tests.fixtures.datasets import build_notebook, build_tiny_coco, make_folder
+from core.datasets import (
+    DatasetInfo,
+    DatasetNotFoundError,
+    ImageRecord,
+    caption_layout,
+    find_caption_images,
+    find_dataset,
+    sibling_split,
+)
+from tests.fixtures.datasets import build_notebook, build_tiny_coco, captions_json, make_folder
 
 
 def test_tiny_coco_layout_generated(tmp_path: Path) -> None:
@@ -124,3 +132,37 @@ def test_wrong_split_of_an_annotated_layout_is_an_error_not_a_folder(tmp_path: P
     root = build_tiny_coco(tmp_path, n=2)
     with pytest.raises(FileNotFoundError, match="instances_test2017.json"):
         find_dataset(root, "test2017")
+
+
+def test_caption_images_of_each_layout(tmp_path: Path) -> None:
+    """Caption scoring's discovery: the split's images and the captions file that goes with them."""
+    root = build_tiny_coco(tmp_path / "tc", n=3, splits=("train2017", "val2017"))
+    (root / "annotations" / "instances_val2017.json").unlink()  # captions are enough here
+    images, captions = find_caption_images(root, "val2017")
+    assert captions == root / "annotations" / "captions_val2017.json"
+    assert images == sorted((root / "val2017").glob("*.png")) and len(images) == 3
+    layout = caption_layout(root, "train2017")
+    assert layout is not None and (layout.name, layout.images_dir) == ("tiny_coco", root / "train2017")
+
+    base = tmp_path / "nb" / "tiny_coco_dataset-master"  # the notebook's layout, DIR outside or inside it
+    make_folder(base / "images" / "val2017", 2)
+    (base / "annotations").mkdir()
+    (base / "annotations" / "captions.json").write_text(json.dumps(captions_json(["img_000.png"])))
+    for data_dir in (tmp_path / "nb", base):
+        images, captions = find_caption_images(data_dir, "val2017")
+        assert captions == base / "annotations" / "captions.json" and len(images) == 2
+
+    make_folder(tmp_path / "plain" / "sub", 2)  # a plain folder: its images, no captions file
+    images, captions = find_caption_images(tmp_path / "plain", "val2017")
+    assert captions is None and [p.name for p in images] == ["img_000.png", "img_001.png"]
+
+
+def test_caption_images_wrong_split_is_an_error_not_every_image(tmp_path: Path) -> None:
+    root = build_tiny_coco(tmp_path, n=2, splits=("val2017",))
+    (root / "annotations" / "instances_val2017.json").unlink()
+    with pytest.raises(DatasetNotFoundError, match="not with an image folder for split 'test2017'") as err:
+        find_caption_images(root, "test2017")
+    assert str(root / "annotations" / "captions_test2017.json") in str(err.value)
+    with pytest.raises(DatasetNotFoundError, match="data folder not found"):
+        find_caption_images(tmp_path / "absent", "val2017")
+    assert caption_layout(tmp_path / "absent", "val2017") is None
