@@ -2,14 +2,21 @@
 
 * runs: a training run's summary, history table, the index built from its weights, sample retrievals
 * uploads: example-file discovery and upload loading under the pixel and byte caps
-* batch: the Batch tab (uploads -> caption records with thumbnails)
+* batch: the Batch tab (uploads -> caption records with thumbnails, the file limit, the summary)
 * model: the captioner loading in the background, with a remembered failure
 * batcher: concurrent caption requests merged into one model call
 * indexes: the configured indexes, loaded once
 * similarity: the collapse warning and "this upload is a gallery image"
+* similar: the Similar images tab (a query by upload, gallery image or words -> results, note, rows)
 """
 
-from core.workflows.batch import BatchRow, caption_uploads, thumbnail_uri
+from core.workflows.batch import (
+    BatchRow,
+    batch_problem,
+    batch_summary,
+    caption_uploads,
+    thumbnail_uri,
+)
 from core.workflows.batcher import CaptionBatcher
 from core.workflows.indexes import IndexShelf
 from core.workflows.model import ModelLoader, ModelState
@@ -25,6 +32,16 @@ from core.workflows.runs import (
     sample_retrievals,
     weights_sha256,
 )
+from core.workflows.similar import (
+    NO_CAPTIONS,
+    SimilarAnswer,
+    gallery_path,
+    hit_label,
+    index_label,
+    result_rows,
+    search_gallery,
+    words_unavailable,
+)
 from core.workflows.similarity import (
     EmbeddingHealth,
     Neighbours,
@@ -37,6 +54,7 @@ from core.workflows.uploads import example_files, load_upload, load_uploads
 
 __all__ = [
     "HISTORY_COLUMNS",
+    "NO_CAPTIONS",
     "BatchRow",
     "CaptionBatcher",
     "EmbeddingHealth",
@@ -47,19 +65,28 @@ __all__ = [
     "RunInfo",
     "RunSummary",
     "SampleRetrieval",
+    "SimilarAnswer",
+    "batch_problem",
+    "batch_summary",
     "caption_uploads",
     "collapse_warning",
     "embedding_health",
     "example_files",
     "find_neighbours",
     "gallery_matches",
+    "gallery_path",
     "history_rows",
+    "hit_label",
     "index_for_run",
+    "index_label",
     "load_upload",
     "load_uploads",
     "read_run",
+    "result_rows",
     "run_summary",
     "sample_retrievals",
+    "search_gallery",
     "thumbnail_uri",
     "weights_sha256",
+    "words_unavailable",
 ]

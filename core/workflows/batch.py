@@ -14,7 +14,7 @@ from core.captioning import Captioner, CaptionRecord, caption_records
 from core.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
 from core.workflows.uploads import Upload, load_uploads
 
-__all__ = ["BatchRow", "caption_uploads", "thumbnail_uri"]
+__all__ = ["BatchRow", "batch_problem", "batch_summary", "caption_uploads", "thumbnail_uri"]
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,21 @@ class BatchRow:
 
     record: CaptionRecord  # file name, caption or error
     thumbnail: str | None  # PNG data URI of a small copy; None when the file is not an image
+
+
+def batch_problem(count: int, limit: int) -> str | None:
+    """Why a batch of ``count`` files cannot run (none, or over the app's ``limit``), or None."""
+    if count == 0:
+        return "Upload one or more images first."
+    if count > limit:
+        return f"{count} files: the limit is {limit} per run; caption them in runs of at most {limit}."
+    return None
+
+
+def batch_summary(records: Sequence[CaptionRecord]) -> str:
+    """``"2 captioned, 1 failed"``."""
+    failed = sum(1 for r in records if not r.ok)
+    return f"{len(records) - failed} captioned, {failed} failed"
 
 
 def thumbnail_uri(image: Image.Image, size: int = 96) -> str:

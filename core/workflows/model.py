@@ -27,13 +27,14 @@ class ModelState:
 
     status: Status  # idle (not started), loading, ready or failed
     message: str  # the model's name when ready; the fix-it text when failed
+    attempts: int = 0  # load attempts so far (a failure answered from memory does not add one)
 
     @property
     def text(self) -> str:
-        """One line for a status bar."""
+        """One line for a status bar (a failure names the attempt, so a Retry shows as a new one)."""
         return {"idle": "Model not loaded yet", "loading": f"Loading the captioning model {self.message}…",
                 "ready": f"Model ready: {self.message}",
-                "failed": "The captioning model could not be loaded."}[self.status]
+                "failed": f"The captioning model could not be loaded (attempt {self.attempts})."}[self.status]
 
 
 class ModelLoader:
@@ -68,7 +69,7 @@ class ModelLoader:
             if self._thread is not None:
                 return ModelState("loading", self.model or "")
             if self._error is not None:
-                return ModelState("failed", self._error)
+                return ModelState("failed", self._error, self.attempts)
             return ModelState("idle", self.model or "")
 
     def start(self) -> None:

@@ -37,6 +37,7 @@ class AppData:
     gallery: Path  # 16 generated images (the index's image folder)
     run: Path  # a 2-epoch SimCLR run over the gallery
     index: Path  # EmbeddingIndex of the gallery built from the run's checkpoint
+    collapsed: Path  # the same index with every embedding near one point and no captions
     examples: Path  # 3 example images
     good: Path  # a valid query / caption image
     not_image: Path  # a text file named .jpg
@@ -47,8 +48,8 @@ class AppData:
 def app_data(base: Path) -> AppData:
     """Build (or reuse) the shared test data under ``base``."""
     root = base / "app-data"
-    data = AppData(root, root / "gallery", root / "run", root / "index", root / "examples",
-                   root / "query.png", root / "not-an-image.jpg", root / "huge-pixels.png",
+    data = AppData(root, root / "gallery", root / "run", root / "index", root / "collapsed-index",
+                   root / "examples", root / "query.png", root / "not-an-image.jpg", root / "huge-pixels.png",
                    root / "too-large.png")
     if (root / "DONE").is_file():
         return data
@@ -76,8 +77,25 @@ def app_data(base: Path) -> AppData:
     index = EmbeddingIndex.build(load_encoder(data.run), records, data_root=data.gallery,
                                  device="cpu", progress=False)
     index.save(data.index)
+    collapsed_index(index).save(data.collapsed)
     (root / "DONE").write_text("ok\n")
     return data
+
+
+def collapsed_index(index):  # type: ignore[no-untyped-def]
+    """``index`` deliberately collapsed: every embedding within 1% noise of one point, no captions.
+
+    It keeps the run's checkpoint, so an app shows it as that run's index and embeds uploads for it.
+    """
+    import dataclasses
+
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    point = torch.randn(1, index.dim, generator=g)
+    near = torch.nn.functional.normalize(point + 0.01 * torch.randn(len(index), index.dim, generator=g), dim=1)
+    flat = dataclasses.replace(index, embeddings=near, captions=[[] for _ in range(len(index))], backend=None)
+    return flat.with_backend("exact")
 
 
 def free_port() -> int:

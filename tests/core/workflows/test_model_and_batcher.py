@@ -36,13 +36,14 @@ def test_a_failure_is_remembered_until_retry_or_the_minute_is_up(tmp_path: Path)
         with pytest.raises(ModelUnavailableError):
             loader.get()
     assert loader.attempts == 1
+    assert loader.state.text == "The captioning model could not be loaded (attempt 1)."  # what the page shows
     now[0] = 61.0  # a minute later the next request tries again
     with pytest.raises(ModelUnavailableError):
         loader.get()
     assert loader.attempts == 2
     loader.retry()  # the Retry button tries at once
     wait_until(lambda: loader.state.status != "loading")
-    assert loader.attempts == 3
+    assert loader.attempts == 3 and loader.state.attempts == 3 and "(attempt 3)" in loader.state.text
 
 
 def test_loads_in_the_background_and_reports_loading_then_ready(tiny_model_dir: Path) -> None:

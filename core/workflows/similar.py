@@ -1,0 +1,142 @@
+"""The Similar images tab of both apps: one query (an upload, a gallery image or words) -> what to show.
+
+Both apps call :func:`search_gallery` and lay out its :class:`SimilarAnswer`: the same results,
+the same one-line note (what was searched, how the index searches, the gallery copy of an
+uploaded query), the same collapse warning and the same table rows (:func:`result_rows`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from core.errors import Img2TextError
+from core.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
+from core.workflows.indexes import IndexShelf
+from core.workflows.similarity import find_neighbours
+from core.workflows.uploads import Upload, load_upload
+
+__all__ = ["NO_CAPTIONS", "SimilarAnswer", "gallery_path", "hit_label", "index_label", "result_rows",
+           "search_gallery", "words_unavailable"]
+
+NO_CAPTIONS = ("This index has no captions, so it cannot be searched by words: build it with "
+               "`img2text ssl embed --captions FILE` (FILE from `img2text caption`).")
+WORDS_SEARCH = "caption words, BM25 relevance"  # how a words query ranks (shown instead of the index kind)
+
+
+def index_label(index: Any) -> str:
+    """How ``index`` searches: ``"exact search"`` or ``"IVF1024,Flat · recall@10 0.96 (measured at build)"``."""
+    if index.kind == "exact":
+        return "exact search"
+    return f"{index.kind} · recall@10 {index.recall_at_10:.2f} (measured at build)"
+
+
+def words_unavailable(shelf: IndexShelf, choice: str | None) -> str | None:
+    """Why the index ``choice`` cannot be searched by words (no captions, not loadable), or None."""
+    try:
+        return None if shelf.get(choice).has_captions else NO_CAPTIONS
+    except (Img2TextError, ValueError, OSError) as exc:
+        return str(exc)
+
+
+def gallery_path(shelf: IndexShelf, choice: str | None, image_id: str | None) -> Path | None:
+    """The file of gallery image ``image_id`` of index ``choice``; None for no or an unknown id,
+    an index that does not load, or a file that is gone."""
+    if image_id in (None, ""):
+        return None
+    try:
+        index = shelf.get(choice)
+        path = Path(index.paths[index.row_of_id(image_id)])
+    except (Img2TextError, ValueError, OSError):
+        return None
+    return path if path.is_file() else None
+
+
+@dataclass(frozen=True)
+class SimilarAnswer:
+    """One Similar images query's outcome, as both apps show it."""
+
+    hits: list[Any]  # SearchResults, best first, ranks from 1 (empty on error)
+    query: str = ""  # what was searched: "the uploaded image", "gallery image g09", 'the words "red"'
+    same: Any = None  # the SearchResult of the gallery copy of an uploaded query (not counted), or None
+    search: str = ""  # how results were ranked: index_label(index), or words search
+    warning: str | None = None  # the index's collapse warning (image queries only)
+    error: str | None = None  # why there are no results: the input, the reason and the fix
+
+    @property
+    def note(self) -> str:
+        """One line above the results ("" on error)."""
+        if self.error:
+            return ""
+        text = f"Top {len(self.hits)} for {self.query}" if self.hits else f"No results for {self.query}"
+        text += f" · {self.search}." if self.search else "."
+        if self.same is not None:
+            text += f" The query is gallery image {self.same.image_id} (not counted)."
+        return text
+
+
+def search_gallery(
+    shelf: IndexShelf, choice: str | None, k: float, *, upload: Upload | None = None,
+    name: str | None = None, image_id: str | None = None, text: str | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS, max_bytes: int = DEFAULT_MAX_BYTES,
+) -> SimilarAnswer:
+    """Search index ``choice`` by words (``text``), else by a gallery image (``image_id``), else by an upload.
+
+    Args:
+        shelf, choice: the app's indexes and the chosen one (None: the first).
+        k: results wanted (at least 1).
+        upload, name: an uploaded file (path or bytes) and what the user calls it.
+        image_id: a gallery image picked as the query; it is left out of its own results.
+        text: caption words (BM25 over the index's captions).
+        max_pixels, max_bytes: the app's upload limits.
+
+    Returns:
+        The answer; a user's mistake (bad upload, unknown id, no query, an index without
+        captions or that does not load) is its ``error``, never an exception.
+    """
+    k = max(1, int(k))
+    try:
+        index = shelf.get(choice)
+        if text is not None:
+            if not index.has_captions:
+                return SimilarAnswer([], error=NO_CAPTIONS)
+            if not text.split():
+                return SimilarAnswer([], error="no words: type some words to find in the captions")
+            return SimilarAnswer(index.find_text(text, k), f'the words "{" ".join(text.split())}"',
+                                 search=WORDS_SEARCH)
+        label, warning = index_label(index), shelf.warning(choice)
+        if image_id not in (None, ""):
+            known = index.image_ids[index.row_of_id(image_id)]  # an indexed id only, never a file path
+            return SimilarAnswer(index.find_similar(known, k=k), f"gallery image {image_id}",
+                                 search=label, warning=warning)
+        if upload is None:
+            return SimilarAnswer([], error="no query: upload an image or pick one from the gallery")
+        image = load_upload(upload, name, max_pixels=max_pixels, max_bytes=max_bytes)
+        data = upload if isinstance(upload, bytes) else Path(upload).read_bytes()
+        found = find_neighbours(index, image, data, k)
+        return SimilarAnswer(found.hits, "the uploaded image", found.same, label, warning)
+    except (Img2TextError, ValueError, OSError) as exc:  # stale index, missing checkpoint, bad file
+        return SimilarAnswer([], error=str(exc))
+
+
+def _fields(hit: Any) -> Mapping[str, Any]:
+    return hit if isinstance(hit, Mapping) else hit.to_dict()
+
+
+def hit_label(hit: Any) -> str:
+    """``"#1 · g03 · 0.912 · a red square"``: rank, id, score, first caption.
+
+    Args:
+        hit: a ``SearchResult`` or its ``to_dict()`` form (e.g. from the Gradio API's JSON).
+    """
+    h = _fields(hit)
+    label = f"#{h['rank']} · {h['image_id']} · {h['score']:.3f}"
+    return label + (f" · {h['captions'][0]}" if h["captions"] else "")
+
+
+def result_rows(hits: Iterable[Any]) -> list[dict[str, Any]]:
+    """Table rows: rank, image id, score to 4 places, the first two captions joined by " / "."""
+    return [{"rank": h["rank"], "image id": str(h["image_id"]), "score": round(h["score"], 4),
+             "captions": " / ".join(h["captions"][:2])} for h in map(_fields, hits)]
