@@ -25,6 +25,7 @@ from core.datasets import (
     extract_zip,
     verify_tiny_coco,
 )
+from core.errors import DatasetError, DatasetNotFoundError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -89,11 +90,11 @@ def _format_report(report: dict[str, Any]) -> str:
 def _run_tiny_coco(args: argparse.Namespace) -> int:
     dest: Path = args.dest
     if dest.exists() and not dest.is_dir():
-        raise NotADirectoryError(f"DEST exists and is not a folder: {dest}")
+        raise DatasetError(f"DEST exists and is not a folder: {dest}; choose a folder to extract into")
     if dest.is_dir() and not args.force:
         try:
             report = verify_tiny_coco(dest)
-        except (FileNotFoundError, ValueError):
+        except DatasetError:  # absent, incomplete or malformed: extract (again)
             pass
         else:
             print(_format_report(report) + "\nalready present (use --force to extract again)")
@@ -101,7 +102,8 @@ def _run_tiny_coco(args: argparse.Namespace) -> int:
     dest.mkdir(parents=True, exist_ok=True)
     if args.archive is not None:
         if not args.archive.is_file():
-            raise FileNotFoundError(f"archive not found: {args.archive}")
+            raise DatasetNotFoundError(f"archive not found: {args.archive}; pass the Tiny COCO zip you "
+                                       "downloaded, or leave out --archive to download it")
         archive = args.archive
     else:
         archive = download(

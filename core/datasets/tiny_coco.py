@@ -8,6 +8,7 @@ writing anything. ``img2text data tiny-coco`` and ``img2text data check`` are bu
 
 from __future__ import annotations
 
+import http.client
 import shutil
 import stat
 import sys
@@ -15,12 +16,14 @@ import urllib.error
 import urllib.request
 import warnings
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from core.datasets.base import DatasetNotFoundError
 from core.datasets.discover import find_dataset
 from core.errors import DatasetError
+from core.fileio import atomic_write
 
 TINY_COCO_URL = "https://github.com/lizhogn/tiny_coco_dataset/archive/refs/heads/master.zip"
 SPLITS = ("train2017", "val2017")
@@ -39,7 +42,11 @@ _OFFLINE_HINT = "check the network, or download it by hand and pass --archive FI
 
 # ------------------------------------------------------------------------------ download
 def _copy_capped(response: Any, fh: Any, url: str, total: int | None, progress: bool) -> None:
-    """Stream ``response`` into ``fh`` in 64 KiB blocks, refusing more than MAX_DOWNLOAD_BYTES."""
+    """Stream ``response`` into ``fh`` in 64 KiB blocks, refusing more than MAX_DOWNLOAD_BYTES.
+
+    Raises:
+        DatasetError: more than MAX_DOWNLOAD_BYTES, or fewer bytes than ``total`` announced.
+    """
     from tqdm import tqdm
 
     done = 0
@@ -51,10 +58,16 @@ def _copy_capped(response: Any, fh: Any, url: str, total: int | None, progress: 
                 raise DatasetError(f"{url}: more than {MAX_DOWNLOAD_BYTES:,} bytes; not Tiny COCO")
             fh.write(block)
             bar.update(len(block))
+    if total is not None and done != total:  # http.client's read(n) ends quietly at a closed connection
+        raise DatasetError(f"cannot download {url}: the connection closed after {done:,} of {total:,} bytes; "
+                           f"{_OFFLINE_HINT}")
 
 
 def download(url: str, dest: Path, *, timeout: float = 60.0, progress: bool = True) -> Path:
-    """Fetch ``url`` into the file ``dest`` (via ``dest.part``, renamed when complete).
+    """Fetch ``url`` into the file ``dest`` atomically (:func:`core.fileio.atomic_write`).
+
+    The bytes go to a hidden temporary file next to ``dest``, are fsync'ed, and only a complete
+    download is renamed to ``dest``; a crash or a failure leaves no partial ``dest``.
 
     Args:
         url: the archive's address.
@@ -66,28 +79,27 @@ def download(url: str, dest: Path, *, timeout: float = 60.0, progress: bool = Tr
         ``dest``.
 
     Raises:
-        DatasetError: any network or HTTP failure, or an oversized download; the message says
-            what failed and how to proceed offline. No ``.part`` file is left behind.
+        DatasetError: any network or HTTP failure (a connection cut mid-way included), or an
+            oversized download; the message says what failed and how to proceed offline. No
+            temporary file is left behind.
     """
-    part = dest.with_name(dest.name + ".part")
-    try:
+
+    def fetch(tmp: Path) -> None:
         with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (user's URL)
             total = int(response.headers.get("Content-Length") or 0) or None
             if total is not None and total > MAX_DOWNLOAD_BYTES:
                 raise DatasetError(f"{url}: {total:,} bytes is too large for Tiny COCO")
-            with part.open("wb") as fh:
+            with tmp.open("wb") as fh:
                 _copy_capped(response, fh, url, total, progress)
+
+    try:
+        atomic_write(dest, fetch)
     except urllib.error.HTTPError as exc:
-        part.unlink(missing_ok=True)
         raise DatasetError(f"cannot download {url}: HTTP {exc.code} {exc.reason}; {_OFFLINE_HINT}") from exc
-    except (urllib.error.URLError, TimeoutError, OSError) as exc:
-        part.unlink(missing_ok=True)
-        reason = getattr(exc, "reason", None) or exc
+    except (urllib.error.URLError, TimeoutError, OSError, http.client.HTTPException) as exc:
+        # HTTPException: a server that does not speak HTTP (BadStatusLine, LineTooLong, ...)
+        reason = getattr(exc, "reason", None) or f"{type(exc).__name__}: {exc}"
         raise DatasetError(f"cannot download {url}: {reason}; {_OFFLINE_HINT}") from exc
-    except BaseException:
-        part.unlink(missing_ok=True)
-        raise
-    part.replace(dest)
     return dest
 
 
@@ -116,11 +128,29 @@ def safe_member_target(dest: Path, info: zipfile.ZipInfo) -> Path:
     return target
 
 
+def _copy_member(zf: zipfile.ZipFile, member: zipfile.ZipInfo, out: Path) -> None:
+    """Copy one member's bytes to ``out``.
+
+    Raises:
+        DatasetError: the member's data is damaged (bad CRC, cut short, bad compressed data).
+    """
+    try:
+        with zf.open(member) as src, out.open("wb") as fh:
+            shutil.copyfileobj(src, fh)
+    except (zipfile.BadZipFile, EOFError, zlib.error) as exc:
+        raise DatasetError(f"{zf.filename}: member {member.filename!r} is damaged ({exc}); "
+                           "download the archive again") from exc
+
+
 def extract_zip(archive: Path, dest: Path) -> int:
     """Extract ``archive`` into ``dest`` after checking every member; returns the file count.
 
+    Each file is written atomically (:func:`core.fileio.atomic_write`), so an interrupted
+    extraction leaves whole files or none, never a torn image that verification would accept.
+
     Raises:
-        DatasetError: not a zip, an unsafe member (nothing is written then), or too large.
+        DatasetError: not a zip, an unsafe member (nothing is written then), too large, or a
+            damaged member (the files before it stay extracted, each one whole).
     """
     try:
         zf = zipfile.ZipFile(archive)
@@ -136,9 +166,7 @@ def extract_zip(archive: Path, dest: Path) -> int:
             if member.is_dir():
                 target.mkdir(parents=True, exist_ok=True)
                 continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with zf.open(member) as src, target.open("wb") as out:
-                shutil.copyfileobj(src, out)
+            atomic_write(target, lambda tmp, m=member: _copy_member(zf, m, tmp))  # no torn file under its name
             files += 1
     return files
 

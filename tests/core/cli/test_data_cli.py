@@ -1,10 +1,15 @@
-"""`img2text data`: safe extraction and verification on zips built here; no network needed."""
+"""`img2text data`: safe extraction and verification on zips built here; downloads from a
+loopback server started here; no network needed."""
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import io
 import json
+import threading
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -144,3 +149,74 @@ def test_help_shows_defaults(capsys: pytest.CaptureFixture[str]) -> None:
     assert exc.value.code == 0
     out = capsys.readouterr().out
     assert "--url" in out and "github.com/lizhogn" in out and "(default: 60.0)" in out
+
+
+@contextlib.contextmanager
+def serve(body: bytes, *, cut_at: int | None = None) -> Iterator[str]:
+    """A loopback HTTP server answering every GET with ``body``; with ``cut_at`` it announces the
+    full length but closes the connection after that many bytes (a download cut mid-way)."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body if cut_at is None else body[:cut_at])
+            self.close_connection = True
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/tiny_coco.zip"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_download_extract_verify_leaves_no_temporary_file(tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    body = make_archive(tmp_path / "a.zip").read_bytes()
+    dest = tmp_path / "dest"
+    with serve(body) as url:
+        assert main(["data", "tiny-coco", str(dest), "--url", url, "--quiet"]) == 0, capsys.readouterr().err
+    assert "extracted" in capsys.readouterr().out
+    assert (dest / PREFIX / "val2017" / "000000000004.jpg").read_bytes() == _jpeg(4)
+    leftovers = [p.name for p in dest.rglob("*") if p.name.startswith(".") or p.suffix in (".tmp", ".part", ".zip")]
+    assert leftovers == []  # the archive is removed once extracted, and no temporary file stays
+
+
+def test_a_download_cut_mid_way_is_an_error_and_leaves_nothing(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    body = make_archive(tmp_path / "a.zip").read_bytes()
+    dest = tmp_path / "dest"
+    with serve(body, cut_at=len(body) // 2) as url:
+        assert main(["data", "tiny-coco", str(dest), "--url", url, "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot download {url}: the connection closed after {len(body) // 2:,} of {len(body):,} bytes" in err
+    assert "--archive" in err and "Traceback" not in err
+    assert list(dest.iterdir()) == []  # no archive and no temporary file
+
+
+def test_a_damaged_member_is_an_error_naming_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    archive = make_archive(tmp_path / "a.zip")
+    data = bytearray(archive.read_bytes())
+    at = data.index(_jpeg(5)) + 20  # inside the stored bytes of val2017/000000000005.jpg
+    data[at] ^= 0xFF
+    archive.write_bytes(bytes(data))
+    assert main(["data", "tiny-coco", str(tmp_path / "d"), "--archive", str(archive)]) == 2
+    err = capsys.readouterr().err
+    assert "000000000005.jpg' is damaged" in err and "Bad CRC-32" in err and "Traceback" not in err
+    assert not (tmp_path / "d" / PREFIX / "val2017" / "000000000005.jpg").exists()
+
+
+def test_bad_dest_and_missing_archive_are_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (dest := tmp_path / "file").write_text("x")
+    assert main(["data", "tiny-coco", str(dest), "--archive", str(tmp_path / "a.zip")]) == 2
+    assert f"DEST exists and is not a folder: {dest}" in capsys.readouterr().err
+    assert main(["data", "tiny-coco", str(tmp_path / "d"), "--archive", str(tmp_path / "none.zip")]) == 2
+    err = capsys.readouterr().err
+    assert f"archive not found: {tmp_path / 'none.zip'}" in err and "leave out --archive" in err
