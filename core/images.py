@@ -133,6 +133,9 @@ def _decode(data: bytes, name: str, max_pixels: int) -> Image.Image:
     except Image.DecompressionBombError as exc:
         raise InvalidImageError(name, _bomb_reason(exc, max_pixels)) from exc
     except Exception as exc:
+        # A boundary on purpose: on a hostile header Pillow's plugins raise SyntaxError,
+        # struct.error, IndexError, KeyError, ValueError, OSError, EOFError, ... - always this
+        # input's fault, so always InvalidImageError (fuzzed: tests/reliability/test_fuzz_load_image.py).
         raise InvalidImageError(name, f"corrupt image header ({exc})") from exc
     _check_pixels(img.size, name, max_pixels)
     return _to_rgb(_first_frame(img, name), name)
@@ -190,6 +193,8 @@ def _to_rgb(img: Image.Image, name: str) -> Image.Image:
             return Image.alpha_composite(white, rgba).convert("RGB")
         return img.convert("RGB")
     except Exception as exc:
+        # A boundary on purpose, like the one in _decode: converting a lazily decoded hostile file
+        # can raise any of Pillow's decoder errors; they are this input's fault, not a crash.
         raise InvalidImageError(name, f"cannot convert mode {img.mode!r} to RGB ({exc})") from exc
 
 

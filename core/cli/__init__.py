@@ -38,8 +38,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (Img2TextError, OSError, ValueError) as exc:
         # Img2TextError: every error the project raises on purpose (its message names the input,
         # the reason and the fix); OSError: the file system refused a path the user gave;
-        # ValueError: input checks in core.search not yet converted to Img2TextError (e.g. no
-        # COCO annotations for `ssl eval`, --out not a folder); drop it when none remain.
+        # ValueError: input checks in core.search not yet converted to Img2TextError (no COCO
+        # annotations for `ssl eval` in core/search/evaluate.py, --out not a folder in
+        # core/search/index.py, a bad caption file line in core/search/captionfile.py); drop it
+        # when none remain.
         print(f"img2text: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:

@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from core.errors import ConfigError
+
 Gather = Callable[[torch.Tensor], torch.Tensor]
 
 
@@ -36,7 +38,7 @@ def _check_pair(z1: torch.Tensor, z2: torch.Tensor, what: str = "z1, z2") -> Non
 
 def _check_temperature(temperature: float) -> None:
     if not temperature > 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
+        raise ConfigError(f"temperature must be > 0, got {temperature}; try 0.1 (SimCLR's usual value)")
 
 
 def nt_xent_loss(
@@ -190,9 +192,9 @@ class NTXentLoss(nn.Module):
         super().__init__()
         _check_temperature(temperature)
         if variant not in ("nt_xent", "cross_view"):
-            raise ValueError(f"variant must be 'nt_xent' or 'cross_view', got {variant!r}")
+            raise ConfigError(f"variant must be 'nt_xent' or 'cross_view', got {variant!r}")
         if gather is not None and variant != "nt_xent":
-            raise ValueError("gather is only supported with variant='nt_xent'")
+            raise ConfigError("gather is only supported with variant='nt_xent'; use it for distributed runs")
         self.temperature = float(temperature)
         self.variant = variant
         self.gather = gather

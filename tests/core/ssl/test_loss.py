@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from core.errors import ConfigError
 from core.ssl.loss import NTXentLoss, cross_view_loss, nt_xent_loss, positive_top1
 
 
@@ -119,11 +120,11 @@ def test_shape_validation(z1: torch.Tensor, z2: torch.Tensor, match: str) -> Non
 def test_argument_validation() -> None:
     z = torch.randn(2, 3)
     for bad in (0.0, -0.1, float("nan")):
-        with pytest.raises(ValueError, match="temperature"):
+        with pytest.raises(ConfigError, match="temperature"):  # a setting: the project's error
             nt_xent_loss(z, z, bad)
-        with pytest.raises(ValueError, match="temperature"):
+        with pytest.raises(ConfigError, match="temperature"):
             NTXentLoss(bad)
-    with pytest.raises(ValueError, match="variant"):
+    with pytest.raises(ConfigError, match="variant"):
         NTXentLoss(0.1, variant="infonce")
     with pytest.raises(ValueError, match="both"):
         nt_xent_loss(z, z, z1_all=z)
