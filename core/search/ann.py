@@ -4,7 +4,8 @@ Every backend ranks by cosine similarity: gallery and query rows are L2-normalis
 indexes are built with ``METRIC_INNER_PRODUCT``. ``kind`` is ``"exact"``, a FAISS factory string
 (``"IVF4096,Flat"``, ``"IVF4096,PQ32"``, ``"HNSW32"``, ``"Flat"``...) or ``"auto"``
 (:func:`choose_kind`). Lossy codes (PQ) re-rank ``rerank * k`` candidates with the stored
-vectors, which may be memory-mapped.
+vectors, which may be memory-mapped; the depth ``rerank`` is tuned with the knob at build time
+(:func:`core.search.recall.tune_rerank`).
 """
 
 from __future__ import annotations
@@ -89,7 +90,8 @@ def train_size(kind: str, n: int) -> int:
 
 
 def default_rerank(kind: str) -> int:
-    """Re-rank factor: lossy PQ codes re-score ``4 * k`` candidates exactly; others none."""
+    """Starting re-rank factor: lossy PQ codes re-score ``4 * k`` candidates exactly (deeper when
+    tuning needs it); others none."""
     return 4 if "PQ" in kind else 1
 
 

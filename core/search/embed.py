@@ -48,6 +48,7 @@ def embed_images(
     on_error: OnError = "skip",
     progress: bool | None = None,
     desc: str = "embedding",
+    allow_empty: bool = False,
 ) -> EmbeddingResult:
     """Embed images with ``encoder`` in eval mode, through its deterministic eval transform.
 
@@ -60,12 +61,15 @@ def embed_images(
             the first :class:`InvalidImageError`.
         progress: show a tqdm bar on stderr; ``None`` shows it for long runs only.
         desc: the progress bar's label.
+        allow_empty: when every image fails (with ``on_error="skip"``), return an empty result
+            (Shape: (0, 0)) listing the failures instead of raising.
 
     Returns:
         The kept embeddings (Shape: (N_kept, D)), their input indices and the failures.
 
     Raises:
-        ValueError: bad ``batch_size``/``on_error``, or no image could be embedded.
+        ValueError: bad ``batch_size``/``on_error``, or no image could be embedded (unless
+            ``allow_empty``).
         InvalidImageError: an image failed and ``on_error="raise"``.
     """
     if batch_size < 1:
@@ -93,6 +97,8 @@ def embed_images(
             if tensors:
                 chunks.append(_forward(model, torch.stack(tensors), dev))
             bar.update(min(batch_size, len(images) - start))
+    if not chunks and allow_empty:
+        return EmbeddingResult(torch.zeros(0, 0), [], failures)
     if not chunks:
         what = f"all {len(images)} images failed to load" if images else "no images given"
         detail = f" (first: {failures[0][1]})" if failures else ""

@@ -7,7 +7,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from core.search.encoder import EncoderLike
+from core.search.encoder import EncoderLike, config_dict
+from core.search.manifest import CheckpointInfo
 
 
 def gallery_items(entries: Iterable[Any]) -> list[dict[str, Any]]:
@@ -39,6 +40,11 @@ def weights_path_str(encoder: EncoderLike) -> str:
     """The weights path, absolute when it is a real file, so ``search`` works from any folder."""
     path = Path(encoder.weights_path)
     return str(path.resolve()) if path.is_file() else str(path)
+
+
+def checkpoint_info(encoder: EncoderLike) -> CheckpointInfo:
+    """What an index records about the encoder that made it (sha256, weights path, config)."""
+    return CheckpointInfo(encoder.sha256, weights_path_str(encoder), config_dict(encoder))
 
 
 def relative_to_root(path: str | Path, root: Path | None) -> str | None:

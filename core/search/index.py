@@ -13,9 +13,10 @@ import torch.nn.functional as F
 
 from core.errors import CheckpointError
 from core.search import ann
-from core.search.embed import DEFAULT_BATCH_SIZE, OnError, embed_images
-from core.search.encoder import EncoderLike, config_dict, describe_preprocessing, load_checkpoint
-from core.search.gallery import gallery_items, relative_to_root, weights_path_str
+from core.search.embed import DEFAULT_BATCH_SIZE, OnError
+from core.search.encoder import EncoderLike, describe_preprocessing, load_checkpoint
+from core.search.gallery import checkpoint_info, gallery_items, relative_to_root
+from core.search.gallerybuild import CaptionImages, embed_gallery, source_entries, source_size
 from core.search.gallerydb import CaptionSearch, GalleryRow
 from core.search.manifest import NO_CHECKPOINT, CheckpointInfo, gallery_rows, head, index_fields
 from core.search.persist import load_parts, save_parts
@@ -160,8 +161,16 @@ class EmbeddingIndex(SearchMixin):
         kind: str = ann.AUTO,
         memory_budget: str | int | None = None,
         target_recall: float = DEFAULT_TARGET_RECALL,
+        caption_images: CaptionImages | None = None,
     ) -> EmbeddingIndex:
-        """Embed a gallery (a ``DatasetInfo``, a list of ``ImageRecord`` or of paths) and index it.
+        """Embed a gallery and index it.
+
+        Args:
+            records_or_paths: a ``DatasetInfo``, a list of ``ImageRecord`` or of paths, or a batch
+                source from ``core.datasets.open_source`` (path list, tar shards, parquet), read
+                item by item (see :mod:`core.search.gallerybuild`).
+            caption_images: captions each embedded image (e.g. a wrapped ``core.Captioner``);
+                its captions are added to the image's captions, for :meth:`find_text`.
 
         Raises:
             ValueError: empty gallery, duplicate ids, or every image failed.
@@ -172,13 +181,18 @@ class EmbeddingIndex(SearchMixin):
             data_root = data_root if data_root is not None else records_or_paths.root
             category_names = category_names or records_or_paths.category_names
             records_or_paths = records_or_paths.records
-        items = gallery_items(list(records_or_paths))
-        if not items:
-            raise ValueError("the gallery is empty: no images to index")
-        result = embed_images(encoder, [it["path"] for it in items], batch_size=batch_size,
-                              device=device, on_error=on_error, progress=progress, desc="indexing")
+        if hasattr(records_or_paths, "shards"):  # an ImageSource: streamed, never listed whole
+            entries: Any = source_entries(records_or_paths)
+            total = source_size(records_or_paths) if progress is not False else 0
+        else:
+            entries = gallery_items(list(records_or_paths))
+            total = len(entries)
+            if not entries:
+                raise ValueError("the gallery is empty: no images to index")
+        result = embed_gallery(encoder, entries, total=total, batch_size=batch_size, device=device,
+                               on_error=on_error, progress=progress, caption_images=caption_images)
         root = Path(data_root) if data_root is not None else None
-        kept = [items[i] for i in result.kept]
+        kept = result.items
         index = cls(
             embeddings=result.embeddings,
             image_ids=[it["image_id"] for it in kept],
@@ -188,9 +202,9 @@ class EmbeddingIndex(SearchMixin):
             categories=[[int(c) for c in it["categories"]] for it in kept],
             category_names={int(k): str(v) for k, v in (category_names or {}).items()},
             data_root=root,
-            checkpoint=CheckpointInfo(encoder.sha256, weights_path_str(encoder), config_dict(encoder)),
+            checkpoint=checkpoint_info(encoder),
             preprocessing=describe_preprocessing(encoder),
-            skipped=[{"path": str(items[i]["path"]), "reason": why} for i, why in result.failures],
+            skipped=result.skipped,
             encoder=encoder,
         )
         return index.with_backend(kind, memory_budget=memory_budget, target_recall=target_recall)

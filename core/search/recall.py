@@ -1,5 +1,6 @@
 """Build a FAISS backend and measure its recall: quantizers train on a sample, the search-time
-knob is tuned on held-out queries to the smallest value that reaches the target recall@10.
+knob is tuned on held-out queries to the smallest value that reaches the target recall@10 (for
+lossy codes together with the depth of the exact re-ranking, :func:`tune_rerank`).
 
 Held-out queries are a random sample of gallery rows that are *not in the FAISS index* while it
 is tuned (they are added afterwards, so the final index holds every row): each is searched
@@ -23,6 +24,8 @@ from core.search.errors import IndexConfigError
 RECALL_K = 10
 DEFAULT_TARGET_RECALL = 0.95
 DEFAULT_TUNING_QUERIES = 500
+# Re-rank depths tried for lossy codes (PQ): each re-scores depth * k candidates exactly.
+RERANK_DEPTHS = (4, 8, 16, 32, 64, 128)
 _ADD_CHUNK = 65_536  # rows handed to FAISS at a time (memory-mapped galleries stay paged out)
 
 
@@ -170,6 +173,67 @@ def tune(probe: RecallProbe, *, target: float = DEFAULT_TARGET_RECALL) -> Tuning
     return Tuning(backend.param, best[0], best[1], target, True, nq)
 
 
+def tune_rerank(probe: RecallProbe, *, target: float = DEFAULT_TARGET_RECALL,
+                depths: tuple[int, ...] = RERANK_DEPTHS) -> Tuning:
+    """For lossy codes: tune the re-rank depth and the knob together; leaves both set on the backend.
+
+    For each depth (shallow first) the knob is tuned as in :func:`tune`; among the pairs that
+    reach the target the one with the least estimated work per query (:func:`work_per_query`)
+    is kept. Deeper re-ranking stops once the re-ranking alone costs more than the best pair, or
+    once a reached pair costs no less than the one before it. If no depth reaches the target,
+    the deepest one with its largest knob value is kept and a warning says so.
+    """
+    backend = probe.backend
+    n = len(backend.vectors)
+    best: tuple[float, Tuning, int] | None = None
+    last: tuple[Tuning, int] | None = None
+    for depth in depths:
+        if best is not None and depth * probe.k * backend.vectors.shape[1] * 4 >= best[0]:
+            break  # re-ranking alone would read more than the best pair does in all
+        backend.rerank = depth
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tuning = tune(probe, target=target)
+        last = (tuning, depth)
+        if tuning.reached:
+            work = work_per_query(backend, tuning.value, depth, probe.k)
+            if best is not None and work >= best[0]:
+                break
+            best = (work, tuning, depth)
+        if depth * probe.k >= n:  # every row is already re-scored: deeper changes nothing
+            break
+    if best is None:
+        assert last is not None
+        tuning, depth = last
+        warnings.warn(f"{backend.kind}: recall@{probe.k} {tuning.recall_at_10:.3f} at "
+                      f"{backend.param}={tuning.value}, re-rank depth {depth} stays below the target "
+                      f"{target}; the index keeps the deepest setting tried", stacklevel=2)
+    else:
+        _, tuning, depth = best
+    backend.rerank = depth
+    backend.set_value(tuning.value)
+    return tuning
+
+
+def work_per_query(backend: ann.FaissBackend, value: int | None, depth: int, k: int) -> float:
+    """Estimated bytes read per query: codes scanned at knob ``value`` plus re-ranked vectors.
+
+    IVF: ``nprobe`` lists of ``N / nlist`` codes; a graph (efSearch): about 32 codes per visited
+    node; no knob: every code. Re-ranking reads ``depth * k`` float32 vectors.
+    """
+    faiss = ann._faiss()
+    n, d = backend.vectors.shape
+    ivf = faiss.try_extract_index_ivf(backend.index)
+    code = float(ivf.code_size) if ivf is not None else float(getattr(backend.index, "code_size", 4 * d))
+    if ivf is not None:
+        scanned = (value or 1) * n / max(1, int(ivf.nlist)) * code
+    elif value is not None:
+        scanned = value * 32 * code
+    else:
+        scanned = n * code
+    return scanned + depth * k * d * 4
+
+
 def tuning_record(kind: str, tuning: Tuning | None, rerank: int, n_train: int) -> dict[str, Any]:
     """The manifest's ``ann`` entry (``exact`` has recall 1.0 by construction)."""
     if tuning is None:
@@ -188,7 +252,8 @@ def make_backend(
     """The backend for ``kind`` over ``vectors`` (Shape: (N, D), unit rows) and its manifest entry.
 
     ``"auto"`` resolves through :func:`core.search.ann.choose_kind`; FAISS kinds are trained on a
-    sample, filled, and tuned to ``target_recall`` on held-out rows (see :func:`tune`).
+    sample, filled, and tuned to ``target_recall`` on held-out rows (see :func:`tune`; lossy codes
+    also tune the re-rank depth unless ``rerank`` is given, see :func:`tune_rerank`).
 
     Raises:
         IndexConfigError: unknown kind, bad budget or target, or a kind that cannot be trained.
@@ -202,6 +267,10 @@ def make_backend(
         return ann.ExactBackend(vectors), tuning_record(ann.EXACT, None, 1, 0)
     train_rows, query_rows = split_sample(n, ann.train_size(kind, n), tuning_queries, seed)
     backend = build_faiss(vectors, kind, train_rows, query_rows, rerank=rerank)
-    tuning = tune(RecallProbe(backend, query_rows), target=float(target_recall))
+    probe = RecallProbe(backend, query_rows)
+    if rerank is None and backend.rerank > 1:  # lossy codes: the re-rank depth is tuned too
+        tuning = tune_rerank(probe, target=float(target_recall))
+    else:
+        tuning = tune(probe, target=float(target_recall))
     add_rows(backend.index, vectors, query_rows)  # the final index holds every row
     return backend, tuning_record(kind, tuning, backend.rerank, len(train_rows))
