@@ -8,6 +8,7 @@ Built on Ray Data (``map_batches`` with one model per actor). Sources and shards
 """
 
 from core.distributed.cluster import PoolSize, connect, size_pool
+from core.distributed.indexing import CAPTIONS_DIR, IndexBuild, build_index, caption_parts
 from core.distributed.manifest import MANIFEST_NAME, Manifest
 from core.distributed.options import RayOptions
 from core.distributed.parts import part_name, read_embedding_parts, read_parts
@@ -20,6 +21,10 @@ from core.distributed.runner import (
 from core.distributed.workers import CaptionJob, EmbedJob, caption_shard, embed_shard
 
 __all__ = [
+    "CAPTIONS_DIR",
+    "IndexBuild",
+    "build_index",
+    "caption_parts",
     "MANIFEST_NAME",
     "CaptionJob",
     "EmbedJob",

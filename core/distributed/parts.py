@@ -124,7 +124,10 @@ def read_parts(out_dir: str | os.PathLike) -> Any:
 
 
 def read_embedding_parts(out_dir: str | os.PathLike) -> tuple[np.ndarray, list[str], list[str | None]]:
-    """The embeddings of an embed run's parts, error rows left out: what an index is built from.
+    """The embeddings of an embed run's parts, error rows left out, all in memory.
+
+    For large runs build an index instead (``core.distributed.build_index``), which streams the
+    parts through the same reader (``core.search.partfiles``).
 
     Returns:
         ``(embeddings, keys, paths)``; embeddings are the unit-norm rows as written.
@@ -133,11 +136,15 @@ def read_embedding_parts(out_dir: str | os.PathLike) -> tuple[np.ndarray, list[s
     Raises:
         DatasetError: no parts, or the parts hold captions rather than embeddings.
     """
-    table = read_parts(out_dir)
-    if "embedding" not in table.column_names:
-        raise DatasetError(f"{out_dir}: its parts hold no 'embedding' column (a caption run?)")
-    ok = table.filter(table["error"].is_null())
-    column = ok["embedding"].combine_chunks()
-    dim = column.type.list_size
-    vectors = column.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
-    return vectors.reshape(len(ok), dim), ok["key"].to_pylist(), ok["path"].to_pylist()
+    from core.search import IndexConfigError
+    from core.search.partfiles import part_paths, parts_shape, row_blocks, vector_blocks
+
+    try:
+        files = part_paths(out_dir)
+        n, dim = parts_shape(files)
+    except IndexConfigError as exc:
+        raise DatasetError(str(exc)) from None
+    blocks = list(vector_blocks(files))
+    vectors = np.concatenate(blocks) if blocks else np.zeros((0, dim), np.float32)
+    rows = list(row_blocks(files))
+    return vectors.reshape(n, dim), [r.key for r in rows], [r.path for r in rows]
