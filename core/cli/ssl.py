@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from core import DatasetError
-from core.cli import EXIT_OK, EXIT_PARTIAL
+from core.cli import EXIT_OK
 from core.cli.config_options import add_config_options, config_from_args
 from core.cli.options import (
     EMBED_BATCH_SIZE,
@@ -26,8 +26,8 @@ from core.cli.options import (
     add_device,
     add_quiet,
 )
+from core.cli.ssl_embed import find_dataset_or_fail, register_embed, warn_if_collapsed
 from core.cli.tables import MAP_AT_K_FORMULA, results_table
-from core.distributed import RayOptions
 from core.ssl import SSLConfig
 
 _FORMATS = ("text", "json")
@@ -42,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     group = sub.add_parser("ssl", help="learn image embeddings without labels (SimCLR) and use them",
                            description="Self-supervised (SimCLR) image embeddings.", formatter_class=fmt)
     ssl_sub = group.add_subparsers(dest="ssl_command", required=True, metavar="SSL_COMMAND")
-    for add in (_register_train, _register_embed, _register_search, _register_eval):
+    for add in (_register_train, register_embed, _register_search, _register_eval):
         add(ssl_sub, fmt)
 
 
@@ -58,45 +58,14 @@ def _register_train(ssl_sub: argparse._SubParsersAction, fmt: type[argparse.Help
     p.set_defaults(func=_run_train)
 
 
-def _register_embed(ssl_sub: argparse._SubParsersAction, fmt: type[argparse.HelpFormatter]) -> None:
-    p = ssl_sub.add_parser(
-        "embed", help="embed a folder of images into a search index", formatter_class=fmt,
-        description="Embed every image of DIR (Tiny COCO split, notebook layout or plain image "
-        "folder) with a trained encoder and write an index folder (index.json + the "
-        "embeddings-<hash>.safetensors it names).")
-    add_checkpoint(p)
-    add_data(p, split="val2017")
-    p.add_argument("--out", "-o", required=True, type=Path, metavar="INDEX",
-                   help="index folder to write (with --ray: the OUT_DIR of parquet parts)")
-    _add_embedding_run(p, on_error_help="unreadable images: skip and count them, or stop with an error")
-    _add_index_options(p)
-    add_quiet(p, help="no progress bar")
-    ray = p.add_argument_group("Ray cluster", "--ray ADDRESS embeds the --data SOURCE (folder, list "
-                               "of paths, tar shards, parquet) into parquet parts; docs/distributed.md")
-    add_config_options(ray, RayOptions)
-    ray.add_argument("--resume", action="store_true", help="--ray: skip the finished parts of --out "
-                     "(the same settings only)")
-    p.set_defaults(func=_run_embed)
-
-
-def _add_index_options(p: argparse.ArgumentParser) -> None:
-    """Backend flags of ``ssl embed`` (see docs/search.md)."""
-    g = p.add_argument_group("index type", "exact search or a FAISS index with measured recall")
-    g.add_argument("--kind", default="auto", help="exact, auto (from gallery size and --memory-budget) "
-                   "or a FAISS factory string such as IVF4096,Flat, IVF4096,PQ32, HNSW32")
-    g.add_argument("--memory-budget", default=None, metavar="SIZE", help="for --kind auto, e.g. 4GB")
-    g.add_argument("--target-recall", type=float, default=0.95, help="recall@10 the search setting "
-                   "(nprobe/efSearch) is tuned to reach on held-out queries")
-    g.add_argument("--captions", type=Path, default=None, metavar="FILE", help="captions joined by path "
-                   "from an `img2text caption` output (jsonl, csv or text) for `ssl search --text`")
-
-
 def _register_search(ssl_sub: argparse._SubParsersAction, fmt: type[argparse.HelpFormatter]) -> None:
     p = ssl_sub.add_parser(
         "search", help="find the indexed images most similar to an image", formatter_class=fmt,
         description="Top-k most similar images of an index, by cosine similarity of embeddings. "
         "The query is an indexed image (--id; left out of its own results) or any image file "
-        "(--image; embedded with the index's checkpoint, whose sha256 is checked).")
+        "(--image; embedded with the index's checkpoint, whose sha256 is checked; a gallery file "
+        "with the same bytes is reported as the same image, not as a neighbour) or words (--text; "
+        "BM25 over the captions the index was built with).")
     p.add_argument("--index", required=True, type=Path, metavar="INDEX",
                    help="index folder from `img2text ssl embed`")
     query = p.add_mutually_exclusive_group(required=True)
@@ -143,97 +112,29 @@ def _run_train(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _find_dataset(args: argparse.Namespace) -> Any:
-    """The data set of ``--data/--split``, its warnings printed plainly; refuses mixed splits."""
-    from core.datasets import find_dataset
-
-    data, split = args.data, args.split
-    if not data.is_dir():
-        raise DatasetError(f"data folder not found: {data}")
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        info = find_dataset(data, split, strict=args.on_error == "raise")
-    for w in caught:  # e.g. annotated images missing on disk: say so plainly, no warning noise
-        print(f"img2text: warning: {w.message}", file=sys.stderr)
-    if info.layout == "folder" and (data / "annotations").is_dir():
-        # A COCO-looking folder whose split did not match would otherwise be indexed as a
-        # plain folder of every image under it, all splits mixed: refuse instead.
-        raise DatasetError(
-            f"{data} has an annotations/ folder but no usable split {split!r}: expected "
-            f"{data / 'annotations' / f'instances_{split}.json'} and {data / split}/ "
-            "(check --split)"
-        )
-    return info
-
-
-def _run_embed(args: argparse.Namespace) -> int:
-    from core.search import EmbeddingIndex, load_checkpoint
-
-    ray_options = config_from_args(RayOptions, args)
-    if ray_options.ray is not None:
-        return _run_embed_on_ray(args, ray_options)
-    info = _find_dataset(args)
-    encoder = load_checkpoint(args.checkpoint, device=args.device)
-    index = EmbeddingIndex.build(encoder, info, batch_size=args.batch_size, device=args.device,
-                                 on_error=args.on_error, progress=False if args.quiet else None,
-                                 kind=args.kind, memory_budget=args.memory_budget,
-                                 target_recall=args.target_recall)
-    if args.captions is not None:
-        print(f"captions for {index.add_captions(args.captions)} of {len(index)} images", file=sys.stderr)
-    folder = index.save(args.out)
-    print(f"index: {index.kind}, recall@10 {index.recall_at_10:.3f}", file=sys.stderr)
-    where = f"{info.layout} layout" + (f", split {info.split}" if info.split else "")
-    print(f"indexed {len(index)} images of {info.root} ({where}) with {encoder.weights_path} "
-          f"(sha256 {encoder.sha256[:12]}...) -> {folder}")
-    _warn_if_collapsed(index)
-    for item in index.skipped:
-        print(f"img2text: skipped {item['reason']}", file=sys.stderr)
-    if index.skipped:
-        print(f"img2text: {len(index.skipped)} unreadable images skipped", file=sys.stderr)
-        return EXIT_PARTIAL
-    return EXIT_OK
-
-
-def _run_embed_on_ray(args: argparse.Namespace, options: RayOptions) -> int:
-    """``--ray``: parquet parts (key, path, embedding, error) in --out; exit 1 when rows failed."""
-    from core.distributed import embed_to_parts
-
-    summary = embed_to_parts(str(args.data), args.out, checkpoint=args.checkpoint, device=args.device,
-                             batch_size=args.batch_size, resume=args.resume,
-                             progress=not args.quiet, **options.run_kwargs())
-    return EXIT_PARTIAL if summary.errors else EXIT_OK
-
-
-def _warn_if_collapsed(index: Any) -> None:
-    from core.workflows import collapse_warning
-
-    message = collapse_warning(index)
-    if message:
-        print(f"img2text: WARNING: {message}", file=sys.stderr)
-
-
 def _run_search(args: argparse.Namespace) -> int:
-    from core.search import EmbeddingIndex, load_checkpoint, validate_k
+    from core.search import EmbeddingIndex, validate_k
 
     validate_k(args.k)
     index = EmbeddingIndex.load(args.index)
+    same = None
     if args.image is not None:
-        if not args.image.is_file():
-            raise DatasetError(f"query image not found: {args.image}")
-        # Without --checkpoint the index reloads its recorded weights; either way sha256 is checked.
-        encoder = None if args.checkpoint is None else load_checkpoint(args.checkpoint, device=args.device)
-        results = index.find_similar(args.image, args.k, encoder=encoder, device=args.device)
+        same, results = _image_neighbours(index, args)
         query_desc: dict[str, Any] = {"image": str(args.image)}
         query_image: Any = args.image
     elif args.text is not None:
         results = index.find_text(args.text, args.k)
         query_desc, query_image = {"text": args.text}, None
+        if not index.has_captions:
+            print("img2text: the index has no captions to search; build it with --caption or "
+                  "--captions FILE (img2text ssl embed)", file=sys.stderr)
     else:
         row = index.row_of_id(args.id)
         results = index.find_similar(index.image_ids[row], args.k)
         query_desc = {"image_id": index.image_ids[row], "path": str(index.paths[row])}
         query_image = index.paths[row]
-    _warn_if_collapsed(index)
+    if args.text is None:  # text search ranks captions: the embeddings' health does not matter
+        warn_if_collapsed(index)
     if args.plot is not None and query_image is not None:
         from core.search import plot_retrieval  # loads matplotlib only here
 
@@ -243,20 +144,42 @@ def _run_search(args: argparse.Namespace) -> int:
     if args.format == "json":
         out = {"query": query_desc, "k": args.k, "index": str(args.index), "kind": index.kind,
                "recall_at_10": index.recall_at_10, "results": [r.to_dict() for r in results]}
+        if args.image is not None:
+            out["same_image"] = same.to_dict() if same is not None else None
         print(json.dumps(out, indent=2, ensure_ascii=False))
         return EXIT_OK
     print("query: " + ", ".join(f"{k} {v}" for k, v in query_desc.items()))
+    if same is not None:
+        print(f"same image in the index: id {same.image_id} ({same.path}), identical file "
+              "(sha256); not counted among the neighbours")
     print(f"index: {index.kind}, recall@10 {index.recall_at_10:.3f}"
           + (" (scores: BM25)" if args.text is not None else ""))
     print(results_table(results))
     return EXIT_OK
 
 
+def _image_neighbours(index: Any, args: argparse.Namespace) -> tuple[Any, list[Any]]:
+    """``(the gallery copy of --image or None, its k neighbours)``, by ``find_neighbours``.
+
+    The query is embedded here (with --checkpoint, else the index's recorded weights; either way
+    the sha256 is checked), then the file's bytes tell which hit, if any, is the same image.
+    """
+    from core.search import embed_one, load_checkpoint
+    from core.workflows import find_neighbours
+
+    if not args.image.is_file():
+        raise DatasetError(f"query image not found: {args.image}")
+    given = None if args.checkpoint is None else load_checkpoint(args.checkpoint, device=args.device)
+    vector = embed_one(index.encoder_for_images(given), args.image, device=args.device)
+    found = find_neighbours(index, vector, args.image.read_bytes(), args.k)
+    return found.same, found.hits
+
+
 def _run_eval(args: argparse.Namespace) -> int:
     from core.search import evaluate_retrieval, validate_k
 
     validate_k(args.k)
-    info = _find_dataset(args)  # early, clear errors
+    info = find_dataset_or_fail(args)  # early, clear errors
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # already reported by the _find_dataset call above
         table = evaluate_retrieval(args.checkpoint, args.data, args.split, k=args.k,
@@ -286,4 +209,4 @@ def _warn_if_encoder_collapsed(args: argparse.Namespace, paths: list[Any]) -> No
     result = embed_images(encoder, paths[::step][:HEALTH_SAMPLE], batch_size=args.batch_size,
                           device=args.device, on_error="skip", progress=False)
     # collapse_warning reads only `.embeddings` of the index it is given.
-    _warn_if_collapsed(SimpleNamespace(embeddings=result.embeddings))
+    warn_if_collapsed(SimpleNamespace(embeddings=result.embeddings))

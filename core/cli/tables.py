@@ -7,11 +7,13 @@ from typing import Any
 
 PATH_WIDTH = 40  # longer paths lose their middle to an ellipsis; the file name stays readable
 
-# The definition core.search.metrics implements (issue #11), printed under `img2text ssl eval`.
+# The definition core.search.metrics implements (issue #11), printed under `img2text ssl eval`,
+# with how the two usual tools divide the same sum (their numbers are not comparable with ours).
 MAP_AT_K_FORMULA = (
-    "mAP@k = mean over the queries (with at least one relevant image) of AP@k; AP@k = sum of "
-    "precision@i over the ranks i <= k that hold a relevant image, divided by min(k, R), "
-    "R = the query's relevant images in the gallery."
+    "mAP@k = mean over the queries (with at least one relevant image) of AP@k; AP@k = S / min(k, R), "
+    "S = sum of precision@i over the ranks i <= k that hold a relevant image, R = the query's "
+    "relevant images in the gallery. torchmetrics RetrievalMAP(top_k=k) divides S by the relevant "
+    "images found in the top k (so it is >= ours); trec_eval's map cut at k divides S by R (<= ours)."
 )
 
 

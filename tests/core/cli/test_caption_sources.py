@@ -1,8 +1,10 @@
-"""``img2text caption`` (single process) reads every batch source the ``--ray`` path reads.
+"""``img2text caption`` and ``img2text ssl embed`` (single process) read every batch source the
+``--ray`` path reads.
 
 Tar shards, parquet files (bytes and path tables) and a text file of paths are written here from
 Tiny COCO with hostile members mixed in; their captions must equal ``Captioner.caption_batch`` on
-the same images, and each hostile member must be one reported failure (exit status 1).
+the same images, their embeddings ``core.search.embed_images`` on the files, and each hostile
+member must be one reported failure (exit status 1).
 """
 
 from __future__ import annotations
@@ -64,3 +66,68 @@ def test_text_file_of_paths(capsys, tmp_path, tiny_model_dir, images, reference)
     code, rows, err = _caption(capsys, str(listing), tiny_model_dir, tmp_path / "out.jsonl")
     assert code == 0, err
     assert rows == reference
+
+
+# ------------------------------------------------------------------ ssl embed, every source kind
+@pytest.fixture(scope="module")
+def encoder_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An SSL checkpoint written through core.ssl's own API (random weights)."""
+    import torch
+
+    from core.ssl.checkpoint import save_checkpoint
+    from core.ssl.config import SSLConfig
+    from core.ssl.models import build_model
+
+    folder = tmp_path_factory.mktemp("encoder") / "run"
+    config = SSLConfig(img_size=32, batch_size=8, num_epochs=1, seed=0, out_dir=folder)
+    torch.manual_seed(0)
+    model = build_model(config)
+    save_checkpoint(folder, model, torch.optim.SGD(model.parameters(), lr=0.1), config, 1,
+                    torch.get_rng_state())
+    return folder
+
+
+@pytest.fixture(scope="module")
+def local_embeddings(encoder_run: Path, images: list[Path]) -> dict[str, object]:
+    """stem -> embedding from the library on the original files."""
+    from core.search import embed_images
+    from core.ssl import load_encoder
+
+    result = embed_images(load_encoder(encoder_run, device="cpu"), images, batch_size=4)
+    return {p.stem: v for p, v in zip(images, result.embeddings.numpy(), strict=True)}
+
+
+def _embed(capsys, source: str, run: Path, out: Path) -> tuple[int, object, str, str]:
+    from core.search import EmbeddingIndex
+
+    code = main(["ssl", "embed", "--data", source, "--checkpoint", str(run), "--out", str(out),
+                 "--kind", "exact", "--device", "cpu", "--quiet"])
+    stdout, err = capsys.readouterr()
+    return code, EmbeddingIndex.load(out) if (out / "index.json").exists() else None, stdout, err
+
+
+@pytest.mark.parametrize("kind", ["tar", "parquet", "list"])
+def test_ssl_embed_reads_every_source_kind(capsys, tmp_path, encoder_run, images, local_embeddings,
+                                           kind) -> None:
+    import numpy as np
+
+    hostile: list[str] = []
+    if kind == "tar":
+        hostile = write_tar_shards(images, tmp_path / "shards", per_shard=4)
+        source = str(tmp_path / "shards" / "{00000..00001}.tar")
+    elif kind == "parquet":
+        hostile = write_parquet_files(images, tmp_path / "tables", per_file=3)
+        source = str(tmp_path / "tables")
+    else:
+        source = str(tmp_path / "paths.txt")
+        Path(source).write_text("".join(f"{p}\n" for p in images))
+    code, index, out, err = _embed(capsys, source, encoder_run, tmp_path / "index")
+    assert code == (1 if hostile else 0), err
+    assert index is not None and f"({kind} source" in out
+    stems = [Path(str(i)).stem for i in index.image_ids]
+    assert sorted(stems) == sorted(local_embeddings)  # every good image once, hostile ones not
+    for row, stem in enumerate(stems):
+        np.testing.assert_allclose(index.embeddings[row].numpy(), local_embeddings[stem], atol=1e-5)
+    for key in hostile:
+        assert f"skipped {key}: " in err  # each hostile member named by its key
+    assert len(index.skipped) == len(hostile)

@@ -98,31 +98,40 @@ def test_search_by_id_with_plot(
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_search_by_image_json_finds_itself(
-    index_dir: Path, tiny_coco_dir: Path, capsys: pytest.CaptureFixture[str]
+def _search(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[str, str]:
+    assert main(["ssl", "search", *argv]) == 0
+    return capsys.readouterr()
+
+
+def test_search_by_image_reports_the_gallery_copy_as_the_same_image(
+    index_dir: Path, tiny_coco_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     image = tiny_coco_dir / SPLIT / f"{int(QUERY_ID):012d}.jpg"
-    assert (
-        main(
-            [
-                "ssl",
-                "search",
-                "--index",
-                str(index_dir),
-                "--image",
-                str(image),
-                "--format",
-                "json",
-                "-k",
-                "2",
-            ]
-        )
-        == 0
-    )
-    data = json.loads(capsys.readouterr().out)
-    top = data["results"][0]
-    assert top["image_id"] == int(QUERY_ID) and top["score"] == pytest.approx(1.0, abs=1e-4)
-    assert [r["rank"] for r in data["results"]] == [1, 2]
+    by_id = json.loads(_search(["--index", str(index_dir), "--id", QUERY_ID, "-k", "3", "--format",
+                                "json"], capsys)[0])["results"]
+    copy = tmp_path / "upload.jpg"  # another file with the same bytes: found by content hash
+    shutil.copy(image, copy)
+    for query in (image, copy):
+        data = json.loads(_search(["--index", str(index_dir), "--image", str(query), "--format", "json",
+                                   "-k", "3"], capsys)[0])
+        same = data["same_image"]
+        assert same["image_id"] == int(QUERY_ID) and same["score"] == pytest.approx(1.0, abs=1e-4)
+        results = data["results"]
+        assert [r["rank"] for r in results] == [1, 2, 3]
+        assert int(QUERY_ID) not in [r["image_id"] for r in results]  # not counted as a neighbour
+        assert [r["image_id"] for r in results] == [r["image_id"] for r in by_id]
+    out = _search(["--index", str(index_dir), "--image", str(copy), "-k", "2"], capsys)[0]
+    assert f"same image in the index: id {QUERY_ID}" in out
+    assert len([line for line in out.splitlines() if line.strip()[:1].isdigit()]) == 2
+    # A different image (the same photo, mirrored) has no gallery copy: k neighbours, none "same".
+    from PIL import Image, ImageOps
+
+    mirrored = tmp_path / "mirrored.png"
+    ImageOps.mirror(Image.open(image)).save(mirrored)
+    data = json.loads(_search(["--index", str(index_dir), "--image", str(mirrored), "--format", "json",
+                               "-k", "3"], capsys)[0])
+    assert data["same_image"] is None and len(data["results"]) == 3
+    assert "same image" not in _search(["--index", str(index_dir), "--image", str(mirrored)], capsys)[0]
 
 
 def test_eval_prints_three_methods(
@@ -161,7 +170,11 @@ def test_eval_prints_three_methods(
     )
     text = capsys.readouterr().out
     assert "P@3" in text and "mAP@3" in text and "raw pixels 32x32" in text
-    assert "divided by min(k, R)" in text  # the mAP@k definition in use (issue #11)
+    # the mAP@k definition in use (issue #11) and how the usual tools differ from it
+    formula = next(line for line in text.splitlines() if line.startswith("mAP@k ="))
+    assert "AP@k = S / min(k, R)" in formula and "precision@i over the ranks i <= k" in formula
+    assert "torchmetrics RetrievalMAP(top_k=k) divides S by the relevant images found in the top k" in formula
+    assert "trec_eval's map cut at k divides S by R" in formula
 
 
 def _error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
@@ -379,6 +392,11 @@ def test_search_warns_when_the_index_has_collapsed(
     # A healthy index gets no warning.
     assert main(["ssl", "search", "--index", str(index_dir), "--id", QUERY_ID, "-k", "3"]) == 0
     assert "collapsed" not in capsys.readouterr().err
+    # Text search ranks the (COCO) captions, not embeddings: no collapse warning for it.
+    assert main(["ssl", "search", "--index", str(index), "--text", "a man riding", "-k", "3"]) == 0
+    out, err = capsys.readouterr()
+    assert "collapsed" not in err and "WARNING" not in err and "BM25" in out
+    assert len([line for line in out.splitlines() if line.strip()[:1].isdigit()]) == 3
 
 
 def test_eval_warns_when_the_trained_encoder_has_collapsed(
@@ -391,3 +409,35 @@ def test_eval_warns_when_the_trained_encoder_has_collapsed(
     assert "mAP@3" in out and "WARNING" in err and "collapsed" in err
     assert main([*argv, "--checkpoint", str(runs[0])]) == 0
     assert "collapsed" not in capsys.readouterr().err
+
+
+def test_embed_with_caption_generates_captions_for_text_search(
+    runs: tuple[Path, Path], tiny_coco_dir: Path, tiny_model_dir: Path, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import core
+
+    folder = tmp_path / "photos"  # a plain folder: no reference captions of its own
+    folder.mkdir()
+    images = sorted((tiny_coco_dir / SPLIT).glob("*.jpg"))[:8]
+    for p in images:
+        shutil.copy(p, folder / p.name)
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff not an image")
+    index_dir = tmp_path / "captioned"
+    code = main(["ssl", "embed", "--checkpoint", str(runs[0]), "--data", str(folder), "--out",
+                 str(index_dir), "--caption", "--model", str(tiny_model_dir), "--caption-batch-size", "4",
+                 "--device", "cpu", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 1 and "captions generated for 8 of 8 images" in err  # broken.jpg skipped
+    from core.search import EmbeddingIndex
+
+    index = EmbeddingIndex.load(index_dir)
+    expected = core.get_captioner(str(tiny_model_dir), device="cpu").caption_batch(
+        [folder / p.name for p in images], batch_size=4)
+    assert [index.captions[index.row_of_id(p.name)] for p in images] == [[c] for c in expected]
+    for caption in expected:  # each caption's words find an image with that caption first
+        data = json.loads(_search(["--index", str(index_dir), "--text", caption, "-k", "3",
+                                   "--format", "json"], capsys)[0])
+        assert data["results"][0]["captions"] == [caption]
+    out = _search(["--index", str(index_dir), "--text", expected[0]], capsys)[0]
+    assert "(scores: BM25)" in out and expected[0] in out
