@@ -181,23 +181,35 @@ def test_embeddings_from_tar_shards_equal_local_embeddings(ray_cluster, tiny_enc
     assert all(r["embedding"] is None and r["error"] for r in bad.values())
 
 
-def test_embedding_parts_build_a_search_index_without_reencoding(ray_cluster, tiny_encoder_dir,
-                                                                tiny_coco_dir, tmp_path):
-    folder = tiny_coco_dir / "val2017"
+def test_ssl_embed_on_ray_builds_a_captioned_index_from_its_parts(ray_cluster, tiny_encoder_dir, tiny_model_dir,
+                                                                   tiny_coco_dir, tmp_path, capsys):
+    """`img2text ssl embed --ray ... --kind Flat --caption`: parts, a caption run, then the index in -o."""
+    images = val_images(tiny_coco_dir)[:16]
+    listing = tmp_path / "paths.txt"
+    listing.write_text("".join(f"{p}\n" for p in images))
     out = tmp_path / "out"
-    # `img2text ssl embed --ray`: the CLI face of embed_to_parts
-    assert main(["ssl", "embed", "--data", str(folder), "--checkpoint", str(tiny_encoder_dir),
-                 "--ray", ray_cluster.address, "-o", str(out), "--batch-size", str(EMBED_BATCH),
-                 "--shard-size", "16", "--concurrency", "2", "--device", "cpu", "--quiet"]) == 0
-    vectors, keys, paths = read_embedding_parts(out)
-    assert paths == [str(folder / k) for k in keys]
-    index = EmbeddingIndex.from_arrays(vectors, keys, paths=paths, kind="exact")
-    # Queries embedded locally find their own image first, by the stored (not re-encoded) vectors.
-    queries = [folder / keys[3], folder / keys[40]]
-    local = embed_images(load_encoder(tiny_encoder_dir, device="cpu"), queries, batch_size=EMBED_BATCH)
-    scores, ids = index.search(local.embeddings.numpy(), 1)
-    assert list(ids[:, 0]) == [keys[3], keys[40]]
-    np.testing.assert_allclose(scores[:, 0], 1.0, atol=1e-5)
+    argv = ["ssl", "embed", "--data", str(listing), "--checkpoint", str(tiny_encoder_dir),
+            "--ray", ray_cluster.address, "-o", str(out), "--batch-size", str(EMBED_BATCH),
+            "--shard-size", "8", "--concurrency", "2", "--device", "cpu", "--kind", "Flat",
+            "--caption", "--model", str(tiny_model_dir), "--caption-batch-size", "4", "--quiet"]
+    assert main(argv) == 0
+    assert "index of 16 images (16 with captions) built" in capsys.readouterr().out
+    index = EmbeddingIndex.load(out, mmap=True)
+    vectors, keys, _ = read_embedding_parts(out)
+    assert index.kind == "Flat" and index.image_ids == keys == sorted(str(p) for p in images)
+    np.testing.assert_array_equal(index.embeddings.numpy(), vectors)  # the parts' vectors, not re-encoded
+    expected = core.get_captioner(str(tiny_model_dir), device="cpu").caption_batch(images, batch_size=4)
+    assert [index.captions[index.row_of_id(str(p))] for p in images] == [[c] for c in expected]
+    # The index records the checkpoint: an image query is embedded, and its gallery copy is "same".
+    assert main(["ssl", "search", "--index", str(out), "--image", str(images[3]), "-k", "3",
+                 "--format", "json"]) == 0
+    found = json.loads(capsys.readouterr().out)
+    assert found["same_image"]["image_id"] == str(images[3]) and found["kind"] == "Flat"
+    assert str(images[3]) not in [r["image_id"] for r in found["results"]] and len(found["results"]) == 3
+    assert main(["ssl", "search", "--index", str(out), "--text", expected[5], "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["results"][0]["captions"] == [expected[5]]
+    assert main(argv) == 0  # a rerun over the finished output does nothing and says so
+    assert "already up to date" in capsys.readouterr().out
 
 
 # ------------------------------------------------------------------ faults (last: they restart a node)
