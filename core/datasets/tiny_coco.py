@@ -8,6 +8,7 @@ writing anything. ``img2text data tiny-coco`` and ``img2text data check`` are bu
 
 from __future__ import annotations
 
+import functools
 import http.client
 import shutil
 import stat
@@ -166,7 +167,7 @@ def extract_zip(archive: Path, dest: Path) -> int:
             if member.is_dir():
                 target.mkdir(parents=True, exist_ok=True)
                 continue
-            atomic_write(target, lambda tmp, m=member: _copy_member(zf, m, tmp))  # no torn file under its name
+            atomic_write(target, functools.partial(_copy_member, zf, member))  # no torn file under its name
             files += 1
     return files
 
