@@ -123,33 +123,39 @@ def _similar_tab(services: Services) -> None:
                                        elem_id="similar-index")
             query = paths_only(gr.Image(type="filepath", sources=["upload", "clipboard"], label="Query image",
                                         height=220, elem_id="similar-image"))
-            k = gr.Slider(1, 20, value=5, step=1, label="Results (k)")
-            button = gr.Button("Find similar", variant="primary", elem_id="similar-button")
-            find = gr.Textbox(label="…or find a gallery image by id, file name or caption words",
+            find = gr.Textbox(label="…or pick a gallery image as the query: type an id, file name or caption words",
                               elem_id="similar-find")
             pick = gr.Dropdown(handlers.pick_choices(services, None)["choices"], value=None, label="Gallery image",
                                elem_id="similar-pick")
-            picked = gr.Image(label="Picked gallery image", interactive=False, height=160, elem_id="similar-picked")
+            k = gr.Slider(1, 20, value=5, step=1, label="Results (k)", elem_id="similar-k")
+            button = gr.Button("Find similar", variant="primary", elem_id="similar-button")
+            words = gr.Textbox(label="Find images by words", submit_btn="Find by words", elem_id="similar-words",
+                               **handlers.words_box(services, None))
         with gr.Column(scale=2):
             status = gr.HTML(elem_id="similar-status")
-            gallery = gr.Gallery(label="Most similar", columns=4, height="auto", elem_id="similar-results",
+            gallery = gr.Gallery(label="Result images", columns=4, height="auto", elem_id="similar-results",
                                  object_fit="cover")
             table = gr.Dataframe(headers=["rank", "image id", "score", "captions"], interactive=False, wrap=True,
                                  label="Results", elem_id="similar-table", column_count=4,
                                  column_widths=["70px", "110px", "90px", "60%"])
             with gr.Accordion("Raw results (JSON)", open=False):
                 raw = gr.JSON(label="results")
-    search = handlers.similar(services)
+    picked = gr.State(None)  # the gallery id whose image is in the query slot; an upload clears it
     show: dict[str, Any] = dict(inputs=[raw], outputs=[gallery, table, status], queue=False, **PRIVATE)
-    button.click(search, inputs=[query, k, index_choice], outputs=[raw], api_name="similar",
+    button.click(handlers.similar(services), inputs=[query, k, index_choice, picked], outputs=[raw], api_name="similar",
                  api_description="Find the k indexed images most similar to an image; returns {'results': [{rank, "
-                                 "image_id, image_path, score, captions, categories}], 'error': None or why, "
+                                 "image_id, image_path, score, captions, categories}], 'error': None or why, 'note', "
                                  "'same_image': the gallery id of the query itself or None, 'warning': None or "
-                                 "why the scores mean little}.").then(handlers.render_results, **show)
-    pick.input(lambda c, i: (handlers.picked_path(services, c, i), None), inputs=[index_choice, pick], outputs=[picked, query],
-               **PRIVATE).then(lambda c, kk, i: search(None, kk, c, i) if i else None,
-                               inputs=[index_choice, k, pick], outputs=[raw], **PRIVATE).then(handlers.render_results,
-                                                                                              **show)
+                                 "why the scores mean little, 'search': how the index ranks}.",
+                 ).then(handlers.render_results, **show)
+    words.submit(handlers.similar(services, words=True), inputs=[words, k, index_choice], outputs=[raw],
+                 api_name="find_text", api_description="Find the k indexed images whose captions best match the "
+                 "words (BM25); returns the same JSON as /similar.").then(handlers.render_results, **show)
+    query.input(lambda: None, outputs=[picked], queue=False, **PRIVATE)
+    pick.input(lambda c, i: handlers.pick(services, c, i), inputs=[index_choice, pick], outputs=[query, picked],
+               **PRIVATE)
+    index_choice.change(lambda c, i: handlers.index_changed(services, c, i), inputs=[index_choice, picked],
+                        outputs=[words, picked, query], **PRIVATE)
     for trigger in (find.submit, find.change, index_choice.change):
         trigger(lambda c, t: handlers.pick_choices(services, c, t), inputs=[index_choice, find], outputs=[pick],
                 **PRIVATE)
@@ -167,10 +173,11 @@ def _run_tab(services: Services) -> tuple[Any, gr.Dropdown, list[Any]] | None:
     loss = gr.Image(label="Loss and health metrics", type="pil", interactive=False, elem_id="run-loss", height=320)
     history = gr.Dataframe(headers=list(HISTORY_COLUMNS), interactive=False, label="Per-epoch metrics (history.json)",
                            elem_id="run-history", column_count=len(HISTORY_COLUMNS))
+    samples_note = gr.HTML(elem_id="run-samples-note")  # the index's collapse warning, if any
     samples = gr.Gallery(label="Sample retrievals (query, then its nearest images)", columns=5, height="auto",
                          object_fit="cover", elem_id="run-samples")
     show = handlers.run_view(services)
-    outputs = [loss, history, summary, samples]
+    outputs = [loss, history, summary, samples_note, samples]
     run_choice.change(show, inputs=[run_choice], outputs=outputs, **PRIVATE)
     return show, run_choice, outputs
 

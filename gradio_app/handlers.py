@@ -66,65 +66,48 @@ def caption(services: Services, api: bool):  # type: ignore[no-untyped-def]
 
 
 def items(hits: list[Any]) -> list[tuple[str, str]]:
-    """``SearchResult``s -> gallery items ``(path, "#rank · score · caption")`` of existing files."""
-    return [(str(h.path), f"#{h.rank} · {h.score:.3f} · {h.captions[0] if h.captions else h.image_id}")
-            for h in hits if Path(h.path).is_file()]
+    """``SearchResult``s (or their dicts) -> gallery items ``(path, "#rank · id · score · caption")``."""
+    paths = [str(h["image_path"] if isinstance(h, dict) else h.path) for h in hits]
+    return [(p, wf.hit_label(h)) for p, h in zip(paths, hits, strict=True) if Path(p).is_file()]
 
 
 def neighbours(services: Services):  # type: ignore[no-untyped-def]
-    """Caption tab: the uploaded image's nearest gallery images and a note (empty on any problem)."""
+    """Caption tab: the uploaded image's nearest gallery images in the first index, with its note."""
     def find(image: str | None, caption: str | None) -> tuple[list[tuple[str, str]], str]:
-        if image is None or not caption:
+        if image is None or not caption:  # no caption: the message box already says why
             return [], ""
-        try:
-            found = wf.find_neighbours(services.indexes.get(), services.load(image), Path(image).read_bytes(),
-                                    services.config.neighbours)
-            warning = services.indexes.warning()
-        except (*UserError, OSError):  # neighbours are a bonus; the caption is already shown
-            return [], ""
-        same = f"This image is gallery image {found.same.image_id} (not counted)." if found.same else ""
-        return items(found.hits), note_html(same, warning)
+        found = wf.search_gallery(services.indexes, None, services.config.neighbours, upload=image, **services.limits)
+        return items(found.hits), note_html(found.note or f"No neighbours: {found.error}", found.warning)
     return find
 
 
-def similar(services: Services):  # type: ignore[no-untyped-def]
-    """``/similar``: an upload (or an indexed image id) and k in, ranked results out."""
-    def search(image: str | None, k: float, index_choice: str | None = None,
-               image_id: str | None = None) -> dict[str, Any]:
-        same = None
-        try:
-            index = services.indexes.get(index_choice)
-            if image is not None:
-                found = wf.find_neighbours(index, services.load(image), Path(image).read_bytes(), max(1, int(k)))
-                hits, label = found.hits, "the uploaded image"
-                same = found.same.image_id if found.same else None
-            elif image_id not in (None, ""):
-                hits, label = index.find_similar(image_id, k=max(1, int(k))), f"gallery image {image_id}"
-            else:
-                return {"results": [], "error": "no query: upload an image or pick one from the gallery"}
-            warning = services.indexes.warning(index_choice)
-        except (*UserError, OSError) as exc:
-            return {"results": [], "error": str(exc)}
-        # The path goes out as image_path: gradio_client would take a "path" key for a file to download.
-        results = [{"image_path": str(h.path), **{k: v for k, v in h.to_dict().items() if k != "path"}}
-                   for h in hits]
-        return {"results": results, "error": None, "query": label, "same_image": same, "warning": warning}
+def payload(answer: wf.SimilarAnswer) -> dict[str, Any]:
+    """``/similar``'s JSON (the path goes out as image_path: gradio_client downloads a "path" key)."""
+    results = [{"image_path": str(h.path), **{k: v for k, v in h.to_dict().items() if k != "path"}}
+               for h in answer.hits]
+    return {"results": results, "error": answer.error, "query": answer.query, "note": answer.note,
+            "same_image": None if answer.same is None else answer.same.image_id, "warning": answer.warning,
+            "search": answer.search}
+
+
+def similar(services: Services, words: bool = False):  # type: ignore[no-untyped-def]
+    """``/similar`` (an upload, or the gallery image picked into the query slot) and ``/find_text``
+    (``words``: caption words) -> ranked results; a user's mistake is the answer's ``error``."""
+    def search(query: str | None, k: float, index_choice: str | None = None, image_id: str | None = None) -> dict:
+        if words:
+            return payload(wf.search_gallery(services.indexes, index_choice, k, text=query or "", **services.limits))
+        return payload(wf.search_gallery(services.indexes, index_choice, k, upload=query, image_id=image_id,
+                                         **services.limits))
     return search
 
 
-def render_results(payload: dict[str, Any] | None) -> tuple[list[tuple[str, str]], list[list[Any]], str]:
+def render_results(answer: dict[str, Any] | None) -> tuple[list[tuple[str, str]], list[list[Any]], str]:
     """``/similar``'s answer -> gallery items, table rows and an in-page message."""
-    payload = payload or {}
-    if payload.get("error"):
-        return [], [], error_html(payload["error"])
-    results = payload.get("results", [])
-    gallery = [(r["image_path"], f"#{r['rank']} · {r['score']:.3f} · {(r['captions'] or [r['image_id']])[0]}")
-               for r in results if Path(r["image_path"]).is_file()]
-    rows = [[r["rank"], str(r["image_id"]), round(r["score"], 4), " / ".join(r["captions"][:2])] for r in results]
-    note = f"{len(results)} most similar to {payload.get('query')}." if results else "No results."
-    if payload.get("same_image") is not None:
-        note += f" The query is gallery image {payload['same_image']} (not counted)."
-    return gallery, rows, note_html(note, payload.get("warning"))
+    answer = answer or {}
+    if answer.get("error"):
+        return [], [], error_html(answer["error"])
+    rows = [list(row.values()) for row in wf.result_rows(answer.get("results", []))]
+    return items(answer.get("results", [])), rows, note_html(answer.get("note", ""), answer.get("warning"))
 
 
 def pick_choices(services: Services, index_choice: str | None, text: str = "") -> Any:
@@ -136,12 +119,22 @@ def pick_choices(services: Services, index_choice: str | None, text: str = "") -
     return gr.update(choices=choices, value=None)
 
 
-def picked_path(services: Services, index_choice: str | None, image_id: str | None) -> str | None:
-    try:
-        index = services.indexes.get(index_choice)
-        return str(index.paths[index.row_of_id(image_id)]) if image_id else None
-    except (*UserError, OSError):
-        return None
+def pick(services: Services, index_choice: str | None, image_id: str | None) -> tuple[Any, Any]:
+    """A picked gallery image becomes the query: its file in the query slot, its id remembered."""
+    path = wf.gallery_path(services.indexes, index_choice, image_id)
+    return (str(path), image_id) if path is not None else (gr.skip(), gr.skip())
+
+
+def words_box(services: Services, index_choice: str | None) -> dict[str, Any]:
+    """The words box: usable when the index has captions, else it says why."""
+    why = wf.words_unavailable(services.indexes, index_choice)
+    return {"interactive": why is None, "info": why or "Caption words, ranked by BM25; press Enter",
+            "placeholder": None if why else "e.g. a green circle"}
+
+
+def index_changed(services: Services, index_choice: str | None, picked: str | None) -> tuple[Any, Any, Any]:
+    """Another index: its words box; a gallery image picked from the old one stops being the query."""
+    return gr.update(**words_box(services, index_choice)), None, (None if picked else gr.skip())
 
 
 def _download_folder() -> Path:
@@ -157,9 +150,7 @@ def batch(services: Services):  # type: ignore[no-untyped-def]
     """Batch tab: caption many uploads with progress; table (with thumbnails) and downloads."""
     def run(files: list[str] | None, *settings: Any, progress: Any = None):  # type: ignore[no-untyped-def]
         files = list(files or [])
-        if not files or len(files) > services.config.max_batch_files:
-            why = (f"{len(files)} files: the limit is {services.config.max_batch_files} per run."
-                   if files else "Upload one or more images first.")
+        if why := wf.batch_problem(len(files), services.config.max_batch_files):
             return [], None, None, error_html(why)
         try:
             rows = wf.caption_uploads(
@@ -176,18 +167,18 @@ def batch(services: Services):  # type: ignore[no-untyped-def]
         paths = [stem.with_suffix(f".{fmt}") for fmt in ("csv", "jsonl")]
         for path in paths:
             path.write_text(to_string(records, path.suffix[1:]), encoding="utf-8")
-        failed = sum(1 for r in records if not r.ok)
-        return table, str(paths[0]), str(paths[1]), note_html(f"{len(records) - failed} captioned, {failed} failed.")
+        return table, str(paths[0]), str(paths[1]), note_html(wf.batch_summary(records))
     return run
 
 
 def run_view(services: Services):  # type: ignore[no-untyped-def]
-    """Training run tab: loss curve, per-epoch metrics, a summary and sample retrievals."""
+    """Training run tab: loss curve, per-epoch metrics, a summary, sample retrievals and the index's
+    collapse warning next to them."""
     def show(choice: str | None):  # type: ignore[no-untyped-def]
         try:
             info = services.run(choice)
         except ValueError as exc:
-            return None, [], error_html(str(exc)), []
+            return None, [], error_html(str(exc)), "", []
         loss = Image.open(info.loss_png).convert("RGB") if info.loss_png is not None else None  # closes after load
         s = wf.run_summary(info)
         text = f"{s.path}\n{s.settings}\n" if s.settings else f"{s.path}\n"
@@ -201,7 +192,8 @@ def run_view(services: Services):  # type: ignore[no-untyped-def]
         index = services.runs_index(info)
         for sample in wf.sample_retrievals(index) if index is not None else []:
             samples += [(str(sample.path), f"query {sample.image_id}"), *items(sample.hits)]
-        return loss, wf.history_rows(info), summary, [(p, c) for p, c in samples if Path(p).is_file()]
+        warning = note_html("", wf.collapse_warning(index)) if index is not None else ""
+        return loss, wf.history_rows(info), summary, warning, [(p, c) for p, c in samples if Path(p).is_file()]
     return show
 
 

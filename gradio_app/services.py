@@ -25,9 +25,14 @@ class Services:
         """Begin loading the model in the background (the page opens meanwhile)."""
         self.model.start()
 
+    @property
+    def limits(self) -> dict[str, int]:
+        """The app's upload limits as ``load_upload`` / ``search_gallery`` keywords."""
+        return {"max_pixels": self.config.max_pixels, "max_bytes": self.config.max_upload_bytes}
+
     def load(self, path: str | os.PathLike) -> Image.Image:
         """An uploaded file as an RGB image under the app's limits (InvalidImageError if not)."""
-        return wf.load_upload(path, max_pixels=self.config.max_pixels, max_bytes=self.config.max_upload_bytes)
+        return wf.load_upload(path, **self.limits)
 
     def allowed_paths(self) -> list[str]:
         """``launch(allowed_paths=...)``: the index image folders and the examples folder only."""

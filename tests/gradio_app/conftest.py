@@ -47,6 +47,21 @@ def gradio_server(tiny_model_dir: Path, apps_data: AppData) -> Iterator[GradioSe
     stop_server(proc)
 
 
+UNRESOLVABLE_MODEL = "nobody-here/no-such-captioner"  # with HF_HUB_OFFLINE=1 the hub cannot be asked
+
+
+@pytest.fixture(scope="session")
+def degraded_server(apps_data: AppData) -> Iterator[GradioServer]:
+    """The app started with a model id that cannot be resolved offline, and the collapsed index."""
+    port = free_port()
+    cmd = [python(), "-m", "gradio_app", "--model", UNRESOLVABLE_MODEL, "--device", "cpu",
+           "--index", str(apps_data.collapsed), "--run", str(apps_data.run), "--port", str(port)]
+    url = f"http://127.0.0.1:{port}"
+    proc = start_server(cmd, url + "/", env={"HF_HUB_OFFLINE": "1"})
+    yield GradioServer(url, apps_data, Path(UNRESOLVABLE_MODEL))
+    stop_server(proc)
+
+
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     """Module scope: Playwright's sync API allows one running instance at a time."""

@@ -74,16 +74,64 @@ def test_similar_search_in_browser(page, gradio_server: GradioServer, test_outpu
     positions = [text.index(str(w.image_id)) for w in want]
     assert positions == sorted(positions), text  # shown in rank order
     assert str(round(want[1].score, 4)) in text
-    # picking a gallery image by file name shows it as the query and searches by its id
+
+
+def _status_has(page, text: str) -> None:  # type: ignore[no-untyped-def]
+    page.wait_for_function("t => document.querySelector('#similar-status').innerText.includes(t)", arg=text)
+
+
+def _table_shows(page, hits: list) -> None:  # type: ignore[no-untyped-def,type-arg]
+    """Wait until the results table lists exactly these results' ids, in order."""
+    want = [str(h.image_id) for h in hits]
+    page.wait_for_function("w => JSON.stringify([...document.querySelectorAll("
+                           "'#similar-table [role=gridcell][data-col=\"1\"]')].map(c => c.innerText.trim()))"
+                           " === JSON.stringify(w)", arg=want, timeout=20_000)
+
+
+def test_picked_gallery_image_is_the_query(page, gradio_server: GradioServer, test_output_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    from core.search import EmbeddingIndex
+
+    index = EmbeddingIndex.load(gradio_server.data.index)
+    page.get_by_role("tab", name="Similar images").click()
     page.locator("#similar-find input, #similar-find textarea").first.fill("g09.png")
     page.locator("#similar-pick input").click()
     page.get_by_role("option", name="g09 · g09.png", exact=False).first.click()
-    page.wait_for_selector("#similar-picked img")
-    page.wait_for_function("document.querySelector('#similar-status').innerText.includes('gallery image g09')")
-    by_id = EmbeddingIndex.load(gradio_server.data.index).find_similar("g09", k=5)
-    table.locator(":visible", has_text=str(by_id[0].image_id)).first.wait_for()
+    page.wait_for_selector("#similar-image img")  # the picked image is in the query slot
+    assert page.locator("#similar-picked").count() == 0  # no separate "Picked" box any more
+    page.click("#similar-button")
+    _status_has(page, "Top 5 for gallery image g09 · exact search.")
+    _table_shows(page, index.find_similar("g09", k=5))
+    # changing k and pressing Find similar again searches the picked image again (it said "no query")
+    page.locator("#similar-k input[type=number]").fill("3")
+    page.locator("#similar-k input[type=number]").press("Enter")
+    page.click("#similar-button")
+    _status_has(page, "Top 3 for gallery image g09")
+    _table_shows(page, index.find_similar("g09", k=3))
     page.wait_for_timeout(500)
     page.screenshot(path=str(test_output_dir / "gradio-similar.png"), full_page=True)
+    # an upload replaces the picked image as the query
+    page.locator("#similar-image input[type=file]").set_input_files(str(gradio_server.data.good))
+    page.wait_for_function("(document.querySelector('#similar-image img')?.src || 'g09.png').endsWith('query.png')")
+    page.click("#similar-button")
+    _status_has(page, "Top 3 for the uploaded image")
+    _table_shows(page, index.find_similar(core.load_image(gradio_server.data.good), k=3))
+
+
+def test_find_images_by_words(page, gradio_server: GradioServer) -> None:  # type: ignore[no-untyped-def]
+    from core.search import EmbeddingIndex
+
+    index = EmbeddingIndex.load(gradio_server.data.index)
+    words = " ".join(index.captions[4][0].split()[:3])
+    page.get_by_role("tab", name="Similar images").click()
+    box = page.locator("#similar-words textarea, #similar-words input").first
+    assert box.is_enabled()  # this index has captions
+    box.fill(words)
+    box.press("Enter")
+    _status_has(page, f'for the words "{words}" · caption words, BM25 relevance')
+    want = index.find_text(words, 5)
+    assert want
+    _table_shows(page, want)
+    page.wait_for_selector("#similar-results img")
 
 
 def test_training_run_tab(page, test_output_dir: Path) -> None:  # type: ignore[no-untyped-def]

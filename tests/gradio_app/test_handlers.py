@@ -91,7 +91,8 @@ def test_pick_list_is_bounded_and_filtered(apps_data) -> None:  # type: ignore[n
     services = Services(AppConfig(indexes=(apps_data.index,), pick_limit=5))
     assert len(handlers.pick_choices(services, None)["choices"]) == 5
     assert handlers.pick_choices(services, None, "g07.png")["choices"][0][1] == "g07"
-    assert handlers.picked_path(services, None, "g07") == str(apps_data.gallery / "g07.png")
+    # a picked gallery image becomes the query: its file in the query slot, its id remembered
+    assert handlers.pick(services, None, "g07") == (str(apps_data.gallery / "g07.png"), "g07")
 
 
 def test_allowed_paths_with_an_index_are_its_image_folder(apps_data) -> None:  # type: ignore[no-untyped-def]
@@ -107,3 +108,21 @@ def test_unresolvable_hub_id_offline_fails_once_then_from_memory(sample_images: 
         with pytest.raises(gr.Error, match="How to fix it"):
             handlers.caption(services, api=True)(str(sample_images[0]), *GREEDY)
     assert services.model.attempts == 1 and services.model.state.status == "failed"
+
+
+def test_words_box_picked_query_and_run_warning_follow_the_index(apps_data) -> None:  # type: ignore[no-untyped-def]
+    from core.workflows import NO_CAPTIONS
+
+    services = Services(AppConfig(indexes=(apps_data.index, apps_data.collapsed), runs=(apps_data.run,)))
+    assert handlers.words_box(services, None)["interactive"] is True
+    box = handlers.words_box(services, str(apps_data.collapsed))
+    assert box["interactive"] is False and box["info"] == NO_CAPTIONS
+    words, picked, query = handlers.index_changed(services, str(apps_data.collapsed), "g03")
+    assert words["interactive"] is False and picked is None and query is None  # a picked image goes with its index
+    assert handlers.index_changed(services, None, None)[2] == gr.skip()  # an upload stays
+    # the Training run tab warns next to its sample retrievals when the run's index has collapsed
+    healthy = handlers.run_view(services)(str(apps_data.run))
+    collapsed = handlers.run_view(Services(AppConfig(indexes=(apps_data.collapsed,), runs=(apps_data.run,))))(
+        str(apps_data.run))
+    assert healthy[3] == "" and healthy[4] and collapsed[4]
+    assert "embeddings have collapsed" in collapsed[3] and 'class="i2t-warn"' in collapsed[3]

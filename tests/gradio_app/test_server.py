@@ -32,7 +32,7 @@ def expected(server: GradioServer, image: Path, **generation: object) -> str:
 def test_api_lists_caption_and_similar(client: Client) -> None:
     api = client.view_api(print_info=False, return_format="dict")
     names = set(api["named_endpoints"])
-    assert {"/caption", "/similar"} <= names
+    assert {"/caption", "/similar", "/find_text"} <= names
     params = api["named_endpoints"]["/caption"]["parameters"]
     assert params[0]["parameter_has_default"] is False
     assert all(p["parameter_has_default"] for p in params[1:])  # one image is enough
@@ -93,9 +93,22 @@ def test_similar_matches_the_index(client: Client, gradio_server: GradioServer) 
     assert [r["image_id"] for r in got["results"]] == [w.image_id for w in want[1:]]
     assert [r["rank"] for r in got["results"]] == [1, 2, 3]
     assert got["warning"] is None  # the fixture's index has not collapsed
+    assert got["search"] == "exact search" and got["note"].startswith("Top 3 for the uploaded image · exact search.")
     for r, w in zip(got["results"], want[1:], strict=True):
         assert r["score"] == pytest.approx(w.score, abs=1e-4)
         assert r["captions"] == w.captions and r["captions"]
+
+
+def test_find_text_matches_the_index(client: Client, gradio_server: GradioServer) -> None:
+    from core.search import EmbeddingIndex
+
+    index = EmbeddingIndex.load(gradio_server.data.index)
+    words = " ".join(index.captions[2][0].split()[:3])
+    got = client.predict(words, 4, api_name="/find_text")
+    want = index.find_text(words, 4)
+    assert got["error"] is None and want and got["search"] == "caption words, BM25 relevance"
+    assert [(r["image_id"], r["score"]) for r in got["results"]] == [(w.image_id, pytest.approx(w.score)) for w in want]
+    assert client.predict("", 4, api_name="/find_text")["error"].startswith("no words")
 
 
 def test_similar_bad_upload_returns_the_reason(client: Client, gradio_server: GradioServer) -> None:
