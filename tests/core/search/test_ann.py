@@ -217,3 +217,18 @@ def test_auto_on_a_small_gallery_is_exact_and_bad_kinds_are_refused() -> None:
         EmbeddingIndex.from_arrays(x, list(range(500)), kind="IVF4096,Flat")
     with pytest.raises(IndexConfigError, match="target recall"):
         EmbeddingIndex.from_arrays(x, list(range(500)), kind="HNSW8", target_recall=1.5)
+
+
+def test_held_out_truth_is_the_exact_top_k_without_the_held_out_rows() -> None:
+    import torch
+
+    from core.search.recall import held_out_truth
+
+    x = np.random.default_rng(3).standard_normal((20_000, 16)).astype(np.float32)  # > 2 blocks
+    held = np.array([5, 9_000, 19_999])
+    queries = x[held]
+    scores = queries.astype(np.float64) @ x.astype(np.float64).T
+    scores[:, held] = -np.inf
+    want = np.argsort(-scores, axis=1, kind="stable")[:, :10]
+    got = held_out_truth(torch.from_numpy(x), queries, held, 10)
+    assert np.array_equal(got, want) and not set(got.ravel()) & set(held.tolist())
