@@ -15,6 +15,8 @@ _DTYPES = {
     "fp16": torch.float16,
 }
 DTYPE_CHOICES = ("auto", "float32", "bfloat16", "float16")
+# Captioning also runs with int8 weights (float32 arithmetic elsewhere): core.captioning.quantize.
+CAPTION_DTYPE_CHOICES = (*DTYPE_CHOICES, "int8")
 DEVICE_HELP = "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps"
 
 
@@ -73,3 +75,14 @@ def resolve_dtype(spec: str | torch.dtype | None, device: torch.device) -> torch
         return _DTYPES[spec]
     except KeyError:
         raise ConfigError(f"unknown dtype {spec!r}; choose one of {', '.join(DTYPE_CHOICES)}") from None
+
+
+def precision_name(spec: str | torch.dtype | None, device: torch.device) -> str:
+    """How a captioner runs: ``"int8"`` (quantised weights), else the dtype's name (``"float32"``).
+
+    Raises:
+        ConfigError: an unknown dtype name.
+    """
+    if spec == "int8":
+        return "int8"
+    return str(resolve_dtype(spec, device)).removeprefix("torch.")

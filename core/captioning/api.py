@@ -10,7 +10,7 @@ import torch
 
 from core.captioning.captioner import DEFAULT_BATCH_SIZE, Captioner, ErrorMode
 from core.captioning.loading import resolve_model_spec
-from core.devices import resolve_device, resolve_dtype
+from core.devices import precision_name, resolve_device
 from core.errors import InvalidImageError
 from core.images import ImageInput
 
@@ -28,7 +28,7 @@ def get_captioner(
     """Return a cached `Captioner` for this model/device/dtype, loading it on first use."""
     spec = resolve_model_spec(model)
     dev = resolve_device(device)
-    key = (str(spec), str(dev), str(resolve_dtype(dtype, dev)))
+    key = (str(spec), str(dev), precision_name(dtype, dev))
     with _CACHE_LOCK:
         captioner = _CACHE.get(key)
         if captioner is None:

@@ -14,7 +14,8 @@ from core.captioning.fast_decode import fast_generate, fast_path_blocker
 from core.captioning.generation import GenerationOptions, clean_caption
 from core.captioning.jpeg import decode_jpegs, read_plain_jpeg
 from core.captioning.loading import ModelSpec, load_components, resolve_model_spec
-from core.devices import resolve_device, resolve_dtype
+from core.captioning.quantize import INT8, quantize_int8
+from core.devices import precision_name, resolve_device, resolve_dtype
 from core.errors import ConfigError, InvalidImageError
 from core.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, ImageInput, describe, load_image
 
@@ -29,7 +30,9 @@ class Captioner:
         model: hub id (``"id@revision"`` pins a revision), local ``save_pretrained`` folder, or
             ``None`` for ``$IMG2TEXT_MODEL`` or the default ``ydshieh/vit-gpt2-coco-en``.
         device: ``"auto"``/``None``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``.
-        dtype: ``"auto"``/``None`` (bfloat16 on a capable GPU, else float32) or a dtype name.
+        dtype: ``"auto"``/``None`` (bfloat16 on a capable GPU, else float32) or a dtype name;
+            ``"int8"`` (CPU only, opt-in) quantises the linear layers' weights to int8 with torchao
+            (:mod:`core.captioning.quantize`): faster, and captions may differ from float32's.
         max_pixels: pixel cap applied to every input image.
         fast_decode: decode with :func:`core.captioning.fast_decode.fast_generate` (same tokens
             as ``model.generate``, less work); settings it does not cover use ``generate``.
@@ -58,7 +61,11 @@ class Captioner:
             raise ConfigError(f"threads must be >= 1, got {threads}")
         self.spec = resolve_model_spec(model)
         self.device = resolve_device(device)
-        self.dtype = resolve_dtype(dtype, self.device)
+        self.precision = precision_name(dtype, self.device)  # "float32", "bfloat16", "int8", ...
+        if self.precision == INT8 and self.device.type != "cpu":
+            raise ConfigError(f"dtype int8 runs on the CPU, not {self.device}; on a GPU use bfloat16")
+        # int8 keeps float32 activations; only the linear layers' weights are quantised.
+        self.dtype = torch.float32 if self.precision == INT8 else resolve_dtype(dtype, self.device)
         self.max_pixels = max_pixels
         self.fast_decode = fast_decode
         self.device_decode = self.device.type == "cuda" if device_decode is None else device_decode
@@ -66,6 +73,8 @@ class Captioner:
         self.model, self.processor, self.tokenizer = load_components(
             self.spec, device=self.device, dtype=self.dtype
         )
+        if self.precision == INT8:
+            quantize_int8(self.model)
         # generate() mutates per-call state and seeding touches the global RNG: one call at a time.
         self._lock = threading.Lock()
 
@@ -174,11 +183,11 @@ class Captioner:
             "model": self.spec.name,
             "revision": self.spec.revision,
             "device": str(self.device),
-            "dtype": str(self.dtype).removeprefix("torch."),
+            "dtype": self.precision,
         }
 
     def __repr__(self) -> str:
-        return f"Captioner(model={str(self.spec)!r}, device={self.device}, dtype={self.dtype})"
+        return f"Captioner(model={str(self.spec)!r}, device={self.device}, dtype={self.precision})"
 
     # -- internals ----------------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ from core.cli.config_options import add_config_options, config_overrides
 
 # Mirrors of library constants (checked equal by tests/core/cli/test_help_imports.py).
 DEVICE_HELP = "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps"  # core.devices
-DTYPE_CHOICES = ("auto", "float32", "bfloat16", "float16")  # core.devices
+DTYPE_CHOICES = ("auto", "float32", "bfloat16", "float16", "int8")  # core.devices.CAPTION_DTYPE_CHOICES
 DEFAULT_MODEL = "ydshieh/vit-gpt2-coco-en"  # core.captioning.loading
 MODEL_ENV = "IMG2TEXT_MODEL"  # core.captioning.loading
 CAPTION_BATCH_SIZE = 16  # core.captioning.captioner.DEFAULT_BATCH_SIZE
@@ -75,7 +75,8 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
                        f"default: ${MODEL_ENV} or {DEFAULT_MODEL}")
     add_device(group)
     group.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES,
-                       help="auto = bfloat16 on a capable GPU, float32 on CPU")
+                       help="auto = bfloat16 on a capable GPU, float32 on CPU; int8 (CPU, opt-in) = "
+                       "int8 weights through torchao: faster, captions may differ from float32")
 
 
 def add_generation_args(parser: argparse.ArgumentParser) -> None:

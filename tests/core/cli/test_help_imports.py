@@ -58,11 +58,11 @@ def test_the_probe_sees_an_import_when_there_is_one() -> None:
 def test_mirrored_help_constants_equal_the_library_values() -> None:
     from core.captioning import captioner, loading
     from core.cli import options
-    from core.devices import DEVICE_HELP, DTYPE_CHOICES
+    from core.devices import CAPTION_DTYPE_CHOICES, DEVICE_HELP
     from core.search import embed
 
     assert options.DEVICE_HELP == DEVICE_HELP
-    assert options.DTYPE_CHOICES == DTYPE_CHOICES
+    assert options.DTYPE_CHOICES == CAPTION_DTYPE_CHOICES
     assert options.DEFAULT_MODEL == loading.DEFAULT_MODEL
     assert options.MODEL_ENV == loading.MODEL_ENV
     assert options.CAPTION_BATCH_SIZE == captioner.DEFAULT_BATCH_SIZE
