@@ -112,7 +112,8 @@ def run(device: torch.device, quick: bool, coco_dir: Path | None, workers: int,
     from core.ssl.transforms import train_transform
     from core.ssl.two_views import TwoViewDataset, collate_views
 
-    steps = 2 if quick else 5
+    # A GPU step takes milliseconds: time enough of them that loader start-up does not dominate.
+    steps = (10 if quick else 40) if device.type == "cuda" else (2 if quick else 5)
     tmp = Path(tempfile.mkdtemp(prefix="bench-ssl-"))
     paths = _images(coco_dir, BATCH * (steps + 1), tmp)
     res = AreaResult("ssl", {"encoder": "conv (3 blocks)", "img_size": IMG, "batch": BATCH,
