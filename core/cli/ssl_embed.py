@@ -208,7 +208,7 @@ def run_embed_on_ray(args: argparse.Namespace, options: RayOptions) -> int:
         connect,
         embed_to_parts,
     )
-    from core.search.ann import parse_memory
+    from core.search import parse_memory
 
     parse_memory(args.memory_budget)  # a bad budget fails before the cluster works
     if args.captions is not None and not args.captions.is_file():

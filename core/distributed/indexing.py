@@ -88,14 +88,14 @@ def build_index(
     if not manifest.complete:
         raise ConfigError(f"{out}: the embedding run is unfinished ({len(manifest.parts)} of "
                           f"{manifest.shards} parts); finish it with --resume, then index it")
-    encoder = load_checkpoint(checkpoint, device="cpu")
+    encoder = load_checkpoint(Path(checkpoint), device="cpu")
     if encoder.sha256 != manifest.settings.get("sha256"):
         raise CheckpointError(f"{checkpoint}: weights sha256 {encoder.sha256[:12]}... but the run in {out} "
                               f"was embedded with {str(manifest.settings.get('sha256'))[:12]}...; pass "
                               "the run's checkpoint")
     captions: dict[str, str] = {}
     if captions_file is not None:
-        captions.update(read_caption_file(captions_file))
+        captions.update(read_caption_file(Path(captions_file)))
     if captions_dir is not None:
         captions.update(caption_parts(captions_dir))
     record = _build_record(manifest, kind, memory_budget, target_recall, captions)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from core._lazy import lazy_exports
 from core.fileio import sha256_file
+from core.search.ann import parse_memory
 from core.search.embed import EmbeddingResult, embed_images, embed_one
 from core.search.encoder import load_checkpoint
 from core.search.errors import IndexConfigError, IndexFormatError, QueryError
@@ -50,6 +51,7 @@ __all__ = [
     "evaluate_retrieval",
     "load_checkpoint",
     "mean_average_precision",
+    "parse_memory",
     "plot_retrieval",
     "plot_retrieval_grid",
     "precision_at_k",
