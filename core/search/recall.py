@@ -106,7 +106,7 @@ def build_faiss(vectors: torch.Tensor, kind: str, train_rows: np.ndarray, held_o
     ivf = faiss.try_extract_index_ivf(index)
     if getattr(ivf, "do_polysemous_training", False):
         # Polysemous training reorders PQ codes for Hamming pre-filtering, which these searches
-        # never use (IVF1024,PQ32 on 65,536 x 256 vectors here: 68 s to train with it, 27 s without).
+        # never use (IVF1024,PQ32 on 65,536 x 256 vectors here: 103 s to train with it, 27 s without).
         ivf.do_polysemous_training = False
     if ivf is None:  # only IVF takes explicit labels natively
         index = faiss.IndexIDMap(index)
