@@ -7,35 +7,28 @@ import streamlit as st
 import core
 from core.captioning import to_string
 from core.settings import AppSettings
-from core.workflows import caption_uploads
-from streamlit_app.views.common import (
-    captioner,
-    digest,
-    generation_settings,
-    max_upload_bytes,
-    show_model_error,
-)
+from core.workflows import batch_problem, batch_summary, caption_uploads
+from streamlit_app.views import common
 
 STATE = "batch_result"  # session_state key: {"key", "rows"}
 
 
 def render(settings: AppSettings) -> None:
     files = st.file_uploader("Upload images", accept_multiple_files=True, key="batch-upload")
-    generation = generation_settings("batch")
+    generation = common.generation_settings("batch")
     if st.button("Caption all", type="primary", disabled=not files, key="batch-run") and files:
-        key = (tuple(digest(f.getvalue()) for f in files), tuple(sorted(generation.items())))
-        if len(files) > settings.max_batch_files:
-            st.error(f"{len(files)} files: the limit is {settings.max_batch_files} per run.")
-            return
+        key = (tuple(common.digest(f.getvalue()) for f in files), tuple(sorted(generation.items())))
+        if why := batch_problem(len(files), settings.max_batch_files):
+            return st.error(why)  # type: ignore[no-any-return]
         if (st.session_state.get(STATE) or {}).get("key") != key:
             bar = st.progress(0.0, text=f"Captioning 0/{len(files)}")
             try:
                 rows = caption_uploads(
-                    captioner(settings), [(f.name, f.getvalue()) for f in files], batch_size=settings.batch_size,
-                    max_pixels=settings.max_pixels, max_bytes=max_upload_bytes(),
+                    common.captioner(settings), [(f.name, f.getvalue()) for f in files], batch_size=settings.batch_size,
+                    max_pixels=settings.max_pixels, max_bytes=common.max_upload_bytes(),
                     progress=lambda d, t: bar.progress(d / t, text=f"Captioning {d}/{t}"), **generation)
             except core.ModelUnavailableError as exc:
-                show_model_error(exc)
+                common.show_model_error(exc)
                 return
             finally:
                 bar.empty()
@@ -45,8 +38,7 @@ def render(settings: AppSettings) -> None:
         st.info("Upload images and press **Caption all**.")
         return
     records = [r.record for r in stored["rows"]]
-    failed = sum(1 for r in records if not r.ok)
-    st.caption(f"{len(records) - failed} captioned, {failed} failed")
+    st.caption(batch_summary(records))
     st.dataframe(
         [{"thumbnail": r.thumbnail or "", "file": r.record.path, "caption": r.record.caption,
           "error": r.record.error or ""} for r in stored["rows"]],

@@ -10,16 +10,9 @@ import streamlit as st
 
 import core
 from core.settings import AppSettings
-from core.workflows import example_files, find_neighbours
+from core.workflows import example_files, search_gallery
 from streamlit_app import resources
-from streamlit_app.views.common import (
-    captioner,
-    digest,
-    generation_settings,
-    load,
-    show_model_error,
-    show_results,
-)
+from streamlit_app.views import common
 
 STATE = "caption_result"  # session_state key: {"key", "caption", "error", "neighbours", ...}
 
@@ -47,22 +40,19 @@ def _current_image(settings: AppSettings) -> tuple[str, bytes] | None:
 def _caption(name: str, data: bytes, generation: dict[str, Any], settings: AppSettings) -> dict[str, Any]:
     result: dict[str, Any] = {"caption": None, "error": None, "neighbours": None, "preview": None}
     try:
-        image = load(data, name, settings)
+        image = common.load(data, name, settings)
         result["preview"] = image.copy()
         result["preview"].thumbnail((640, 640))
         with st.spinner("Captioning…"):
-            result["caption"] = captioner(settings).caption(image, max_pixels=settings.max_pixels, **generation)
+            result["caption"] = common.captioner(settings).caption(image, max_pixels=settings.max_pixels, **generation)
     except core.InvalidImageError as exc:
         result["error"] = f"**{exc.source}** cannot be captioned: {exc.reason}"
     except core.ModelUnavailableError as exc:
         result["model_error"] = exc
-    if result["caption"] and settings.indexes:
-        try:
-            shelf = resources.indexes(settings.indexes)
-            result["neighbours"] = find_neighbours(shelf.get(), image, data, settings.neighbours)
-            result["warning"] = shelf.warning()
-        except (core.Img2TextError, OSError, ValueError) as exc:  # neighbours are extra; say why they are missing
-            result["neighbours_error"] = str(exc)
+    if result["caption"] and settings.indexes:  # the nearest images in the first index, as a SimilarAnswer
+        result["neighbours"] = search_gallery(resources.indexes(settings.indexes), None, settings.neighbours,
+                                              upload=data, name=name, max_pixels=settings.max_pixels,
+                                              max_bytes=common.max_upload_bytes())
     return result
 
 
@@ -70,20 +60,20 @@ def render(settings: AppSettings) -> None:
     left, right = st.columns([1, 1], gap="large")
     with left:
         current = _current_image(settings)
-        generation = generation_settings("caption")
+        generation = common.generation_settings("caption")
     with right:
         if current is None:
             st.info("Upload an image (or take a photo, or click an example) to caption it.")
             return
         name, data = current
-        key = (digest(data), tuple(sorted(generation.items())))
+        key = (common.digest(data), tuple(sorted(generation.items())))
         stored = st.session_state.get(STATE)
         if stored is None or stored["key"] != key or stored.get("model_error"):  # a Retry may have fixed it
             stored = st.session_state[STATE] = {"key": key, **_caption(name, data, generation, settings)}
         if stored["preview"] is not None:
             st.image(stored["preview"], caption=name, width=320)
         if stored.get("model_error"):
-            return show_model_error(stored["model_error"])
+            return common.show_model_error(stored["model_error"])
         if stored["error"]:
             return st.error(stored["error"])  # type: ignore[no-any-return]
         st.markdown("##### Caption")
@@ -92,10 +82,7 @@ def render(settings: AppSettings) -> None:
         found = stored.get("neighbours")
         if found is not None:
             st.markdown("##### Nearest gallery images")
-            if stored.get("warning"):
-                st.warning(stored["warning"])
-            if found.same is not None:
-                st.caption(f"This image is gallery image **{found.same.image_id}** (not counted).")
-            show_results(found.hits, columns=4)
-        elif stored.get("neighbours_error"):
-            st.warning(f"No neighbours: {stored['neighbours_error']}")
+            if found.warning:
+                st.warning(found.warning)
+            st.caption(found.note or f"No neighbours: {found.error}")
+            common.show_results(found.hits, columns=4)

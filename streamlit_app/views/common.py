@@ -14,7 +14,7 @@ from PIL import Image
 from core import Captioner, ModelUnavailableError
 from core.captioning import DECODING_MODES, decoding_kwargs
 from core.settings import AppSettings
-from core.workflows import ModelLoader, load_upload
+from core.workflows import ModelLoader, hit_label, load_upload
 from streamlit_app import resources
 
 
@@ -105,5 +105,4 @@ def show_results(hits: Sequence[Any], columns: int = 5) -> None:
         with cols[i % columns]:
             if Path(hit.path).is_file():
                 st.image(str(hit.path), width="stretch")
-            st.caption(f"**#{hit.rank}** · {hit.image_id} · {hit.score:.3f} · "
-                       f"{hit.captions[0] if hit.captions else hit.image_id}")
+            st.caption(hit_label(hit))

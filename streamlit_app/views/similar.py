@@ -1,85 +1,75 @@
-"""Similar images tab: choose an index, query by upload or by a gallery image, see the top k."""
+"""Similar images tab: choose an index; query by an upload, a picked gallery image or words; see the top k."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import streamlit as st
 
 import core
+from core import workflows as wf
 from core.settings import AppSettings
-from core.workflows import find_neighbours, gallery_matches
 from streamlit_app import resources
-from streamlit_app.views.common import digest, load, show_results
+from streamlit_app.views.common import max_upload_bytes, show_results
 
-STATE = "similar_result"  # session_state key: {"key", "hits", "error", "same", "preview"}
-
-
-def _query(index: Any, settings: AppSettings) -> tuple[str, Any] | None:
-    """The query widgets -> ("upload", (name, bytes)) or ("id", image id), or None."""
-    if st.radio("Query by", ("Upload", "Gallery image"), horizontal=True, key="similar-mode") == "Upload":
-        upload = st.file_uploader("Query image", key="similar-upload")
-        return None if upload is None else ("upload", (upload.name, upload.getvalue()))
-    text = st.text_input("Find a gallery image by id, file name or caption words", key="similar-find")
-    choices = dict(gallery_matches(index, text, settings.pick_limit))
-    picked = st.selectbox(f"Gallery image ({len(choices)} shown)", list(choices), key="similar-id")
-    if picked is None:
-        return None
-    path = Path(index.paths[index.row_of_id(choices[picked])])
-    if path.is_file():
-        st.image(str(path), width=200)
-    return "id", choices[picked]
+STATE = "similar_result"  # session_state key: (index, SimilarAnswer) of the last search
+PICKED = "similar-picked"  # session_state key: the gallery id picked as the query (an upload replaces it)
 
 
-def _search(index: Any, query: tuple[str, Any], k: int, settings: AppSettings) -> dict[str, Any]:
-    kind, value = query
-    try:
-        if kind == "id":
-            return {"hits": index.find_similar(value, k=k), "error": None, "same": None}
-        image = load(value[1], value[0], settings)
-        found = find_neighbours(index, image, value[1], k)
-        image.thumbnail((160, 160))
-        return {"hits": found.hits, "error": None, "same": found.same, "preview": image}
-    except core.InvalidImageError as exc:
-        return {"hits": [], "error": f"**{exc.source}** cannot be used as a query: {exc.reason}"}
-    except (core.Img2TextError, ValueError) as exc:  # stale index, missing checkpoint, unknown id
-        return {"hits": [], "error": str(exc)}
+def _on_upload() -> None:
+    if st.session_state.get("similar-upload") is not None:  # a new upload replaces a picked image
+        st.session_state[PICKED] = st.session_state["similar-id"] = None
+
+
+def _query(index: Any, choice: str, settings: AppSettings) -> dict[str, Any]:
+    """The query slot: a picked gallery image (shown), else the upload -> ``search_gallery`` keywords."""
+    upload = st.file_uploader("Query image", key="similar-upload", on_change=_on_upload)
+    text = st.text_input("…or pick a gallery image as the query: type an id, file name or caption words",
+                         key="similar-find")
+    labels = {i: label for label, i in wf.gallery_matches(index, text, settings.pick_limit)}
+    st.selectbox(f"Gallery image ({len(labels)} shown)", list(labels), index=None, format_func=labels.get,
+                 key="similar-id", on_change=lambda: st.session_state.update({PICKED: st.session_state["similar-id"]}))
+    picked = st.session_state.get(PICKED)
+    if (path := wf.gallery_path(resources.indexes(settings.indexes), choice, picked)) is not None:
+        st.image(str(path), caption=f"Query: gallery image {picked}", width=200)
+        return {"image_id": picked}
+    return {} if upload is None else {"upload": upload.getvalue(), "name": upload.name}
 
 
 def render(settings: AppSettings) -> None:
     if not settings.indexes:
         return st.info("No index loaded. Build one with `img2text ssl embed`, then start the app with "  # type: ignore[no-any-return]
                        "`-- --index DIR` (or set `IMG2TEXT_INDEX`).")
-    choice = st.selectbox("Index", [str(p) for p in settings.indexes], key="similar-index")
+    choice = st.selectbox("Index", [str(p) for p in settings.indexes], key="similar-index",
+                          on_change=lambda: st.session_state.update({PICKED: None}))
+    shelf = resources.indexes(settings.indexes)
     try:
-        shelf = resources.indexes(settings.indexes)
         index = shelf.get(choice)
     except (core.Img2TextError, OSError, ValueError) as exc:
         return st.error(f"Cannot load the index {choice}: {exc}")  # type: ignore[no-any-return]
+    limits = {"max_pixels": settings.max_pixels, "max_bytes": max_upload_bytes()}
     left, right = st.columns([1, 2], gap="large")
     with left:
+        query = _query(index, choice, settings)
         k = st.slider("Results (k)", 1, 20, 5, key="similar-k")
-        query = _query(index, settings)
-        key = None if query is None else (choice, query[0], digest(query[1][1]) if query[0] == "upload" else query[1], k)
-        go = st.button("Find similar", type="primary", key="similar-run", disabled=query is None)
+        if st.button("Find similar", type="primary", key="similar-run"):
+            st.session_state[STATE] = (choice, wf.search_gallery(shelf, choice, k, **query, **limits))
+        if why := wf.words_unavailable(shelf, choice):
+            st.caption(f"**Find images by words**: {why}")
+        else:
+            with st.form("similar-words-form", border=False):
+                text = st.text_input("Find images by words", key="similar-words", help="Caption words, ranked by BM25")
+                if st.form_submit_button("Find by words", key="similar-words-run"):
+                    st.session_state[STATE] = (choice, wf.search_gallery(shelf, choice, k, text=text, **limits))
     with right:
-        if go and query is not None:
-            with st.spinner("Searching…"):
-                st.session_state[STATE] = {"key": key, **_search(index, query, k, settings)}
         stored = st.session_state.get(STATE)
-        if stored is None or stored["key"][:2] != (None if key is None else key[:2]):
-            return st.info("Choose a query and press **Find similar**.")  # type: ignore[no-any-return]
-        if stored["error"]:
-            return st.error(stored["error"])  # type: ignore[no-any-return]
-        if shelf.warning(choice):
-            st.warning(shelf.warning(choice))
-        if stored.get("preview") is not None:
-            st.image(stored["preview"], caption="query", width=120)
-        if stored.get("same") is not None:
-            st.caption(f"The query is gallery image **{stored['same'].image_id}** (not counted).")
-        st.markdown(f"##### Top {len(stored['hits'])}")
-        show_results(stored["hits"], columns=5)
-        st.dataframe([{"rank": h.rank, "image id": str(h.image_id), "score": round(h.score, 4),
-                       "captions": " / ".join(h.captions[:2])} for h in stored["hits"]],
-                     hide_index=True, width="stretch", key="similar-table")
+        if stored is None or stored[0] != choice:
+            return st.info("Choose a query and press **Find similar**, or find images by words.")  # type: ignore[no-any-return]
+        answer = stored[1]
+        if answer.error:
+            return st.error(answer.error)  # type: ignore[no-any-return]
+        if answer.warning:
+            st.warning(answer.warning)
+        st.caption(answer.note)
+        show_results(answer.hits, columns=5)
+        st.dataframe(wf.result_rows(answer.hits), hide_index=True, width="stretch", key="similar-table")

@@ -146,6 +146,30 @@ def python() -> str:
     return sys.executable
 
 
+def tall_screenshot(page, path: Path, limit: int = 8000) -> None:  # type: ignore[no-untyped-def]
+    """A screenshot of the whole page, content in inner scroll containers included.
+
+    Streamlit scrolls its content inside a container, which ``full_page=True`` does not capture
+    (the shot stops at the viewport), so the viewport is made as tall as the tallest scrolling
+    content for the shot, then put back.
+    """
+    size = page.viewport_size
+    height = page.evaluate("Math.max(...[...document.querySelectorAll('*')].map(e => e.scrollHeight))")
+    page.set_viewport_size({"width": size["width"], "height": min(int(height) + 24, limit)})
+    page.wait_for_timeout(1000)  # let the page lay itself out at the new size
+    page.screenshot(path=str(path), full_page=True)
+    page.set_viewport_size(size)
+
+
+def streamlit_choose(page, key: str, typed: str, option: str) -> None:  # type: ignore[no-untyped-def]
+    """Choose ``option`` (its text starts so) in the Streamlit selectbox ``key``, typing ``typed``
+    into its box first (typing opens and filters the list; a bare click only focuses it at times)."""
+    import re
+
+    page.locator(f".st-key-{key} input").fill(typed)
+    page.get_by_role("option", name=re.compile("^" + re.escape(option))).first.click()
+
+
 def launch_chromium(playwright):  # type: ignore[no-untyped-def]
     """Debian's Chromium under Playwright; skip without it, but fail loudly in CI."""
     if not CHROMIUM.exists():

@@ -62,6 +62,23 @@ def streamlit_server(tiny_model_dir: Path, apps_data: AppData) -> Iterator[Strea
     stop_server(proc)
 
 
+UNRESOLVABLE_MODEL = "nobody-here/no-such-captioner"  # with HF_HUB_OFFLINE=1 the hub cannot be asked
+
+
+@pytest.fixture(scope="session")
+def degraded_server(apps_data: AppData) -> Iterator[StreamlitServer]:
+    """The app started with a model id that cannot be resolved offline, and the collapsed index."""
+    port = free_port()
+    cmd = [python(), "-m", "streamlit", "run", str(APP), "--server.port", str(port),
+           "--server.headless", "true", "--browser.gatherUsageStats", "false",
+           "--", "--model", UNRESOLVABLE_MODEL, "--device", "cpu", "--index", str(apps_data.collapsed),
+           "--run", str(apps_data.run)]
+    url = f"http://127.0.0.1:{port}"
+    proc = start_server(cmd, url + "/_stcore/health", env={"HF_HUB_OFFLINE": "1"})
+    yield StreamlitServer(url, apps_data, Path(UNRESOLVABLE_MODEL))
+    stop_server(proc)
+
+
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     """Module scope: Playwright's sync API allows one running instance at a time."""

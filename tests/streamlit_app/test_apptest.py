@@ -87,12 +87,13 @@ def test_model_that_cannot_load_shows_the_fix(app_env: AppData, monkeypatch: pyt
     _upload(at, "caption-upload", app_env.good)
     assert at.error[-1].value == "The captioning model could not be loaded."
     assert "How to fix it" in at.code[-1].value and " -- --model " in at.code[-1].value
+    assert any(e.value.startswith("The captioning model could not be loaded (attempt 1)") for e in at.error)
     # the rest of the app stays usable
-    at.tabs[2].radio(key="similar-mode").set_value("Gallery image")
+    at.selectbox(key="similar-id").set_value("g02")
     at.run()
     at.button(key="similar-run").click()
     at.run()
-    assert at.session_state["similar_result"]["hits"]
+    assert at.session_state["similar_result"][1].hits
 
 
 def test_batch_table_and_downloads(at: AppTest, app_env: AppData, tiny_model_dir: Path) -> None:
@@ -116,20 +117,69 @@ def test_batch_table_and_downloads(at: AppTest, app_env: AppData, tiny_model_dir
 def test_similar_by_gallery_image(at: AppTest, app_env: AppData) -> None:
     from core.search import EmbeddingIndex
 
-    at.radio(key="similar-mode").set_value("Gallery image")
-    at.run()
+    index = EmbeddingIndex.load(app_env.index)
     at.text_input(key="similar-find").input("g04")
     at.run()
-    assert len(at.selectbox(key="similar-id").options) == 1
-    at.selectbox(key="similar-id").set_value(at.selectbox(key="similar-id").options[0])
+    assert at.selectbox(key="similar-id").options == [f"g04 · g04.png · {index.captions[4][0]}"]
+    at.selectbox(key="similar-id").set_value("g04")
     at.slider(key="similar-k").set_value(3)
     at.run()
     at.button(key="similar-run").click()
     at.run()
-    hits = at.session_state["similar_result"]["hits"]
-    want = EmbeddingIndex.load(app_env.index).find_similar("g04", k=3)
-    assert [h.image_id for h in hits] == [w.image_id for w in want]
-    assert "g04" not in [h.image_id for h in hits]  # an indexed query is left out of its results
+    answer = at.session_state["similar_result"][1]
+    assert answer.hits == index.find_similar("g04", k=3)  # the picked image is left out of its results
+    assert "Top 3 for gallery image g04 · exact search." in [c.value for c in at.caption]
+
+
+def query_captions(at: AppTest) -> list[str]:
+    """Captions of the images shown as the query."""
+    return [im.caption for e in at.get("image") for im in e.proto.imgs if im.caption.startswith("Query:")]
+
+
+def test_picked_image_is_the_query_until_a_new_upload(at: AppTest, app_env: AppData) -> None:
+    from core.search import EmbeddingIndex
+
+    index = EmbeddingIndex.load(app_env.index)
+    _upload(at, "similar-upload", app_env.gallery / "g03.png")
+    at.button(key="similar-run").click()
+    at.run()
+    answer = at.session_state["similar_result"][1]
+    want = index.find_similar(core.load_image(app_env.gallery / "g03.png"), k=6)
+    assert answer.same.image_id == "g03" == want[0].image_id
+    assert [h.image_id for h in answer.hits] == [w.image_id for w in want[1:]]
+    assert any("g03" in c.value and "not counted" in c.value for c in at.caption)
+    # picking a gallery image makes it the query, shown in the query slot
+    at.selectbox(key="similar-id").set_value("g05")
+    at.run()
+    assert query_captions(at) == ["Query: gallery image g05"]
+    for k in (3, 4):  # Find similar, and again after k changed: the picked image each time
+        at.slider(key="similar-k").set_value(k)
+        at.run()
+        at.button(key="similar-run").click()
+        at.run()
+        assert at.session_state["similar_result"][1].hits == index.find_similar("g05", k=k)
+    # a new upload replaces it
+    _upload(at, "similar-upload", app_env.good)
+    assert query_captions(at) == []
+    at.button(key="similar-run").click()
+    at.run()
+    answer = at.session_state["similar_result"][1]
+    assert answer.query == "the uploaded image"
+    assert answer.hits == index.find_similar(core.load_image(app_env.good), k=4)
+
+
+def test_find_images_by_words(at: AppTest, app_env: AppData) -> None:
+    from core.search import EmbeddingIndex
+
+    index = EmbeddingIndex.load(app_env.index)
+    words = " ".join(index.captions[4][0].split()[:3])
+    at.text_input(key="similar-words").input(words)
+    at.button(key="similar-words-run").click()
+    at.run()
+    answer = at.session_state["similar_result"][1]
+    assert answer.hits and answer.hits == index.find_text(words, 5)
+    assert f'Top {len(answer.hits)} for the words "{words}" · caption words, BM25 relevance.' in [
+        c.value for c in at.caption]
 
 
 def test_training_run_tab(at: AppTest) -> None:
@@ -139,25 +189,7 @@ def test_training_run_tab(at: AppTest) -> None:
     assert "Sample retrievals" in [m.value.strip("# ") for m in at.markdown]
 
 
-def test_gallery_upload_is_marked_and_old_results_go_with_the_query_source(at: AppTest, app_env: AppData) -> None:
-    from core.search import EmbeddingIndex
-
-    _upload(at, "similar-upload", app_env.gallery / "g03.png")
-    at.button(key="similar-run").click()
-    at.run()
-    stored = at.session_state["similar_result"]
-    want = EmbeddingIndex.load(app_env.index).find_similar(core.load_image(app_env.gallery / "g03.png"), k=6)
-    assert stored["same"].image_id == "g03" == want[0].image_id
-    assert [h.image_id for h in stored["hits"]] == [w.image_id for w in want[1:]]
-    assert any("g03" in c.value and "not counted" in c.value for c in at.caption)
-    at.radio(key="similar-mode").set_value("Gallery image")
-    at.run()  # switching the query source hides the upload's results
-    assert any(i.value.startswith("Choose a query") for i in at.info)
-
-
 def test_pick_list_is_bounded(at: AppTest) -> None:
-    at.radio(key="similar-mode").set_value("Gallery image")
-    at.run()
     assert len(at.selectbox(key="similar-id").options) == 16  # the whole small gallery (limit 50)
     at.text_input(key="similar-find").input("square")
     at.run()

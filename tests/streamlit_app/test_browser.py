@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 import pytest
 
 import core
+from tests.browser.support import streamlit_choose, tall_screenshot
 from tests.streamlit_app.conftest import StreamlitServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -34,7 +36,7 @@ def test_caption_in_browser_equals_core(page, streamlit_server: StreamlitServer,
     assert caption.inner_text() == want
     page.get_by_text("Nearest gallery images").wait_for()
     page.wait_for_timeout(1000)
-    page.screenshot(path=str(test_output_dir / "streamlit-caption.png"), full_page=True)
+    tall_screenshot(page, test_output_dir / "streamlit-caption.png")
 
 
 def test_bad_upload_shows_error_in_browser(page, streamlit_server: StreamlitServer, test_output_dir: Path) -> None:  # type: ignore[no-untyped-def]
@@ -43,7 +45,7 @@ def test_bad_upload_shows_error_in_browser(page, streamlit_server: StreamlitServ
     alert = page.locator("[data-testid=stAlertContentError]").first
     alert.wait_for()
     assert "not a supported image" in alert.inner_text()
-    page.screenshot(path=str(test_output_dir / "streamlit-caption-error.png"), full_page=True)
+    tall_screenshot(page, test_output_dir / "streamlit-caption-error.png")
 
 
 def test_similar_search_in_browser(page, streamlit_server: StreamlitServer, test_output_dir: Path) -> None:  # type: ignore[no-untyped-def]
@@ -52,6 +54,7 @@ def test_similar_search_in_browser(page, streamlit_server: StreamlitServer, test
     page.get_by_role("tab", name="Similar images").click()
     query = streamlit_server.data.gallery / "g09.png"
     page.locator(".st-key-similar-upload input[type=file]").set_input_files(str(query))
+    page.locator(".st-key-similar-upload").get_by_text("g09.png").wait_for()
     page.locator(".st-key-similar-run button").click()
     panel = page.get_by_role("tabpanel", name="Similar images")
     panel.get_by_text(re.compile(r"^#5 · ")).wait_for()
@@ -63,8 +66,60 @@ def test_similar_search_in_browser(page, streamlit_server: StreamlitServer, test
     captions = [c for c in texts if c.startswith("#")]
     assert [c.split(" · ")[1] for c in captions] == [str(w.image_id) for w in want]
     assert captions[0].split(" · ")[2] == f"{want[0].score:.3f}"
-    page.wait_for_timeout(1000)
-    page.screenshot(path=str(test_output_dir / "streamlit-similar.png"), full_page=True)
+    assert any("Top 5 for the uploaded image · exact search." in t for t in texts), texts
+
+
+def _results_are(panel, hits: list) -> None:  # type: ignore[no-untyped-def,type-arg]
+    """Wait (up to 30 s: a rerun's stale elements go at its end) until the result grid shows
+    exactly these results' labels, in order."""
+    want = [f"#{h.rank} · {h.image_id} · {h.score:.3f}" for h in hits]
+    deadline = time.monotonic() + 30
+    while True:
+        texts = panel.locator("[data-testid=stCaptionContainer]").all_inner_texts()
+        got = [" · ".join(t.split(" · ")[:3]) for t in texts if t.startswith("#")]
+        if got == want or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert got == want, texts
+
+
+def test_picked_gallery_image_is_the_query(page, streamlit_server: StreamlitServer, test_output_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    from core.search import EmbeddingIndex
+
+    index = EmbeddingIndex.load(streamlit_server.data.index)
+    page.get_by_role("tab", name="Similar images").click()
+    panel = page.get_by_role("tabpanel", name="Similar images")
+    page.locator(".st-key-similar-find input").fill("g09.png")
+    page.locator(".st-key-similar-find input").press("Enter")
+    page.locator(".st-key-similar-id").get_by_text("Gallery image (1 shown)").wait_for()
+    streamlit_choose(page, "similar-id", "g09", "g09 · g09.png")
+    panel.get_by_text("Query: gallery image g09").wait_for()  # shown in the query slot
+    page.locator(".st-key-similar-run button").click()
+    panel.get_by_text("Top 5 for gallery image g09 · exact search.").wait_for()
+    _results_are(panel, index.find_similar("g09", k=5))
+    # k changed, Find similar again: the picked image is still the query
+    page.locator(".st-key-similar-k input[type=range]").focus()
+    page.keyboard.press("ArrowLeft")
+    page.keyboard.press("ArrowLeft")
+    page.locator(".st-key-similar-k [data-testid=stSliderThumbValue]").get_by_text("3", exact=True).wait_for()
+    page.locator(".st-key-similar-run button").click()
+    panel.get_by_text("Top 3 for gallery image g09 · exact search.").wait_for()
+    _results_are(panel, index.find_similar("g09", k=3))
+    tall_screenshot(page, test_output_dir / "streamlit-similar.png")
+
+
+def test_find_images_by_words_in_browser(page, streamlit_server: StreamlitServer) -> None:  # type: ignore[no-untyped-def]
+    from core.search import EmbeddingIndex
+
+    index = EmbeddingIndex.load(streamlit_server.data.index)
+    words = " ".join(index.captions[4][0].split()[:3])
+    page.get_by_role("tab", name="Similar images").click()
+    panel = page.get_by_role("tabpanel", name="Similar images")
+    page.locator(".st-key-similar-words input").fill(words)
+    page.locator(".st-key-similar-words input").press("Enter")  # Enter submits the form
+    want = index.find_text(words, 5)
+    panel.get_by_text(f'Top {len(want)} for the words "{words}" · caption words, BM25 relevance.').wait_for()
+    _results_are(panel, want)
 
 
 def test_batch_tab_in_browser(page, streamlit_server: StreamlitServer, test_output_dir: Path) -> None:  # type: ignore[no-untyped-def]
@@ -76,7 +131,7 @@ def test_batch_tab_in_browser(page, streamlit_server: StreamlitServer, test_outp
     panel = page.get_by_role("tabpanel", name="Batch")
     panel.get_by_text("2 captioned, 1 failed").wait_for()
     page.wait_for_timeout(1500)
-    page.screenshot(path=str(test_output_dir / "streamlit-batch.png"), full_page=True)
+    tall_screenshot(page, test_output_dir / "streamlit-batch.png")
 
 
 def test_training_run_tab_in_browser(page, test_output_dir: Path) -> None:  # type: ignore[no-untyped-def]
@@ -86,4 +141,4 @@ def test_training_run_tab_in_browser(page, test_output_dir: Path) -> None:  # ty
     panel.get_by_text(re.compile(r"^query ")).first.wait_for()
     assert "backbone conv" in panel.inner_text()
     page.wait_for_timeout(1500)
-    page.screenshot(path=str(test_output_dir / "streamlit-run.png"), full_page=True)
+    tall_screenshot(page, test_output_dir / "streamlit-run.png")
