@@ -150,9 +150,11 @@ def tall_screenshot(page, path: Path, limit: int = 8000) -> None:  # type: ignor
     """A screenshot of the whole page, content in inner scroll containers included.
 
     Streamlit scrolls its content inside a container, which ``full_page=True`` does not capture
-    (the shot stops at the viewport), so the viewport is made as tall as the tallest scrolling
-    content for the shot, then put back.
+    (the shot stops at the viewport), and a Gradio gallery still growing as its images arrive
+    made a shot end mid-row; so once every image has loaded, the viewport is made as tall as the
+    tallest scrolling content for the shot, then put back.
     """
+    page.wait_for_function("[...document.images].every(i => i.complete)")
     size = page.viewport_size
     height = page.evaluate("Math.max(...[...document.querySelectorAll('*')].map(e => e.scrollHeight))")
     page.set_viewport_size({"width": size["width"], "height": min(int(height) + 24, limit)})

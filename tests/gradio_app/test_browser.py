@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 import core
+from tests.browser.support import tall_screenshot
 from tests.gradio_app.conftest import GradioServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -39,7 +40,7 @@ def test_caption_in_browser_equals_core(page, gradio_server: GradioServer, test_
     # with an index loaded, the nearest gallery images follow the caption
     page.wait_for_selector("#caption-neighbours img")
     page.wait_for_timeout(500)
-    page.screenshot(path=str(test_output_dir / "gradio-caption.png"), full_page=True)
+    tall_screenshot(page, test_output_dir / "gradio-caption.png")
 
 
 def test_bad_upload_shows_message_in_page(page, gradio_server: GradioServer, test_output_dir: Path) -> None:  # type: ignore[no-untyped-def]
@@ -49,7 +50,7 @@ def test_bad_upload_shows_message_in_page(page, gradio_server: GradioServer, tes
     error = page.locator("#caption-status .i2t-error")
     error.wait_for()
     assert "over the limit" in error.inner_text()
-    page.screenshot(path=str(test_output_dir / "gradio-caption-error.png"), full_page=True)
+    tall_screenshot(page, test_output_dir / "gradio-caption-error.png")
     # the page stays usable: a good image captions next
     assert _caption_in_page(page, gradio_server.data.good)
     page.wait_for_function("!document.querySelector('#caption-status .i2t-error')")
@@ -108,7 +109,7 @@ def test_picked_gallery_image_is_the_query(page, gradio_server: GradioServer, te
     _status_has(page, "Top 3 for gallery image g09")
     _table_shows(page, index.find_similar("g09", k=3))
     page.wait_for_timeout(500)
-    page.screenshot(path=str(test_output_dir / "gradio-similar.png"), full_page=True)
+    tall_screenshot(page, test_output_dir / "gradio-similar.png")
     # an upload replaces the picked image as the query
     page.locator("#similar-image input[type=file]").set_input_files(str(gradio_server.data.good))
     page.wait_for_function("(document.querySelector('#similar-image img')?.src || 'g09.png').endsWith('query.png')")
@@ -137,10 +138,11 @@ def test_find_images_by_words(page, gradio_server: GradioServer) -> None:  # typ
 def test_training_run_tab(page, test_output_dir: Path) -> None:  # type: ignore[no-untyped-def]
     page.get_by_role("tab", name="Training run").click()
     page.wait_for_selector("#run-loss img")
-    page.wait_for_selector("#run-samples img")
+    page.wait_for_function("document.querySelectorAll('#run-samples img').length >= 15")  # 3 queries, 4 each
     assert "backbone conv" in page.locator("#run-summary").inner_text()
+    assert page.locator("#run-samples-note").inner_text().strip() == ""  # this run's index has not collapsed
     page.wait_for_timeout(500)
-    page.screenshot(path=str(test_output_dir / "gradio-run.png"), full_page=True)
+    tall_screenshot(page, test_output_dir / "gradio-run.png")
 
 
 def test_batch_tab_table(page, gradio_server: GradioServer, test_output_dir: Path) -> None:  # type: ignore[no-untyped-def]
@@ -158,7 +160,7 @@ def test_batch_tab_table(page, gradio_server: GradioServer, test_output_dir: Pat
     assert page.locator("#batch-table img:visible").count() == 2  # thumbnails in the rows of the two images
     assert page.locator(".progress-text, .eta-bar").count() == 0  # one progress display, now gone
     page.wait_for_timeout(500)
-    page.screenshot(path=str(test_output_dir / "gradio-batch.png"), full_page=True)
+    tall_screenshot(page, test_output_dir / "gradio-batch.png")
 
 
 def test_model_bar_example_click_and_greyed_out_controls(page, gradio_server: GradioServer) -> None:  # type: ignore[no-untyped-def]
