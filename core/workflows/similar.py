@@ -22,7 +22,8 @@ __all__ = ["NO_CAPTIONS", "SimilarAnswer", "gallery_path", "hit_label", "index_l
            "search_gallery", "words_unavailable"]
 
 NO_CAPTIONS = ("This index has no captions, so it cannot be searched by words: build it with "
-               "`img2text ssl embed --captions FILE` (FILE from `img2text caption`).")
+               "`img2text ssl embed --caption` (captions every image) or `--captions FILE` (a file "
+               "from `img2text caption`).")
 WORDS_SEARCH = "caption words, BM25 relevance"  # how a words query ranks (shown instead of the index kind)
 
 
