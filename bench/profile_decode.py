@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     pixels = torch.randn(args.batch, 3, 224, 224)
     start = cap.model.generation_config.decoder_start_token_id
     with torch.inference_mode():
-        for rep in range(2):  # the first pass warms up (and compiles the int8 encoder)
+        for _ in range(2):  # the first pass warms up (and compiles the int8 encoder)
             t0 = time.perf_counter()
             states = encode(cap.model, pixels)
             t1 = time.perf_counter()
