@@ -6,7 +6,7 @@ from typing import Any
 
 import gradio as gr
 
-from core.workflows import HISTORY_COLUMNS, example_files
+from core.workflows import HISTORY_COLUMNS, PRECISION_HELP, PRECISIONS, example_files
 from gradio_app import handlers
 from gradio_app.config import AppConfig
 from gradio_app.services import Services
@@ -50,9 +50,10 @@ def _generation_panel() -> list[Any]:
             temperature = gr.Slider(0.1, 2.0, value=1.0, step=0.05, label="Temperature", interactive=False)
             top_p = gr.Slider(0.05, 1.0, value=1.0, step=0.05, label="Top-p", interactive=False)
             seed = gr.Number(value=-1, precision=0, label="Seed (-1 = random)", interactive=False)
+        precision = gr.Radio(list(PRECISIONS), value="float32", label="Precision", info=PRECISION_HELP)
     decoding.change(lambda d: [gr.update(interactive=d == "Beam search")] + [gr.update(interactive=d == "Sampling")] * 3,
                     inputs=[decoding], outputs=[beams, temperature, top_p, seed], queue=False, **PRIVATE)
-    return [decoding, beams, max_tokens, temperature, top_p, seed]
+    return [decoding, beams, max_tokens, temperature, top_p, seed, precision]
 
 
 def _caption_tab(services: Services) -> None:
@@ -103,9 +104,9 @@ def _batch_tab(services: Services) -> None:
                                  interactive=False, wrap=True, label="Captions", elem_id="batch-table",
                                  column_count=4, column_widths=["10%", "20%", "40%", "30%"])
 
-    def run(files, decoding, beams, max_tokens, temperature, top_p, seed,  # type: ignore[no-untyped-def]
+    def run(files, decoding, beams, max_tokens, temperature, top_p, seed, precision,  # type: ignore[no-untyped-def]
             progress=gr.Progress()):  # noqa: B008 - Gradio injects the tracker by default value
-        return handlers.batch(services)(files, decoding, beams, max_tokens, temperature, top_p, seed,
+        return handlers.batch(services)(files, decoding, beams, max_tokens, temperature, top_p, seed, precision,
                                         progress=progress)
 
     button.click(run, inputs=[files, *settings], outputs=[table, csv, jsonl, status], api_name="caption_batch",

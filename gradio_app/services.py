@@ -17,9 +17,16 @@ class Services:
 
     def __init__(self, config: AppConfig) -> None:
         self.config = config
-        self.model = wf.ModelLoader(config.model, config.device)
-        self.batcher = wf.CaptionBatcher(self.model.get, max_batch=config.batch_size, max_pixels=config.max_pixels)
+        self.models = wf.ModelChoices(config.model, config.device)
+        self.model = self.models.loader()  # float32: the model bar shows this one
+        self._batchers: dict[str, wf.CaptionBatcher] = {}
         self.indexes = wf.IndexShelf(config.indexes)
+
+    def batcher(self, precision: str = "float32") -> wf.CaptionBatcher:
+        """The request merger in front of the captioner of ``precision`` (float32 or int8)."""
+        loader = self.models.loader(precision)
+        return self._batchers.setdefault(precision, wf.CaptionBatcher(
+            loader.get, max_batch=self.config.batch_size, max_pixels=self.config.max_pixels))
 
     def start(self) -> None:
         """Begin loading the model in the background (the page opens meanwhile)."""

@@ -6,15 +6,16 @@ from pathlib import Path
 
 import streamlit as st
 
-from core.workflows import IndexShelf, ModelLoader
+from core.workflows import IndexShelf, ModelChoices
 
 
 @st.cache_resource(show_spinner=False)
-def model(name: str | None, device: str) -> ModelLoader:
-    """The shared model loader, started at once (loads in the background; failures are remembered)."""
-    loader = ModelLoader(name, device)
-    loader.start()
-    return loader
+def model(name: str | None, device: str) -> ModelChoices:
+    """The shared model loaders by precision; float32 starts at once (loads in the background;
+    failures are remembered), int8 on first use."""
+    choices = ModelChoices(name, device)
+    choices.loader().start()
+    return choices
 
 
 @st.cache_resource(show_spinner=False)

@@ -3,7 +3,7 @@
 * runs: a training run's summary, history table, the index built from its weights, sample retrievals
 * uploads: example-file discovery and upload loading under the pixel and byte caps
 * batch: the Batch tab (uploads -> caption records with thumbnails, the file limit, the summary)
-* model: the captioner loading in the background, with a remembered failure
+* model: the captioner loading in the background, with a remembered failure; one per precision
 * batcher: concurrent caption requests merged into one model call
 * indexes: the configured indexes, loaded once
 * similarity: the collapse warning and "this upload is a gallery image"
@@ -19,7 +19,7 @@ from core.workflows.batch import (
 )
 from core.workflows.batcher import CaptionBatcher
 from core.workflows.indexes import IndexShelf
-from core.workflows.model import ModelLoader, ModelState
+from core.workflows.model import PRECISION_HELP, PRECISIONS, ModelChoices, ModelLoader, ModelState
 from core.workflows.runs import (
     HISTORY_COLUMNS,
     RunInfo,
@@ -55,10 +55,13 @@ from core.workflows.uploads import example_files, load_upload, load_uploads
 __all__ = [
     "HISTORY_COLUMNS",
     "NO_CAPTIONS",
+    "PRECISIONS",
+    "PRECISION_HELP",
     "BatchRow",
     "CaptionBatcher",
     "EmbeddingHealth",
     "IndexShelf",
+    "ModelChoices",
     "ModelLoader",
     "ModelState",
     "Neighbours",

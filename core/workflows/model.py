@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from core.captioning import Captioner, get_captioner
-from core.errors import Img2TextError, ModelUnavailableError
+from core.errors import ConfigError, Img2TextError, ModelUnavailableError
 
-__all__ = ["ModelLoader", "ModelState"]
+__all__ = ["PRECISIONS", "PRECISION_HELP", "ModelChoices", "ModelLoader", "ModelState"]
 
 Status = Literal["idle", "loading", "ready", "failed"]
 
@@ -46,12 +46,13 @@ class ModelLoader:
         retry_after: seconds a failure is answered from memory before the next request loads again.
         load: the loading function (``core.get_captioner``; its cache makes a reload cheap).
         clock: monotonic seconds (tests pass a fake clock).
+        dtype: as for :func:`core.get_captioner` (``"int8"``: the opt-in int8 mode); None = auto.
     """
 
     def __init__(self, model: str | None, device: str = "auto", *, retry_after: float = 60.0,
                  load: Callable[..., Captioner] = get_captioner,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.model, self.device, self.retry_after = model, device, retry_after
+                 clock: Callable[[], float] = time.monotonic, dtype: str | None = None) -> None:
+        self.model, self.device, self.retry_after, self.dtype = model, device, retry_after, dtype
         self._load, self._clock = load, clock
         self._lock = threading.Lock()
         self._done = threading.Event()
@@ -67,7 +68,7 @@ class ModelLoader:
             if self._captioner is not None:
                 return ModelState("ready", str(self._captioner.spec))
             if self._thread is not None:
-                return ModelState("loading", self.model or "")
+                return ModelState("loading", (self.model or "") + (f" ({self.dtype})" if self.dtype else ""))
             if self._error is not None:
                 return ModelState("failed", self._error, self.attempts)
             return ModelState("idle", self.model or "")
@@ -117,7 +118,7 @@ class ModelLoader:
         captioner: Any = None
         error: str | None = None
         try:
-            captioner = self._load(self.model, device=self.device)
+            captioner = self._load(self.model, device=self.device, **({"dtype": self.dtype} if self.dtype else {}))
         except Img2TextError as exc:
             error = str(exc)
         except Exception as exc:  # thread boundary: an escaped error would leave every get() waiting
@@ -130,3 +131,38 @@ class ModelLoader:
                 self._failed_at = self._clock()
                 self._thread = None
                 done.set()
+
+
+# The precisions the apps' settings panel offers; float32 is the default everywhere.
+PRECISIONS = ("float32", "int8")
+PRECISION_HELP = ("int8: faster on a CPU; captions may differ slightly. Its first use loads and compiles "
+                  "a second copy of the model (a minute or two).")
+
+
+class ModelChoices:
+    """An app's captioners by precision: float32 loads at start-up, int8 on first use.
+
+    Args:
+        model, device: as for :class:`ModelLoader`.
+        make: builds a loader (tests pass their own).
+    """
+
+    def __init__(self, model: str | None, device: str = "auto", *,
+                 make: Callable[..., ModelLoader] = ModelLoader) -> None:
+        self.model, self.device, self._make = model, device, make
+        self._lock = threading.Lock()
+        self._loaders = {"float32": make(model, device)}
+
+    def loader(self, precision: str = "float32") -> ModelLoader:
+        """The loader of ``precision`` (created and started in the background on first use).
+
+        Raises:
+            ConfigError: not one of :data:`PRECISIONS`.
+        """
+        if precision not in PRECISIONS:
+            raise ConfigError(f"precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
+        with self._lock:
+            if precision not in self._loaders:
+                self._loaders[precision] = self._make(self.model, self.device, dtype=precision)
+                self._loaders[precision].start()
+            return self._loaders[precision]

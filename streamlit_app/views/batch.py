@@ -23,10 +23,11 @@ def render(settings: AppSettings) -> None:
         if (st.session_state.get(STATE) or {}).get("key") != key:
             bar = st.progress(0.0, text=f"Captioning 0/{len(files)}")
             try:
+                model, kwargs = common.captioner(settings, generation)
                 rows = caption_uploads(
-                    common.captioner(settings), [(f.name, f.getvalue()) for f in files], batch_size=settings.batch_size,
+                    model, [(f.name, f.getvalue()) for f in files], batch_size=settings.batch_size,
                     max_pixels=settings.max_pixels, max_bytes=common.max_upload_bytes(),
-                    progress=lambda d, t: bar.progress(d / t, text=f"Captioning {d}/{t}"), **generation)
+                    progress=lambda d, t: bar.progress(d / t, text=f"Captioning {d}/{t}"), **kwargs)
             except core.ModelUnavailableError as exc:
                 common.show_model_error(exc)
                 return

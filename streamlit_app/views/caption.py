@@ -44,7 +44,8 @@ def _caption(name: str, data: bytes, generation: dict[str, Any], settings: AppSe
         result["preview"] = image.copy()
         result["preview"].thumbnail((640, 640))
         with st.spinner("Captioning…"):
-            result["caption"] = common.captioner(settings).caption(image, max_pixels=settings.max_pixels, **generation)
+            model, kwargs = common.captioner(settings, generation)
+            result["caption"] = model.caption(image, max_pixels=settings.max_pixels, **kwargs)
     except core.InvalidImageError as exc:
         result["error"] = f"**{exc.source}** cannot be captioned: {exc.reason}"
     except core.ModelUnavailableError as exc:

@@ -14,7 +14,7 @@ from PIL import Image
 from core import Captioner, ModelUnavailableError
 from core.captioning import DECODING_MODES, decoding_kwargs
 from core.settings import AppSettings
-from core.workflows import ModelLoader, hit_label, load_upload
+from core.workflows import PRECISION_HELP, PRECISIONS, ModelLoader, hit_label, load_upload
 from streamlit_app import resources
 
 
@@ -58,9 +58,12 @@ def streamlit_fix(message: str) -> str:
     return message.replace(" --model ", " -- --model ") if " -- --model " not in message else message
 
 
-def captioner(settings: AppSettings) -> Captioner:
-    """The loaded model (waits while it loads; ModelUnavailableError at once after a failure)."""
-    return resources.model(settings.model, settings.device).get()
+def captioner(settings: AppSettings, generation: dict[str, Any]) -> tuple[Captioner, dict[str, Any]]:
+    """The loaded model of the panel's precision (waits while it loads; ModelUnavailableError at
+    once after a failure), and the generation keywords without the precision."""
+    kwargs = dict(generation)
+    precision = kwargs.pop("precision", "float32")
+    return resources.model(settings.model, settings.device).loader(precision).get(), kwargs
 
 
 def show_model_error(exc: ModelUnavailableError) -> None:
@@ -69,7 +72,7 @@ def show_model_error(exc: ModelUnavailableError) -> None:
 
 
 def generation_settings(key: str) -> dict[str, Any]:
-    """The collapsed generation panel -> ``**generation`` keywords of ``Captioner.caption_batch``."""
+    """The collapsed generation panel -> ``Captioner.caption_batch`` keywords, plus ``precision``."""
     with st.expander("Generation settings", expanded=False):
         decoding = st.radio("Decoding", tuple(DECODING_MODES), horizontal=True, key=f"{key}-decoding",
                             help="Beam search follows the model card; sampling gives varied captions")
@@ -81,8 +84,9 @@ def generation_settings(key: str) -> dict[str, Any]:
         temperature = c3.slider("Temperature", 0.1, 2.0, 1.0, 0.05, key=f"{key}-temp", disabled=off)
         top_p = c4.slider("Top-p", 0.05, 1.0, 1.0, 0.05, key=f"{key}-top-p", disabled=off)
         seed = c5.number_input("Seed (-1 = random)", -1, 2**31 - 1, -1, key=f"{key}-seed", disabled=off)
-    return decoding_kwargs(decoding, num_beams=int(beams), max_new_tokens=int(max_tokens),
-                           temperature=temperature, top_p=top_p, seed=int(seed))
+        precision = st.radio("Precision", PRECISIONS, horizontal=True, key=f"{key}-precision", help=PRECISION_HELP)
+    return {**decoding_kwargs(decoding, num_beams=int(beams), max_new_tokens=int(max_tokens),
+                              temperature=temperature, top_p=top_p, seed=int(seed)), "precision": precision}
 
 
 def max_upload_bytes() -> int:

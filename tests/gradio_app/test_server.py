@@ -53,6 +53,19 @@ def test_caption_passes_generation_settings(client: Client, gradio_server: Gradi
     assert greedy == expected(gradio_server, image, num_beams=1, max_new_tokens=15)
 
 
+def test_caption_in_int8_uses_the_int8_captioner(client: Client, gradio_server: GradioServer,
+                                                  tiny_coco_dir: Path) -> None:
+    greedy = {"num_beams": 1, "max_new_tokens": 15}
+    # A photo whose int8 caption differs from its float32 one tells the two captioners apart.
+    image = next((p for p in sorted((tiny_coco_dir / "val2017").glob("*.jpg"))[:12]
+                  if expected(gradio_server, p, dtype="int8", **greedy) != expected(gradio_server, p, **greedy)), None)
+    assert image is not None, "these photos get the same captions in int8 and float32"
+    got = client.predict(handle_file(str(image)), "Greedy", 4, 15, 1.0, 1.0, -1, "int8", api_name="/caption")
+    assert got == expected(gradio_server, image, dtype="int8", **greedy)
+    with pytest.raises(AppError, match="'fp8'.*not in the list of choices"):  # Gradio checks the radio
+        client.predict(handle_file(str(image)), "Greedy", 4, 15, 1.0, 1.0, -1, "fp8", api_name="/caption")
+
+
 def test_concurrent_captions_are_batched_and_each_correct(client: Client, gradio_server: GradioServer) -> None:
     images = [gradio_server.data.gallery / f"g{i:02d}.png" for i in range(6)]
     jobs = [(client.submit(handle_file(str(p)), api_name="/caption"), p) for p in images]

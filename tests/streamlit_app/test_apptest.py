@@ -62,6 +62,24 @@ def test_caption_shown_and_kept_in_session_state(at: AppTest, app_env: AppData, 
     assert at.session_state["caption_result"]["neighbours"].same is None
 
 
+def test_int8_precision_captions_with_the_int8_captioner(at: AppTest, app_env: AppData, tiny_model_dir: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    want = core.caption(app_env.good, model=str(tiny_model_dir), device="cpu", dtype="int8", max_new_tokens=15)
+    used: list[str] = []
+    original = Captioner.caption
+
+    def recording(self: Captioner, image: object, **generation: object) -> str:
+        used.append(self.precision)
+        return original(self, image, **generation)
+
+    monkeypatch.setattr(Captioner, "caption", recording)
+    at.radio(key="caption-precision").set_value("int8")
+    _upload(at, "caption-upload", app_env.good)
+    assert used == ["int8"]
+    assert at.session_state["caption_result"]["caption"] == want
+    assert any(want in m.value for m in at.markdown)
+
+
 def test_bad_upload_shows_error(at: AppTest, app_env: AppData) -> None:
     _upload(at, "caption-upload", app_env.not_image, "image/jpeg")
     assert "not-an-image.jpg" in at.error[0].value and "not a supported image" in at.error[0].value

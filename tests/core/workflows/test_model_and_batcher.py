@@ -87,3 +87,28 @@ def test_batcher_errors_go_to_their_own_request(tiny_model_dir: Path) -> None:
 
     with pytest.raises(ModelUnavailableError, match="no model here"):
         CaptionBatcher(broken).caption(Image.new("RGB", (8, 8)))
+
+
+def test_model_choices_load_int8_on_first_use_only(tiny_model_dir: Path) -> None:
+    from core.workflows import PRECISIONS, ModelChoices
+
+    calls: list[tuple[str, str | None]] = []
+
+    def recording_load(model: str | None, device: str, dtype: str | None = None) -> core.Captioner:
+        calls.append((device, dtype))
+        return core.get_captioner(model, device=device)  # the float32 one stands in: no compile here
+
+    choices = ModelChoices(str(tiny_model_dir), "cpu",
+                           make=lambda *a, **k: ModelLoader(*a, load=recording_load, **k))
+    assert choices.loader() is choices.loader("float32") and calls == []  # the app starts float32 itself
+    int8 = choices.loader("int8")  # first use: created and started in the background
+    int8.get()
+    assert calls == [("cpu", "int8")] and choices.loader("int8") is int8 and int8.attempts == 1
+    release = threading.Event()
+    blocked = ModelLoader("m", "cpu", dtype="int8", load=lambda *a, **k: release.wait(30))
+    blocked.start()
+    assert blocked.state.text == "Loading the captioning model m (int8)…"  # the page says which copy loads
+    release.set()
+    assert PRECISIONS == ("float32", "int8")
+    with pytest.raises(core.ConfigError, match="precision 'fp8'"):
+        choices.loader("fp8")
