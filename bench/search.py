@@ -1,19 +1,25 @@
 """Top-k search at scale: exact NumPy, the project's exact path and each FAISS type (issue #16).
 
 Gallery (the default): a clustered synthetic gallery, a Gaussian mixture. ``CENTRES`` = 4,096
-fixed centres drawn from N(0, I_D); each vector is a uniformly chosen centre plus ``SPREAD`` (1.0)
-times N(0, I_D) noise, then L2-normalised. The noise is as large as the centres themselves, so a
-point's 10 nearest neighbours lie among the ~N/4,096 points of its own component, not at its
-centre. Queries are 64 new points of the same mixture (not gallery rows). Image embeddings have
-structure of this kind (classes, near-duplicates); uniformly random unit vectors have none and
-are the worst case for every ANN index: they are an extra row set on 100,000 vectors (full run
-only; at 1M an ANN index at 0.95 recall on them is a near-full scan, see docs/search.md).
+fixed centres drawn from N(0, I_D); each vector is a uniformly chosen centre plus ``SPREAD`` (1.5)
+times N(0, I_D) noise, then L2-normalised. Queries are 64 new points of the same mixture (not
+gallery rows). A one-scale mixture is either clustered or nearly uniform; 1.5 is the largest
+spread tried at which the components still dominate. Measured at 1M x 256, 200 fresh queries,
+with a plain FAISS ``IVF4096,Flat`` trained on 163,840 vectors for 10 k-means iterations: spread
+1.5 gave recall@10 0.91 at nprobe 1 and 0.95 at nprobe 32; 2.0 gave 0.79 at nprobe 256; 2.5 gave
+0.40 (nearly uniform). The project's build (262,144 training vectors, FAISS' 25 iterations)
+learns the components better: on this bench's spread 1.5 it reaches 0.95 at nprobe 1 (at spread
+1.0 too, where ``HNSW32`` needed efSearch ~2,700). So the gallery is an easy case for IVF and a
+hard one for HNSW (tight, far-apart components). Image embeddings have structure of this kind
+(classes, near-duplicates) at several scales; uniformly random unit vectors have none and are
+the worst case for every ANN index: they are an extra row set on 100,000 vectors (full run only;
+at that size building and tuning them takes about a minute).
 
 Per path: build time; peak memory (each index is built in a fresh child process that first loads
 the gallery array, then resets its RSS high-water mark through ``/proc/self/clear_refs``: the
 figure is what building adds on top of the gallery array, the normalised copy that the index keeps
 included); size on disk of the saved index folder; latency of single queries (mean of 16) and of
-a batch of 64 (per query), best of three; recall@10 against float64 exact search (and the recall
+a batch of 64 (per query), best of three (the exact batched rows: of two); recall@10 against float64 exact search (and the recall
 the index measured at build). Sizes: 1,000,000 x 256 (``--quick``: 100,000 x 256).
 """
 
@@ -35,7 +41,7 @@ import torch
 from bench.common import AreaResult, Row, best_seconds
 
 DIM, K, BATCH = 256, 10, 64
-CENTRES, SPREAD = 4096, 1.0  # the clustered gallery's mixture (see the module docstring)
+CENTRES, SPREAD = 4096, 1.5  # the clustered gallery's mixture (see the module docstring)
 SINGLES = 16  # single queries timed one after another
 UNIFORM_N = 100_000  # the uniform extra row set (full run only)
 TARGET_RECALL, TARGET_SPEEDUP = 0.95, 50.0  # issue #16: recall@10 >= 0.95 at >= 50x NumPy
@@ -122,9 +128,9 @@ def _gallery_rows(res: AreaResult, prefix: str, gallery: np.ndarray, queries: np
     exact = exact_topk(queries, gallery, K)
     g_t, q_t = torch.from_numpy(gallery), torch.from_numpy(queries)
     single, batch = f"{prefix}numpy single query", f"{prefix}numpy {BATCH} queries"
-    sec = best_seconds(lambda: [numpy_topk(queries[i:i + 1], gallery, K) for i in range(SINGLES)], device)
+    sec = best_seconds(lambda: [numpy_topk(queries[i:i + 1], gallery, K) for i in range(SINGLES)], device, repeat=3)
     res.add(Row(single, "reference", sec / SINGLES * 1000, unit="ms", notes="matmul + argpartition"))
-    sec = best_seconds(lambda: [topk_cosine(q_t[i:i + 1], g_t, K) for i in range(SINGLES)], device)
+    sec = best_seconds(lambda: [topk_cosine(q_t[i:i + 1], g_t, K) for i in range(SINGLES)], device, repeat=3)
     res.add(Row(f"{prefix}topk_cosine single query", "project", sec / SINGLES * 1000, unit="ms",
                 notes="exact: NumPy BLAS scores + torch.topk"), vs=single)
     sec = best_seconds(lambda: numpy_topk(queries, gallery, K), device, repeat=2)
@@ -150,8 +156,11 @@ def _gallery_rows(res: AreaResult, prefix: str, gallery: np.ndarray, queries: np
                     vs=single)
         b = res.add(Row(f"{prefix}{kind} {BATCH} queries", "project", got["batch_ms"], unit="ms",
                         notes="per query"), vs=batch)
-        if got["recall"] >= TARGET_RECALL:
-            met.append(f"{kind} (recall {got['recall']:.3f}: x{s.ratio:.0f} single, x{b.ratio:.0f} batched)")
+        if got["recall"] >= TARGET_RECALL and s.ratio is not None and b.ratio is not None:
+            verdict = ("meets it" if min(s.ratio, b.ratio) >= TARGET_SPEEDUP else
+                       "meets it for single queries" if s.ratio >= TARGET_SPEEDUP else "too slow")
+            met.append(f"{kind}: recall {got['recall']:.3f}, x{s.ratio:.3g} single, x{b.ratio:.3g} "
+                       f"batched: {verdict}")
     res.extra[f"{prefix}target (recall@10 >= {TARGET_RECALL}, >= {TARGET_SPEEDUP:.0f}x numpy per query)"] = (
         "; ".join(met) if met else "no ANN type reached the recall target")
 
