@@ -72,10 +72,7 @@ def embed_images(
             ``allow_empty``).
         InvalidImageError: an image failed and ``on_error="raise"``.
     """
-    if batch_size < 1:
-        raise ValueError(f"batch size must be >= 1, got {batch_size}")
-    if on_error not in ON_ERROR_CHOICES:
-        raise ValueError(f"on_error must be one of {ON_ERROR_CHOICES}, got {on_error!r}")
+    _check_options(batch_size, on_error)
     dev = resolve_device(device)
     model = encoder.encoder.to(dev).eval()  # eval: batch-norm statistics frozen, no dropout
     show = len(images) >= _PROGRESS_MIN_ITEMS if progress is None else progress
@@ -100,10 +97,21 @@ def embed_images(
     if not chunks and allow_empty:
         return EmbeddingResult(torch.zeros(0, 0), [], failures)
     if not chunks:
-        what = f"all {len(images)} images failed to load" if images else "no images given"
-        detail = f" (first: {failures[0][1]})" if failures else ""
-        raise ValueError(f"nothing to embed: {what}{detail}")
+        raise ValueError(_nothing_embedded(len(images), failures))
     return EmbeddingResult(torch.cat(chunks), kept, failures)
+
+
+def _check_options(batch_size: int, on_error: str) -> None:
+    if batch_size < 1:
+        raise ValueError(f"batch size must be >= 1, got {batch_size}")
+    if on_error not in ON_ERROR_CHOICES:
+        raise ValueError(f"on_error must be one of {ON_ERROR_CHOICES}, got {on_error!r}")
+
+
+def _nothing_embedded(count: int, failures: list[tuple[int, str]]) -> str:
+    what = f"all {count} images failed to load" if count else "no images given"
+    detail = f" (first: {failures[0][1]})" if failures else ""
+    return f"nothing to embed: {what}{detail}"
 
 
 def embed_one(

@@ -178,8 +178,8 @@ def evaluate_retrieval(
         ValueError: the split has no COCO instance annotations, or too few images.
         CheckpointError: the checkpoint cannot be loaded.
     """
+    from core.datasets import find_dataset
     from core.ssl.checkpoint import random_encoder
-    from core.ssl.data import find_dataset
 
     data = Path(data_dir)
     if not data.is_dir():

@@ -181,14 +181,7 @@ class EmbeddingIndex(SearchMixin):
             data_root = data_root if data_root is not None else records_or_paths.root
             category_names = category_names or records_or_paths.category_names
             records_or_paths = records_or_paths.records
-        if hasattr(records_or_paths, "shards"):  # an ImageSource: streamed, never listed whole
-            entries: Any = source_entries(records_or_paths)
-            total = source_size(records_or_paths) if progress is not False else 0
-        else:
-            entries = gallery_items(list(records_or_paths))
-            total = len(entries)
-            if not entries:
-                raise ValueError("the gallery is empty: no images to index")
+        entries, total = _gallery_entries(records_or_paths, progress)
         result = embed_gallery(encoder, entries, total=total, batch_size=batch_size, device=device,
                                on_error=on_error, progress=progress, caption_images=caption_images)
         root = Path(data_root) if data_root is not None else None
@@ -279,3 +272,17 @@ class EmbeddingIndex(SearchMixin):
 
     def _gallery_rows(self) -> list[GalleryRow]:
         return gallery_rows(self)
+
+
+def _gallery_entries(records_or_paths: Any, progress: bool | None) -> tuple[Any, int]:
+    """What :meth:`EmbeddingIndex.build` embeds, and how many (0: unknown, no progress total).
+
+    Raises:
+        ValueError: a listed gallery is empty.
+    """
+    if hasattr(records_or_paths, "shards"):  # an ImageSource: streamed, never listed whole
+        return source_entries(records_or_paths), source_size(records_or_paths) if progress is not False else 0
+    entries = gallery_items(list(records_or_paths))
+    if not entries:
+        raise ValueError("the gallery is empty: no images to index")
+    return entries, len(entries)

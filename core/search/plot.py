@@ -18,6 +18,7 @@ from matplotlib.text import Text
 from PIL import Image
 
 from core.errors import InvalidImageError
+from core.fileio import atomic_write
 from core.images import ImageInput, load_image
 from core.search.topk import SearchResult
 
@@ -151,8 +152,7 @@ def plot_retrieval_grid(
     """
     fig = retrieval_grid_figure(rows, query_labels=query_labels, title=title, dpi=dpi)
     path = Path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png", dpi=dpi)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=dpi))  # never a torn PNG
     return path
 
 

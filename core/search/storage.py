@@ -19,7 +19,6 @@ Format 1 (fixed ``embeddings.safetensors``) and 2 (per-image metadata in ``index
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import re
@@ -32,7 +31,7 @@ from typing import Any
 import torch
 from safetensors.torch import save
 
-from core.fileio import atomic_write, fsync_dir, sha256_file
+from core.fileio import atomic_write, fsync_dir, sha256_bytes, sha256_file
 from core.search.errors import IndexFormatError
 from core.search.vectorfile import TENSOR_KEY, read_vectors
 
@@ -100,7 +99,7 @@ def stage(folder: Path, kind: str, write: Callable[[Path], str | None]) -> Stage
 
 def stage_bytes(folder: Path, kind: str, data: bytes) -> StagedFile:
     """:func:`stage` for bytes already in memory (hashed before writing)."""
-    digest = hashlib.sha256(data).hexdigest()
+    digest = sha256_bytes(data)
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write(folder / content_name(kind, digest), lambda tmp: tmp.write_bytes(data))
     return StagedFile(content_name(kind, digest), digest)

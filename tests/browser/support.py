@@ -197,3 +197,16 @@ def browser_session():  # type: ignore[no-untyped-def]
             yield chromium
         finally:
             chromium.close()
+
+
+def page_session(browser, url: str, ready: str, *, height: int = 900, state: str = "visible"):  # type: ignore[no-untyped-def]
+    """Generator for a ``page`` fixture: a fresh browser context at ``url``, once ``ready`` shows."""
+    context = browser.new_context(viewport={"width": 1280, "height": height})
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    page.goto(url + "/")
+    page.wait_for_selector(ready, state=state)
+    try:
+        yield page
+    finally:
+        context.close()

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import core
-from tests.browser.support import tall_screenshot
+from tests.browser.support import page_session, tall_screenshot
 from tests.gradio_app.conftest import GradioServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -15,13 +15,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 @pytest.fixture()
 def page(browser, gradio_server: GradioServer):  # type: ignore[no-untyped-def]
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(60_000)
-    page.goto(gradio_server.url + "/")
-    page.wait_for_selector("#caption-button")
-    yield page
-    context.close()
+    yield from page_session(browser, gradio_server.url, "#caption-button")
 
 
 def _caption_in_page(page, image: Path) -> str:  # type: ignore[no-untyped-def]

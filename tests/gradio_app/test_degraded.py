@@ -15,6 +15,7 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
 from core.workflows import NO_CAPTIONS
+from tests.browser.support import page_session
 from tests.gradio_app.conftest import GradioServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -22,13 +23,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 @pytest.fixture()
 def page(browser, degraded_server: GradioServer):  # type: ignore[no-untyped-def]
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(60_000)
-    page.goto(degraded_server.url + "/")
-    page.wait_for_selector("#caption-button")
-    yield page
-    context.close()
+    yield from page_session(browser, degraded_server.url, "#caption-button")
 
 
 def attempts_shown(page) -> int:  # type: ignore[no-untyped-def]

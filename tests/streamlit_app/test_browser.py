@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import core
-from tests.browser.support import streamlit_choose, tall_screenshot
+from tests.browser.support import page_session, streamlit_choose, tall_screenshot
 from tests.streamlit_app.conftest import StreamlitServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -17,13 +17,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 @pytest.fixture()
 def page(browser, streamlit_server: StreamlitServer):  # type: ignore[no-untyped-def]
-    context = browser.new_context(viewport={"width": 1280, "height": 1000})
-    page = context.new_page()
-    page.set_default_timeout(60_000)
-    page.goto(streamlit_server.url + "/")
-    page.wait_for_selector(".st-key-caption-upload input[type=file]", state="attached")
-    yield page
-    context.close()
+    yield from page_session(browser, streamlit_server.url, ".st-key-caption-upload input[type=file]",
+                            height=1000, state="attached")
 
 
 def test_caption_in_browser_equals_core(page, streamlit_server: StreamlitServer, test_output_dir: Path) -> None:  # type: ignore[no-untyped-def]

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from core.workflows import NO_CAPTIONS
-from tests.browser.support import streamlit_choose
+from tests.browser.support import page_session, streamlit_choose
 from tests.streamlit_app.conftest import StreamlitServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -22,13 +22,9 @@ FAILED = re.compile(r"could not be loaded \(attempt (\d+)\)")
 
 @pytest.fixture()
 def page(browser, degraded_server: StreamlitServer):  # type: ignore[no-untyped-def]
-    context = browser.new_context(viewport={"width": 1280, "height": 1600})  # the failed bar is tall
-    page = context.new_page()
-    page.set_default_timeout(60_000)
-    page.goto(degraded_server.url + "/")
-    page.wait_for_selector(".st-key-caption-upload input[type=file]", state="attached")
-    yield page
-    context.close()
+    # The failed model bar is tall: a 1600 px window keeps the gallery dropdown clear of the edge.
+    yield from page_session(browser, degraded_server.url, ".st-key-caption-upload input[type=file]",
+                            height=1600, state="attached")
 
 
 def attempts_shown(page) -> int:  # type: ignore[no-untyped-def]
