@@ -10,6 +10,9 @@ own weight (in the checkpoint it shares the token embeddings, which stay float32
 
 On a CPU the encoder is also compiled (``torch.compile``, dynamic batch size): eager int8 pays
 for its quantise/rescale passes over the encoder's large activations, compiled code fuses them.
+The decoder's steps are not compiled (their shapes change every step); their projections run as
+:class:`Int8StepLinear`, the same int8 arithmetic as torchao's in five plain ops, because
+torchao's eager path spends more time preparing the few rows of a step than multiplying them.
 Loading an int8 captioner therefore includes the compilation (for a batch of one and for
 larger batches: tens of seconds on two cores; Inductor caches it on disk for the next process).
 
@@ -28,6 +31,7 @@ import torch
 from core.errors import ConfigError
 
 INT8 = "int8"
+_EPS = torch.finfo(torch.float32).smallest_normal  # smallest activation scale, as torchao clamps it
 
 
 def conv1d_to_linear(module: torch.nn.Module) -> int:
@@ -79,12 +83,57 @@ def quantize_int8(model: Any, *, compile_encoder: bool | None = None) -> None:
     if head.weight is decoder.get_input_embeddings().weight:  # untie: embeddings stay float32
         head.weight = torch.nn.Parameter(head.weight.detach().clone(), requires_grad=False)
     quantize_(model, Int8DynamicActivationInt8WeightConfig())  # every nn.Linear, nothing else
+    lean_decoder_steps(decoder)
     if compile_encoder if compile_encoder is not None else weight.device.type == "cpu":
         # torch's AOT cache asks tensor subclasses for a stable hash torchao does not provide yet;
         # the only effect is no on-disk reuse of that one cache layer, so the notice is noise.
         warnings.filterwarnings("ignore", message="Int8Tensor does not implement _stable_hash")
         model.encoder = torch.compile(model.encoder, dynamic=True)
         _compile_now(model)
+
+
+class Int8StepLinear(torch.nn.Module):
+    """A decoder projection on torchao's int8 weight, with the per-token activation quantisation
+    written as five plain ops.
+
+    torchao's eager int8 linear spends more time choosing and applying quantisation parameters
+    than multiplying when a decoder step feeds it a few rows (it is built for ``torch.compile``,
+    which the step loop does not use); this computes the same symmetric per-row scheme directly:
+    ``y = int_mm(round(x / s_x), W_q^T) * s_x * s_w + b`` with ``s_x = max|x| / 127.5`` per row
+    (torchao's symmetric mapping onto -128..127).
+
+    Shape:
+        input: ``(..., in)``; output: ``(..., out)``.
+    """
+
+    def __init__(self, linear: torch.nn.Linear) -> None:
+        super().__init__()
+        weight: Any = linear.weight  # a torchao Int8Tensor: int8 ``qdata`` (out, in), ``scale`` (out, 1)
+        self.register_buffer("weight_t", weight.qdata.t())  # (in, out) view: the layout _int_mm reads fastest
+        self.register_buffer("weight_scale", weight.scale.reshape(-1).to(torch.float32))
+        self.bias = linear.bias
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        rows = x.reshape(-1, x.shape[-1])
+        scale = (rows.abs().amax(dim=1, keepdim=True) / 127.5).clamp_min(_EPS)  # torchao's int8 range
+        quantised = torch.round(rows / scale).clamp_(-128, 127).to(torch.int8)
+        out = torch._int_mm(quantised, self.weight_t).to(torch.float32)
+        out.mul_(self.weight_scale).mul_(scale)
+        if self.bias is not None:
+            out.add_(self.bias)
+        return out.reshape(*x.shape[:-1], out.shape[-1])
+
+
+def lean_decoder_steps(decoder: torch.nn.Module) -> int:
+    """Swap every int8 ``nn.Linear`` under ``decoder`` for :class:`Int8StepLinear`; returns how many."""
+    swapped = 0
+    for name, child in list(decoder.named_children()):
+        if isinstance(child, torch.nn.Linear) and hasattr(child.weight, "qdata"):
+            setattr(decoder, name, Int8StepLinear(child))
+            swapped += 1
+        else:
+            swapped += lean_decoder_steps(child)
+    return swapped
 
 
 def _compile_now(model: Any) -> None:

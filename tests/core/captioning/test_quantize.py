@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import core
-from core.captioning.quantize import conv1d_to_linear, quantize_int8
+from core.captioning.quantize import Int8StepLinear, conv1d_to_linear, quantize_int8
 
 GREEDY = {"num_beams": 1}
 
@@ -45,12 +45,17 @@ def test_every_linear_weight_is_int8_and_embeddings_stay_float(int8: core.Captio
     from torchao.quantization import Int8Tensor
 
     model = int8.model
-    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
-    assert len(linears) > 20 and all(isinstance(m.weight, Int8Tensor) for m in linears)
+    linears = [m for m in model.encoder.modules() if isinstance(m, torch.nn.Linear)]
+    assert len(linears) > 10 and all(isinstance(m.weight, Int8Tensor) for m in linears)
+    steps = [m for m in model.decoder.modules() if isinstance(m, Int8StepLinear)]
+    # every decoder projection (7 a layer) and the LM head; no float linear layer left
+    assert len(steps) == 7 * len(model.decoder.transformer.h) + 1
+    assert all(m.weight_t.dtype == torch.int8 for m in steps)
+    assert not any(isinstance(m, torch.nn.Linear) for m in model.decoder.modules())
     assert not any(type(m).__name__ == "Conv1D" for m in model.modules())
     wte = model.decoder.get_input_embeddings().weight
     assert wte.dtype == torch.float32 and not isinstance(wte, Int8Tensor)
-    assert model.decoder.lm_head.weight is not wte  # untied: the embeddings are not quantised
+    assert isinstance(model.decoder.lm_head, Int8StepLinear)  # untied: the embeddings stay float32
     assert int8.info["dtype"] == "int8" and int8.dtype == torch.float32
 
 
@@ -63,6 +68,22 @@ def test_int8_captions_mostly_agree_with_float32(int8: core.Captioner, tiny_mode
         same = sum(a == b for a, b in zip(got, want, strict=True))
         assert all(isinstance(c, str) and c for c in got)
         assert same >= len(want) * 2 // 3, (settings, list(zip(got, want, strict=True)))
+
+
+def test_step_linear_equals_torchao_int8_linear() -> None:
+    """The lean decoder projection computes torchao's symmetric per-token int8 product."""
+    from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(64, 96))
+    quantize_(model, Int8DynamicActivationInt8WeightConfig())
+    x = torch.randn(3, 5, 64)
+    with torch.no_grad():
+        want = model(x)
+        got = Int8StepLinear(model[0])(x)
+        exact = x @ model[0].weight.dequantize().t() + model[0].bias
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+    assert (got - exact).abs().max() < 0.05 * exact.abs().max()  # and it is close to the float product
 
 
 def test_int8_is_refused_off_the_cpu_and_on_non_float32_models(tiny_model_dir: Path) -> None:
