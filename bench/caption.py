@@ -151,7 +151,7 @@ def _project_rows(res: AreaResult, ids: dict[str, list], make: Any, folder: Path
         sec = best_seconds(lambda c=cap, b=beams, s=bs, p=paths[:m]: c.caption_batch(p, batch_size=s, num_beams=b),
                            device, warmup=False, repeat=1 if device.type == "cuda" else 2)
         name = f"Captioner {tag} {'greedy' if beams == 1 else '4 beams'} b{bs}"
-        ids[name] = list(captured)
+        ids[name] = list(captured)[-m:]  # the last timed run (best_seconds may repeat)
         vs = name.replace("int8", "fp32") if dtype == "int8" else ref
         res.add(Row(name, "project", m / sec, notes="JPEG files -> captions"), vs=vs)
     with torch.inference_mode():
