@@ -104,6 +104,13 @@ def run(device: torch.device, quick: bool, coco_dir: Path | None) -> AreaResult:
                 notes="parts written by the driver included"), vs=res.rows[0].name)
     res.add(Row("ray actor start-up (submit -> first actor ready)", "floor",
                 summary.actor_startup_s or 0.0, unit="s", notes="process start, imports, model load"))
+    if gpu:  # two actors share each GPU: one decodes and writes while the other computes
+        shared = caption_to_parts(images, tmp / "out2", address="local", model=str(model_dir),
+                                  batch_size=batch, shard_size=shard, concurrency=2 * cores,
+                                  num_cpus_per_actor=1, num_gpus_per_actor=0.5, progress=False, **gen)
+        steady2 = shared.wall_s - shared.connect_s - (shared.actor_startup_s or 0.0)
+        res.add(Row(f"ray, {2 * cores} actors (2 per GPU), once started", "project", shared.images / steady2,
+                    notes="num_gpus_per_actor=0.5"), vs=res.rows[0].name)
     from core.distributed import read_parts
 
     table = read_parts(tmp / "out")
