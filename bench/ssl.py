@@ -139,7 +139,7 @@ def run(device: torch.device, quick: bool, coco_dir: Path | None, workers: int,
     res.add(Row("notebook loop", "reference", _time_steps(loader, notebook_step, steps)))
 
     torch.manual_seed(0)
-    # As core.ssl.train does by default (SSLConfig.channels_last): NHWC layout for the convs.
+    # As core.ssl.training does by default (SSLConfig.channels_last): NHWC layout for the convs.
     model = SimCLRModel(ConvEncoder(IMG)).to(device, memory_format=torch.channels_last)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-4, weight_decay=1e-4)
     criterion = NTXentLoss(0.1)
@@ -150,7 +150,7 @@ def run(device: torch.device, quick: bool, coco_dir: Path | None, workers: int,
         v1, v2, _, _ = batch
         b = v1.shape[0]
         x = torch.cat([v1, v2]).to(device).contiguous(memory_format=torch.channels_last)
-        _, z = model(x)  # one pass over both views (core.ssl.train)
+        _, z = model(x)  # one pass over both views (core.ssl.training)
         loss = criterion(z[:b], z[b:])
         opt.zero_grad(set_to_none=True)
         loss.backward()

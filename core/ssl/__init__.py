@@ -16,7 +16,7 @@ if TYPE_CHECKING:  # the same names for type checkers; at run time each loads on
     from core.ssl.loss import NTXentLoss, cross_view_loss, nt_xent_loss
     from core.ssl.models import SimCLRModel, build_model
     from core.ssl.runs import RunInfo, read_run
-    from core.ssl.train import train
+    from core.ssl.training import train
     from core.ssl.transforms import eval_transform, train_transform
 
 # Lazy (core/_lazy.py): importing this package must not import torch (fast `img2text --help`).
@@ -27,7 +27,7 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "core.ssl.loss": ("NTXentLoss", "cross_view_loss", "nt_xent_loss",),
     "core.ssl.models": ("SimCLRModel", "build_model",),
     "core.ssl.runs": ("RunInfo", "read_run",),
-    "core.ssl.train": ("train",),
+    "core.ssl.training": ("train",),
     "core.ssl.transforms": ("eval_transform", "train_transform",),
 })
 

@@ -20,7 +20,7 @@ from core.ssl import SSLConfig, find_dataset, train
 from tests.reliability.conftest import cli
 from tests.reliability.datagen import make_images
 
-train_module = importlib.import_module("core.ssl.train")  # core.ssl.train is also a function name
+train_module = importlib.import_module("core.ssl.training")
 
 TRAIN_ARGS = ["--img-size", "16", "--batch-size", "4", "--epochs", "1", "--device", "cpu", "--quiet"]
 

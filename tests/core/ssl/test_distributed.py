@@ -1,4 +1,4 @@
-"""Two real processes on the CPU (gloo): the DDP path of core.ssl.train and the gathered NT-Xent.
+"""Two real processes on the CPU (gloo): the DDP path of core.ssl.training and the gathered NT-Xent.
 
 Each test spawns 2 workers that join a gloo process group through a ``file://`` rendezvous; a
 worker's failed assertion is re-raised in the test by ``torch.multiprocessing.spawn``. A short
@@ -33,7 +33,7 @@ pytestmark = pytest.mark.skipif(
 WORLD = 2
 # Workers fork from one server process that imported torch and this module once, instead of each
 # being a fresh interpreter that imports them again (seconds per worker, 16 workers here).
-multiprocessing.set_forkserver_preload(["torch", "torch.distributed", "core.ssl.train", __name__])
+multiprocessing.set_forkserver_preload(["torch", "torch.distributed", "core.ssl.training", __name__])
 
 
 def _spawn(fn, *args) -> None:
@@ -79,7 +79,7 @@ def _gather_worker(rank: int, store: Path) -> None:
         gen = torch.Generator().manual_seed(123)  # every rank knows every rank's inputs
         views = torch.rand(WORLD, 2, b, 3, cfg.img_size, cfg.img_size, generator=gen)  # (rank, view, ...)
 
-        # The training step of core.ssl.train: one forward over both views, gathered NT-Xent.
+        # The training step of core.ssl.training: one forward over both views, gathered NT-Xent.
         _, z = net(torch.cat([views[rank, 0], views[rank, 1]]))
         criterion = NTXentLoss(cfg.temperature, gather=distributed_gather(), rank=rank)
         loss = criterion(z[:b], z[b:])
@@ -124,10 +124,10 @@ def _assert_grads_match(model: torch.nn.Module, ref: torch.nn.Module) -> None:
 
 
 def _train_worker(rank: int, store: Path, data: Path, out: Path, epochs: int) -> None:
-    """Run core.ssl.train.train on this rank; check the parameters agree across ranks after it."""
+    """Run core.ssl.training.train on this rank; check the parameters agree across ranks after it."""
     _init(rank, store)
     try:
-        train_mod = importlib.import_module("core.ssl.train")  # core.ssl.train is also a function
+        train_mod = importlib.import_module("core.ssl.training")
 
         built: list[torch.nn.Module] = []
         steps = [0]
@@ -194,7 +194,7 @@ def _too_few_worker(rank: int, store: Path, data: Path, out: Path) -> None:
     _init(rank, store)
     try:
         with pytest.raises(ValueError, match="each needs >= 2"):
-            importlib.import_module("core.ssl.train").train(_config(data, out), progress=False)
+            importlib.import_module("core.ssl.training").train(_config(data, out), progress=False)
     finally:
         dist.destroy_process_group()
 
@@ -239,10 +239,10 @@ def test_gathered_loss_and_ddp_grads_with_unequal_batches(tmp_path: Path) -> Non
 
 
 def _figures_worker(rank: int, store: Path, data: Path, out: Path) -> None:
-    """One epoch of core.ssl.train.train; records this rank's per-step figures to rank{r}.json."""
+    """One epoch of core.ssl.training.train; records this rank's per-step figures to rank{r}.json."""
     _init(rank, store)
     try:
-        train_mod = importlib.import_module("core.ssl.train")
+        train_mod = importlib.import_module("core.ssl.training")
         built: list[torch.nn.Module] = []
         steps: list[dict[str, float]] = []
         real_build, real_forward = train_mod.build_model, NTXentLoss.forward

@@ -207,3 +207,12 @@ def test_a_finished_run_without_its_optimizer_state_is_not_extended_inexactly(tm
         train(_config(data, run, num_epochs=2, batch_size=4), resume=True, progress=False)
     assert "optimizer.pt" in str(err.value) and "finished at epoch 1" in str(err.value)
     assert len(_history(run)) == 1 and (run / "checkpoint.safetensors").read_bytes() == before
+
+
+def test_the_train_export_stays_the_function_once_its_module_is_imported() -> None:
+    import importlib
+
+    importlib.import_module("core.ssl.training")  # a submodule import sets the package attribute
+    from core.ssl import train
+
+    assert callable(train) and train.__module__ == "core.ssl.training" and train.__name__ == "train"
