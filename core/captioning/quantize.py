@@ -106,6 +106,9 @@ class Int8StepLinear(torch.nn.Module):
         input: ``(..., in)``; output: ``(..., out)``.
     """
 
+    weight_t: torch.Tensor  # (in, out) int8
+    weight_scale: torch.Tensor  # (out,) float32
+
     def __init__(self, linear: torch.nn.Linear) -> None:
         super().__init__()
         weight: Any = linear.weight  # a torchao Int8Tensor: int8 ``qdata`` (out, in), ``scale`` (out, 1)
