@@ -28,8 +28,7 @@ class AppConfig(AppSettings):
     max_upload_mb: int = 10
     # Requests allowed to wait in the queue; more are refused with "queue full".
     queue_size: int = 32
-    # Uploads and downloads in Gradio's cache are deleted once older than this (checked every
-    # min(this, 600) s), so a long session does not fill the temp folder.
+    # Cached uploads/downloads older than this are deleted (checked every min(this, 600) s).
     cache_seconds: int = 3600
 
     @property

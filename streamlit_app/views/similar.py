@@ -33,6 +33,7 @@ def _query(index: Any, choice: str, settings: AppSettings) -> dict[str, Any]:
     if (path := wf.gallery_path(resources.indexes(settings.indexes), choice, picked)) is not None:
         st.image(str(path), caption=f"Query: gallery image {picked}", width=200)
         return {"image_id": picked}
+    st.caption(f"Query: the uploaded image **{upload.name}**" if upload else "Query: none yet")
     return {} if upload is None else {"upload": upload.getvalue(), "name": upload.name}
 
 

@@ -49,9 +49,10 @@ def test_similar_search_in_browser(page, streamlit_server: StreamlitServer, test
     page.get_by_role("tab", name="Similar images").click()
     query = streamlit_server.data.gallery / "g09.png"
     page.locator(".st-key-similar-upload input[type=file]").set_input_files(str(query))
-    page.locator(".st-key-similar-upload").get_by_text("g09.png").wait_for()
-    page.locator(".st-key-similar-run button").click()
     panel = page.get_by_role("tabpanel", name="Similar images")
+    # The server has the upload (a click while the file is still in flight searches without it).
+    panel.get_by_text("Query: the uploaded image g09.png").wait_for()
+    page.locator(".st-key-similar-run button").click()
     panel.get_by_text(re.compile(r"^#5 · ")).wait_for()
     found = EmbeddingIndex.load(streamlit_server.data.index).find_similar(core.load_image(query), k=6)
     want = found[1:]  # the gallery copy of the query is named, not counted
