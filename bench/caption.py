@@ -125,7 +125,7 @@ def vit_encoder_gflop(config: Any) -> float:
 TAGS = {"float32": "fp32", "bfloat16": "bf16", "int8": "int8"}
 
 
-def _project_rows(res: AreaResult, ids: dict[str, list], make: Any, folder: Path, paths: list[Path],
+def _project_rows(res: AreaResult, ids: dict[str, list], folder: Path, paths: list[Path],
                   device: torch.device, dtype: str, m: int, greedy_bs: int, beam_bs: int,
                   refs: tuple[str, str], quick: bool, full: int) -> None:
     """``Captioner`` rows for one dtype: batched greedy and beams, encoder alone, latency.
@@ -135,11 +135,12 @@ def _project_rows(res: AreaResult, ids: dict[str, list], make: Any, folder: Path
     """
     import time
 
+    import core
     from core.captioning.fast_decode import encode
 
     tag = TAGS[dtype]
     start = time.perf_counter()
-    cap = make(str(folder), device=device, dtype=dtype)
+    cap = core.Captioner(str(folder), device=device, dtype=dtype)
     captured: list = []
     decode = cap.decode
     cap.decode = lambda t, _d=decode, _c=captured: (_c.extend(_strip(r) for r in t.tolist()), _d(t))[1]
@@ -171,7 +172,6 @@ def run(device: torch.device, quick: bool, coco_dir: Path | None, bf16_native: b
         peak_gflops: float | None = None) -> AreaResult:
     from transformers import AutoTokenizer, VisionEncoderDecoderModel, ViTImageProcessor
 
-    import core
     gpu = device.type == "cuda"
     # A GPU needs large batches (and many images) before its rate means anything.
     n = (256 if quick else 512) if gpu else (8 if quick else 32)
@@ -218,7 +218,7 @@ def run(device: torch.device, quick: bool, coco_dir: Path | None, bf16_native: b
 
     dtypes = ["float32", "bfloat16"] + (["int8"] if device.type == "cpu" else [])
     for dtype in dtypes:
-        _project_rows(res, ids, core.Captioner, folder, paths, device, dtype, n if dtype != "bfloat16" else n_bf16,
+        _project_rows(res, ids, folder, paths, device, dtype, n if dtype != "bfloat16" else n_bf16,
                       greedy_bs, beam_bs, (gen_greedy, gen_beams), quick, full=n)
     if peak_gflops:
         gflop = vit_encoder_gflop(VisionEncoderDecoderModel.config_class.from_pretrained(folder).encoder)

@@ -22,12 +22,15 @@ DOWNLOADS_KEPT = 8  # batch CSV/JSONL pairs kept in the app's download folder (G
 
 
 def generation_kwargs(decoding: str, num_beams: float = 4, max_new_tokens: float = 15,
-                      temperature: float = 1.0, top_p: float = 1.0, seed: float | None = -1,
-                      precision: str = "float32") -> dict[str, Any]:
-    """The UI's generation panel -> ``**generation`` keywords of ``Captioner.caption_batch``
-    (``precision`` picks the captioner, see :func:`precision_of`)."""
+                      temperature: float = 1.0, top_p: float = 1.0, seed: float | None = -1) -> dict[str, Any]:
+    """The UI's generation panel -> ``**generation`` keywords of ``Captioner.caption_batch``."""
     return decoding_kwargs(decoding, num_beams=int(num_beams), max_new_tokens=int(max_new_tokens),
                            temperature=temperature, top_p=top_p, seed=None if seed is None else int(seed))
+
+
+def panel_settings(*settings: Any) -> tuple[dict[str, Any], str]:
+    """The whole panel -> (generation keywords, precision; float32 when an API caller leaves it out)."""
+    return generation_kwargs(*settings[:6]), str(settings[6]) if len(settings) > 6 and settings[6] else "float32"
 
 
 def error_html(message: str) -> str:
@@ -47,15 +50,10 @@ def caption_text(services: Services, image: str | None, *settings: Any) -> str:
     """
     if image is None:
         raise ValueError("no image: upload one (or pick an example) first")
-    kwargs, precision = generation_kwargs(*settings), precision_of(*settings)
+    kwargs, precision = panel_settings(*settings)
     loaded = services.load(image)
     services.models.loader(precision).get()  # a remembered failure answers at once
     return services.batcher(precision).caption(loaded, **kwargs)
-
-
-def precision_of(*settings: Any) -> str:
-    """The panel's precision (its last control; float32 when an API caller leaves it out)."""
-    return str(settings[6]) if len(settings) > 6 and settings[6] else "float32"
 
 
 def caption(services: Services, api: bool):  # type: ignore[no-untyped-def]
@@ -160,12 +158,13 @@ def batch(services: Services):  # type: ignore[no-untyped-def]
         if why := wf.batch_problem(len(files), services.config.max_batch_files):
             return [], None, None, error_html(why)
         try:
+            kwargs, precision = panel_settings(*settings)
             rows = wf.caption_uploads(
-                services.models.loader(precision_of(*settings)).get(), [(Path(f).name, f) for f in files],
+                services.models.loader(precision).get(), [(Path(f).name, f) for f in files],
                 batch_size=services.config.batch_size,
                 max_pixels=services.config.max_pixels, max_bytes=services.config.max_upload_bytes,
                 progress=None if progress is None else lambda d, t: progress((d, t), desc="Captioning", unit="images"),
-                **generation_kwargs(*settings))
+                **kwargs)
         except UserError as exc:
             return [], None, None, error_html(str(exc))
         records = [r.record for r in rows]

@@ -24,9 +24,10 @@ class Services:
 
     def batcher(self, precision: str = "float32") -> wf.CaptionBatcher:
         """The request merger in front of the captioner of ``precision`` (float32 or int8)."""
-        loader = self.models.loader(precision)
-        return self._batchers.setdefault(precision, wf.CaptionBatcher(
-            loader.get, max_batch=self.config.batch_size, max_pixels=self.config.max_pixels))
+        if precision not in self._batchers:  # made once per precision, on first use
+            self._batchers[precision] = wf.CaptionBatcher(
+                self.models.loader(precision).get, max_batch=self.config.batch_size, max_pixels=self.config.max_pixels)
+        return self._batchers[precision]
 
     def start(self) -> None:
         """Begin loading the model in the background (the page opens meanwhile)."""

@@ -118,7 +118,7 @@ class ModelLoader:
         captioner: Any = None
         error: str | None = None
         try:
-            captioner = self._load(self.model, device=self.device, **({"dtype": self.dtype} if self.dtype else {}))
+            captioner = self._load(self.model, device=self.device, dtype=self.dtype)
         except Img2TextError as exc:
             error = str(exc)
         except Exception as exc:  # thread boundary: an escaped error would leave every get() waiting

@@ -49,7 +49,7 @@ def test_a_failure_is_remembered_until_retry_or_the_minute_is_up(tmp_path: Path)
 def test_loads_in_the_background_and_reports_loading_then_ready(tiny_model_dir: Path) -> None:
     release = threading.Event()
 
-    def slow_load(model: str | None, device: str) -> core.Captioner:
+    def slow_load(model: str | None, device: str, dtype: str | None) -> core.Captioner:
         release.wait(30)
         return core.get_captioner(model, device=device)
 
