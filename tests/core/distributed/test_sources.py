@@ -128,3 +128,18 @@ def test_embed_shard_streams_batches_and_keeps_row_order(tiny_encoder_dir, tiny_
     assert keys == [p.stem for p in images]
     np.testing.assert_allclose(vectors, embed_images(encoder, images, batch_size=3).embeddings.numpy(),
                                atol=1e-5, rtol=0)
+
+
+def test_caption_actors_warm_up_with_the_jobs_settings_before_their_first_shard(tiny_model_dir) -> None:
+    """One small batch at start-up (counted in the actor's start-up, not in its first shard)."""
+    from core.captioning import get_captioner
+    from core.distributed import CaptionJob
+    from core.distributed.workers import warm_up
+
+    captioner = get_captioner(str(tiny_model_dir), device="cpu")
+    beams = CaptionJob(str(tiny_model_dir), batch_size=3, generation={"num_beams": 2, "max_new_tokens": 4})
+    captions = warm_up(captioner, beams)
+    assert len(captions) == 3 and len(set(captions)) == 1 and captions[0].strip()
+    assert len(warm_up(captioner, CaptionJob(str(tiny_model_dir), batch_size=64))) == 4
+    with pytest.raises(ConfigError, match="num_beams"):
+        warm_up(captioner, CaptionJob(str(tiny_model_dir), generation={"num_beams": 0}))
