@@ -13,7 +13,7 @@ from typing import Any
 
 from core.captioning.captioner import DEFAULT_BATCH_SIZE, Captioner
 from core.captioning.outputs import CaptionRecord
-from core.errors import InvalidImageError
+from core.errors import ConfigError, InvalidImageError
 from core.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, ImageInput
 
 NamedInput = tuple[str, ImageInput]  # (key shown to the user, e.g. a path or file name; the image)
@@ -51,7 +51,7 @@ def iter_caption_records(
             ``get_captioner``.
     """
     if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
     total, done = len(inputs), 0
     if progress is not None:
         progress(0, total)

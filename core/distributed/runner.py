@@ -111,7 +111,7 @@ def caption_to_parts(
         RunInterruptedError: the Ray job failed; finished parts are kept, rerun with ``resume``.
     """
     if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
     from core.captioning import GenerationOptions, resolve_model_spec
 
     # Every option spelled out: the CLI and the library name the same run the same way on resume.
@@ -151,7 +151,7 @@ def embed_to_parts(
     ``checkpoint`` (an SSL run folder or ``.safetensors`` file) must be readable on every node.
     """
     if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
     from core.ssl import load_encoder
 
     sha = load_encoder(checkpoint, device="cpu").sha256  # fails here, with its message, if unusable

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from core.devices import resolve_device
-from core.errors import InvalidImageError
+from core.errors import ConfigError, DatasetError, InvalidImageError
 from core.images import ImageInput, load_image
 from core.search.encoder import EncoderLike
 
@@ -97,15 +97,15 @@ def embed_images(
     if not chunks and allow_empty:
         return EmbeddingResult(torch.zeros(0, 0), [], failures)
     if not chunks:
-        raise ValueError(_nothing_embedded(len(images), failures))
+        raise DatasetError(_nothing_embedded(len(images), failures))
     return EmbeddingResult(torch.cat(chunks), kept, failures)
 
 
 def _check_options(batch_size: int, on_error: str) -> None:
     if batch_size < 1:
-        raise ValueError(f"batch size must be >= 1, got {batch_size}")
+        raise ConfigError(f"batch size must be >= 1, got {batch_size}")
     if on_error not in ON_ERROR_CHOICES:
-        raise ValueError(f"on_error must be one of {ON_ERROR_CHOICES}, got {on_error!r}")
+        raise ConfigError(f"on_error must be one of {ON_ERROR_CHOICES}, got {on_error!r}")
 
 
 def _nothing_embedded(count: int, failures: list[tuple[int, str]]) -> str:

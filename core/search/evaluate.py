@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from core.errors import ConfigError, DatasetError
 from core.images import load_image
 from core.search.embed import DEFAULT_BATCH_SIZE, OnError, embed_images
 from core.search.encoder import EncoderLike, config_dict, load_checkpoint
@@ -121,7 +122,7 @@ def evaluate_encoders(
         skipped images' messages.
     """
     if not encoders and pixel_size is None:
-        raise ValueError("nothing to evaluate")
+        raise ConfigError("nothing to evaluate: pass at least one encoder or a pixel baseline size")
     paths = [r.path for r in records]
     kept = list(range(len(paths)))
     skipped: list[str] = []
@@ -186,7 +187,7 @@ def evaluate_retrieval(
         raise FileNotFoundError(f"data folder not found: {data}")
     info = find_dataset(data, split)
     if info.layout == "folder" or not any(r.categories for r in info.records):
-        raise ValueError(
+        raise DatasetError(
             f"{data} has no COCO instance annotations for split {split!r} (expected "
             f"{data / 'annotations' / f'instances_{split}.json'}); retrieval evaluation needs "
             "category labels"

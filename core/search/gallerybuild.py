@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from core.errors import InvalidImageError
+from core.errors import DatasetError, InvalidImageError
 from core.images import ImageInput
 from core.search.embed import OnError, embed_images
 from core.search.encoder import EncoderLike
@@ -104,7 +104,7 @@ def embed_gallery(
     if not kept:
         what = f"all {seen} images failed to load" if seen else "no images given"
         detail = f" (first: {skipped[0]['reason']})" if skipped else ""
-        raise ValueError(f"nothing to embed: {what}{detail}")
+        raise DatasetError(f"nothing to embed: {what}{detail}")
     return EmbeddedGallery(torch.cat(blocks), kept, skipped)
 
 

@@ -11,10 +11,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from core.errors import CheckpointError
+from core.errors import CheckpointError, ConfigError, DatasetError
 from core.search import ann
 from core.search.embed import DEFAULT_BATCH_SIZE, OnError
 from core.search.encoder import EncoderLike, describe_preprocessing, load_checkpoint
+from core.search.errors import IndexFormatError
 from core.search.gallery import checkpoint_info, gallery_items, relative_to_root
 from core.search.gallerybuild import CaptionImages, embed_gallery, source_entries, source_size
 from core.search.gallerydb import CaptionSearch, GalleryRow
@@ -65,11 +66,11 @@ class EmbeddingIndex(SearchMixin):
         columns = (self.image_ids, self.paths, self.relative_paths, self.captions, self.categories,
                    self.sources)
         if self.embeddings.ndim != 2 or {len(x) for x in columns} != {n}:
-            raise ValueError(f"index metadata does not have one entry per embedding row ({n} rows)")
+            raise IndexFormatError(f"index metadata does not have one entry per embedding row ({n} rows)")
         self._rows: dict[Any, int] = {}
         for row, image_id in enumerate(self.image_ids):
             if image_id in self._rows:
-                raise ValueError(f"duplicate image id {image_id!r} in the index")
+                raise IndexFormatError(f"duplicate image id {image_id!r} in the index: every image needs its own id")
             self._rows[image_id] = row
         # Ids typed on a command line arrive as strings; let "397133" find the int id 397133.
         self._rows_by_text = {str(i): r for i, r in self._rows.items()}
@@ -140,7 +141,7 @@ class EmbeddingIndex(SearchMixin):
     ) -> EmbeddingIndex:
         """(Re)build the search backend in place (training and tuning a FAISS one); returns self."""
         if len(self) == 0:
-            raise ValueError("the gallery is empty: no images to index")
+            raise DatasetError("the gallery is empty: no images to index; check the folder or source you passed")
         self.backend, self.ann_info = make_backend(
             self.embeddings, kind, memory_budget=memory_budget, target_recall=target_recall, seed=seed
         )
@@ -206,7 +207,7 @@ class EmbeddingIndex(SearchMixin):
         """Write the index folder ``path`` (created if needed), old-or-new under a crash; returns it."""
         folder = Path(path)
         if folder.exists() and not folder.is_dir():
-            raise ValueError(f"{folder}: exists and is not a folder; choose another --out")
+            raise ConfigError(f"{folder}: exists and is not a folder; choose another --out")
         save_parts(folder, self.embeddings, self._head(), self._gallery_rows(), self.backend)
         return folder
 
@@ -284,5 +285,5 @@ def _gallery_entries(records_or_paths: Any, progress: bool | None) -> tuple[Any,
         return source_entries(records_or_paths), source_size(records_or_paths) if progress is not False else 0
     entries = gallery_items(list(records_or_paths))
     if not entries:
-        raise ValueError("the gallery is empty: no images to index")
+        raise DatasetError("the gallery is empty: no images to index; check the folder or source you passed")
     return entries, len(entries)

@@ -73,7 +73,7 @@ def save_parts(
 def _write_rows(tmp: Path, rows: Iterable[GalleryRow], n: int) -> None:
     count = write_gallery(tmp, rows)
     if count != n:
-        raise ValueError(f"{count} metadata rows for {n} embeddings")
+        raise IndexFormatError(f"{count} metadata rows for {n} embeddings")
 
 
 def load_parts(path: Path, *, mmap: bool, verify: bool) -> LoadedParts:

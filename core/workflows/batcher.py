@@ -17,6 +17,7 @@ from typing import Any
 from PIL import Image
 
 from core.captioning import Captioner, GenerationOptions
+from core.errors import ConfigError
 from core.images import DEFAULT_MAX_PIXELS
 
 __all__ = ["CaptionBatcher"]
@@ -35,7 +36,7 @@ class CaptionBatcher:
     def __init__(self, captioner: Callable[[], Captioner], *, max_batch: int = 8, window_s: float = 0.02,
                  max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
         if max_batch < 1:
-            raise ValueError(f"max_batch must be >= 1, got {max_batch}")
+            raise ConfigError(f"max_batch must be >= 1, got {max_batch}")
         self._captioner, self.max_batch, self.window_s, self.max_pixels = captioner, max_batch, window_s, max_pixels
         self._cond = threading.Condition()
         self._pending: list[tuple[tuple, Image.Image, Future]] = []

@@ -7,6 +7,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
+from core.errors import ConfigError
 from core.search import EmbeddingIndex
 from core.workflows.similarity import collapse_warning
 
@@ -32,10 +33,10 @@ class IndexShelf:
 
     def _path(self, choice: str | Path | None) -> Path:
         if choice in (None, "") and not self.paths:
-            raise ValueError("no index is loaded; start the app with --index DIR")
+            raise ConfigError("no index is loaded; start the app with --index DIR")
         path = Path(choice) if choice not in (None, "") else self.paths[0]  # type: ignore[arg-type]
         if path not in self.paths:
-            raise ValueError(f"{str(choice)!r} is not one of the app's indexes")
+            raise ConfigError(f"{str(choice)!r} is not one of the app's indexes; choose one from the list")
         return path
 
     def get(self, choice: str | Path | None = None) -> EmbeddingIndex:
