@@ -70,10 +70,10 @@ def caption(services: Services, api: bool):  # type: ignore[no-untyped-def]
     return run
 
 
-def items(hits: list[Any]) -> list[tuple[str, str]]:
-    """``SearchResult``s (or their dicts) -> gallery items ``(path, "#rank · id · score · caption")``."""
-    paths = [str(h["image_path"] if isinstance(h, dict) else h.path) for h in hits]
-    return [(p, wf.hit_label(h)) for p, h in zip(paths, hits, strict=True) if Path(p).is_file()]
+def items(hits: list[Any]) -> list[tuple[Any, str]]:
+    """``SearchResult``s (or their dicts) -> gallery items ``(path or image, "#rank · id · score · caption")``."""
+    pictures = [(wf.hit_picture(h), wf.hit_label(h)) for h in hits]
+    return [(picture, label) for picture, label in pictures if picture is not None]
 
 
 def neighbours(services: Services):  # type: ignore[no-untyped-def]
@@ -125,9 +125,9 @@ def pick_choices(services: Services, index_choice: str | None, text: str = "") -
 
 
 def pick(services: Services, index_choice: str | None, image_id: str | None) -> tuple[Any, Any]:
-    """A picked gallery image becomes the query: its file in the query slot, its id remembered."""
-    path = wf.gallery_path(services.indexes, index_choice, image_id)
-    return (str(path), image_id) if path is not None else (gr.skip(), gr.skip())
+    """A picked gallery image becomes the query: its picture in the query slot, its id remembered."""
+    picture = wf.gallery_picture(services.indexes, index_choice, image_id)
+    return (picture, image_id) if picture is not None else (gr.skip(), gr.skip())
 
 
 def words_box(services: Services, index_choice: str | None) -> dict[str, Any]:

@@ -113,7 +113,7 @@ def _run_train(args: argparse.Namespace) -> int:
 
 
 def _run_search(args: argparse.Namespace) -> int:
-    from core.search import EmbeddingIndex, validate_k
+    from core.search import EmbeddingIndex, gallery_image, validate_k
 
     validate_k(args.k)
     index = EmbeddingIndex.load(args.index)
@@ -133,6 +133,8 @@ def _run_search(args: argparse.Namespace) -> int:
         results = index.find_similar(index.image_ids[row], args.k)
         query_desc = {"image_id": index.image_ids[row], "path": str(index.paths[row])}
         query_image = index.paths[row]
+        if args.plot is not None:  # its file, or its member of a tar shard
+            query_image = gallery_image(index, index.image_ids[row]) or query_image
     if args.text is None:  # text search ranks captions: the embeddings' health does not matter
         warn_if_collapsed(index)
     if args.plot is not None and query_image is not None:

@@ -14,7 +14,7 @@ from core.datasets.base import DatasetInfo, DatasetNotFoundError, ImageRecord
 from core.datasets.coco import NOTEBOOK_ROOT, CocoLayout, caption_layout, coco_layouts, coco_records
 from core.datasets.discover import find_caption_images, find_dataset, sibling_split
 from core.datasets.folders import folder_dataset
-from core.datasets.shards import SourceItem, iter_shard, iter_source_items
+from core.datasets.shards import SourceItem, find_tar_item, iter_shard, iter_source_items
 from core.datasets.sources import (
     LIST_SUFFIXES,
     SOURCE_KINDS,
@@ -60,6 +60,7 @@ __all__ = [
     "ImageSource",
     "Shard",
     "SourceItem",
+    "find_tar_item",
     "iter_shard",
     "iter_source_items",
     "open_source",

@@ -127,6 +127,25 @@ def _tar_item(tar: tarfile.TarFile, member: tarfile.TarInfo, key: str, max_bytes
     return SourceItem(key, None, data)
 
 
+def find_tar_item(path: str | Path, key: str, *, max_bytes: int = DEFAULT_MAX_BYTES) -> SourceItem | None:
+    """The item ``iter_shard`` yields for ``key`` in the tar shard ``path``, or ``None``.
+
+    Reads member headers only until the key's first image member (the one a run used), so an
+    index built from tar shards can show a result's image without unpacking the shard.
+
+    Raises:
+        DatasetError: the tar cannot be opened or is corrupt before the key is found.
+    """
+    try:
+        with tarfile.open(path, "r:*") as tar:
+            for member in tar:
+                if _is_image_name(member.name) and webdataset_key(member.name) == key:
+                    return _tar_item(tar, member, key, max_bytes)
+    except (OSError, tarfile.TarError, EOFError) as exc:
+        raise DatasetError(f"{path}: cannot read tar shard for key {key!r} ({exc})") from exc
+    return None
+
+
 def _iter_parquet(shard: Shard, max_bytes: int) -> Iterator[SourceItem]:
     import pyarrow.parquet as pq
 

@@ -19,10 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.datasets import open_source
 from core.distributed.manifest import Manifest
 from core.distributed.parts import part_files, read_parts
 from core.distributed.runner import _exclusive
-from core.errors import CheckpointError, ConfigError
+from core.errors import CheckpointError, ConfigError, DatasetError
 
 CAPTIONS_DIR = "captions"  # OUT/captions: the caption run of `ssl embed --ray --caption`
 
@@ -107,8 +108,22 @@ def build_index(
             except IndexFormatError:
                 pass  # damaged since: build it again
         build_from_parts(out, folder, encoder=encoder, kind=kind, memory_budget=memory_budget,
-                         target_recall=target_recall, captions=captions, build=record)
+                         target_recall=target_recall, captions=captions, build=record,
+                         shard_files=_shard_files(manifest))
     return IndexBuild(folder, True, EmbeddingIndex.load(folder, mmap=True, verify=False))
+
+
+def _shard_files(manifest: Manifest) -> dict[str, str]:
+    """Part name -> the tar shard it was made from (runs over tar shards; else, or when the
+    shards can no longer be listed, empty: the index then shows no pictures for those rows)."""
+    if manifest.source.get("kind") != "tar":
+        return {}
+    try:
+        shards = open_source(str(manifest.source["location"]), kind="tar").shards
+    except (DatasetError, KeyError):
+        return {}
+    return {name: shards[int(entry["shard"])].location for name, entry in manifest.parts.items()
+            if int(entry["shard"]) < len(shards)}
 
 
 def _build_record(manifest: Manifest, kind: str, memory_budget: str | int | None,

@@ -25,6 +25,7 @@ from core.errors import DatasetError, InvalidImageError
 from core.images import ImageInput
 from core.search.embed import OnError, embed_images
 from core.search.encoder import EncoderLike
+from core.search.result_images import tar_source
 
 CHUNK = 1024  # items embedded (and captioned) at a time; bounds the encoded bytes held
 _PROGRESS_MIN_ITEMS = 256  # as core.search.embed: no bar for small galleries unless asked
@@ -43,12 +44,15 @@ class EmbeddedGallery:
 
 
 def source_entries(source: Any) -> Iterator[dict[str, Any]]:
-    """Gallery entries of an ``ImageSource``, read lazily (id = the item's key)."""
-    from core.datasets import iter_source_items
+    """Gallery entries of an ``ImageSource``, read lazily (id = the item's key; a tar member
+    records its shard as ``source``, see :func:`core.search.result_image`)."""
+    from core.datasets import iter_shard
 
-    for item in iter_source_items(source):
-        yield {"image_id": item.key, "path": Path(item.path or item.key), "image": item.image,
-               "error": item.error, "captions": [], "categories": []}
+    for shard in source.shards:
+        for item in iter_shard(shard):
+            yield {"image_id": item.key, "path": Path(item.path or item.key), "image": item.image,
+                   "error": item.error, "captions": [], "categories": [],
+                   "source": tar_source(item.path, shard.location if shard.kind == "tar" else None)}
 
 
 def source_size(source: Any) -> int:

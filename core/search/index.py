@@ -194,6 +194,7 @@ class EmbeddingIndex(SearchMixin):
             relative_paths=[relative_to_root(it["path"], root) for it in kept],
             captions=[list(it["captions"]) for it in kept],
             categories=[[int(c) for c in it["categories"]] for it in kept],
+            sources=[it.get("source") for it in kept],
             category_names={int(k): str(v) for k, v in (category_names or {}).items()},
             data_root=root,
             checkpoint=checkpoint_info(encoder),

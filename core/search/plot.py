@@ -20,6 +20,7 @@ from PIL import Image
 from core.errors import InvalidImageError
 from core.fileio import atomic_write
 from core.images import ImageInput, load_image
+from core.search.result_images import result_image
 from core.search.topk import SearchResult
 
 _THUMB = 160  # px; the figure only needs thumbnails, and small ones keep the PNG small
@@ -32,12 +33,17 @@ _PAD_IN = 0.15  # inches between rows and at the figure's edges
 _TITLE_IN = 0.6  # inches above the first row when there is a title (two lines of 11 pt)
 
 
-def _thumbnail(src: ImageInput | None) -> np.ndarray | None:
+def _thumbnail(src: ImageInput | SearchResult | None) -> np.ndarray | None:
     if src is None:
         return None
-    try:
-        img = load_image(src)
-    except InvalidImageError:  # a gallery image moved since indexing: show a blank tile
+    if isinstance(src, SearchResult):  # its file, or its member of a tar shard
+        img = result_image(src)
+    else:
+        try:
+            img = load_image(src)
+        except InvalidImageError:
+            img = None
+    if img is None:  # a gallery image moved since indexing: show a blank tile
         return None
     img.thumbnail((_THUMB, _THUMB), Image.Resampling.BILINEAR)
     # Centre on a square white tile so every row lines up whatever the aspect ratios.
@@ -118,7 +124,7 @@ def retrieval_grid_figure(
                 _fit_text(label, "", text, text_px, _CAPTION_LINES + 1)
             else:
                 res = results[c - 1]
-                _tile(ax, _thumbnail(res.path))
+                _tile(ax, _thumbnail(res))
                 first = res.captions[0] if res.captions else ""
                 _fit_text(label, f"#{res.rank}  {res.score:.3f}", first, text_px, _CAPTION_LINES)
     if title:

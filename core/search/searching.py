@@ -29,6 +29,7 @@ class SearchMixin:
     paths: list[Path]
     captions: list[list[str]]
     categories: list[list[int]]
+    sources: list[str | None]
     backend: Any
     _rows: dict[Any, int]
     _rows_by_text: dict[str, int]
@@ -151,7 +152,7 @@ class SearchMixin:
     def _result(self, rank: int, row: int, score: float) -> SearchResult:
         return SearchResult(rank=rank, image_id=self.image_ids[row], path=self.paths[row],
                             score=score, captions=list(self.captions[row]),
-                            categories=list(self.categories[row]))
+                            categories=list(self.categories[row]), source=self.sources[row])
 
     def _id_array(self) -> np.ndarray:
         if getattr(self, "_ids", None) is None:

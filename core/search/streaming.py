@@ -26,6 +26,7 @@ from core.search.manifest import NO_CHECKPOINT
 from core.search.partfiles import error_rows, part_paths, parts_shape, row_blocks, vector_blocks
 from core.search.persist import load_parts, stage_vectors, tensor_chunks
 from core.search.recall import DEFAULT_TARGET_RECALL, make_backend
+from core.search.result_images import tar_source
 from core.search.storage import MANIFEST_NAME, folder_manifest, stage, stage_bytes, write_index
 from core.search.vectorfile import read_vectors
 
@@ -115,6 +116,7 @@ def build_from_parts(
     target_recall: float = DEFAULT_TARGET_RECALL,
     captions: Mapping[str, str] | None = None,
     build: dict[str, Any] | None = None,
+    shard_files: Mapping[str, str] | None = None,
     seed: int = 0,
 ) -> Path:
     """Build an index at ``out`` from the embedding parts in ``parts`` without re-encoding.
@@ -130,6 +132,8 @@ def build_from_parts(
             (``index.find_similar(image)``); ``None`` records none.
         captions: a caption per image, keyed by path (as written or resolved) or by key.
         build: recorded under ``build`` in the manifest (what the index was made from).
+        shard_files: part file name -> the tar shard it was made from; rows of tar members record
+            their shard as ``source``, so ``core.search.result_image`` can show them.
 
     Raises:
         IndexConfigError: no parts, parts without embeddings, duplicate keys, bad kind.
@@ -149,7 +153,7 @@ def build_from_parts(
     }
     lookup = caption_lookup(captions)
     return write_streamed(Path(out), (n, d), lambda: vector_blocks(files),
-                          lambda: _part_rows(files, lookup), head, kind=kind,
+                          lambda: _part_rows(files, lookup, shard_files or {}), head, kind=kind,
                           memory_budget=memory_budget, target_recall=target_recall, seed=seed)
 
 
@@ -194,7 +198,8 @@ def caption_lookup(captions: Mapping[str, str] | None) -> Callable[[str, str | N
     return lookup
 
 
-def _part_rows(files: Sequence[Path], lookup: Callable[[str, str | None], str | None]) -> Iterator[GalleryRow]:
+def _part_rows(files: Sequence[Path], lookup: Callable[[str, str | None], str | None],
+               shard_files: Mapping[str, str]) -> Iterator[GalleryRow]:
     seen: set[str] = set()
     for row in row_blocks(files):
         if row.key in seen:
@@ -202,7 +207,8 @@ def _part_rows(files: Sequence[Path], lookup: Callable[[str, str | None], str | 
                                    "one index needs unique keys")
         seen.add(row.key)
         caption = lookup(row.key, row.path)
-        yield GalleryRow(row.key, row.path or row.key, None, [caption] if caption else [], [], row.part)
+        source = tar_source(row.path, shard_files.get(row.part)) or row.part
+        yield GalleryRow(row.key, row.path or row.key, None, [caption] if caption else [], [], source)
 
 
 def _checked_rows(tmp: Path, rows: Iterator[GalleryRow], n: int) -> None:

@@ -23,6 +23,8 @@ class SearchResult:
             (``EmbeddingIndex.find_text``) the caption's BM25 relevance (higher is better).
         captions: its captions (may be empty).
         categories: its COCO instance category ids (may be empty).
+        source: where an image without a file of its own is read from (the tar shard of a
+            webdataset member; see :func:`core.search.result_image`), else what the index recorded.
     """
 
     rank: int
@@ -31,6 +33,7 @@ class SearchResult:
     score: float
     captions: list[str] = field(default_factory=list)
     categories: list[int] = field(default_factory=list)
+    source: str | None = None
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready form (``path`` as a string)."""
@@ -41,6 +44,7 @@ class SearchResult:
             "score": self.score,
             "captions": list(self.captions),
             "categories": list(self.categories),
+            "source": self.source,
         }
 
 

@@ -12,13 +12,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from PIL import Image
+
 from core.errors import Img2TextError
 from core.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
+from core.search import gallery_image, result_image
 from core.workflows.indexes import IndexShelf
 from core.workflows.similarity import find_neighbours
 from core.workflows.uploads import Upload, load_upload
 
-__all__ = ["NO_CAPTIONS", "SimilarAnswer", "gallery_path", "hit_label", "index_label", "result_rows",
+__all__ = ["NO_CAPTIONS", "SimilarAnswer", "gallery_picture", "hit_label", "hit_picture", "index_label", "result_rows",
            "search_gallery", "words_unavailable"]
 
 NO_CAPTIONS = ("This index has no captions, so it cannot be searched by words: build it with "
@@ -42,17 +45,18 @@ def words_unavailable(shelf: IndexShelf, choice: str | None) -> str | None:
         return str(exc)
 
 
-def gallery_path(shelf: IndexShelf, choice: str | None, image_id: str | None) -> Path | None:
-    """The file of gallery image ``image_id`` of index ``choice``; None for no or an unknown id,
-    an index that does not load, or a file that is gone."""
+def gallery_picture(shelf: IndexShelf, choice: str | None, image_id: str | None) -> str | Image.Image | None:
+    """The picture of gallery image ``image_id`` of index ``choice`` (see :func:`hit_picture`):
+    its file's path or its tar member; None for no or an unknown id, an index that does not
+    load, or an image that is gone."""
     if image_id in (None, ""):
         return None
     try:
         index = shelf.get(choice)
         path = Path(index.paths[index.row_of_id(image_id)])
+        return str(path) if path.is_file() else gallery_image(index, image_id)
     except (Img2TextError, ValueError, OSError):
         return None
-    return path if path.is_file() else None
 
 
 @dataclass(frozen=True)
@@ -135,6 +139,20 @@ def hit_label(hit: Any) -> str:
     h = _fields(hit)
     label = f"#{h['rank']} · {h['image_id']} · {h['score']:.3f}"
     return label + (f" · {h['captions'][0]}" if h["captions"] else "")
+
+
+def hit_picture(hit: Any) -> str | Image.Image | None:
+    """What an app shows for a result: the path of its file (served from the index's image
+    folders), its member of a webdataset tar shard (decoded), or None when it has moved.
+
+    Args:
+        hit: a ``SearchResult`` or its dict form (the Gradio API's, with ``image_path``).
+    """
+    h = dict(_fields(hit))
+    path = str(h.get("image_path") or h["path"])
+    if Path(path).is_file():
+        return path
+    return result_image({**h, "path": path})
 
 
 def result_rows(hits: Iterable[Any]) -> list[dict[str, Any]]:

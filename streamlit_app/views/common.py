@@ -5,20 +5,19 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import streamlit as st
 from PIL import Image
 
+import core.workflows as wf
 from core import Captioner, ModelUnavailableError
 from core.captioning import DECODING_MODES, decoding_kwargs
 from core.settings import AppSettings
-from core.workflows import PRECISION_HELP, PRECISIONS, ModelLoader, hit_label, load_upload
 from streamlit_app import resources
 
 
-def model_bar(slot: Any, loader: ModelLoader) -> bool:
+def model_bar(slot: Any, loader: wf.ModelLoader) -> bool:
     """Show the model's state in ``slot``: ready, or failed with the fix and a Retry button.
 
     Returns False (after showing "loading") while the model still loads: the page then calls
@@ -40,7 +39,7 @@ def model_bar(slot: Any, loader: ModelLoader) -> bool:
     return True
 
 
-def follow_model_load(slot: Any, loader: ModelLoader, poll_s: float = 0.5) -> None:
+def follow_model_load(slot: Any, loader: wf.ModelLoader, poll_s: float = 0.5) -> None:
     """Keep the bar in ``slot`` current until the load ends (the end of the page's script run).
 
     A plain loop, not a ``run_every`` fragment: timed fragment reruns racing a full rerun (an upload
@@ -84,7 +83,7 @@ def generation_settings(key: str) -> dict[str, Any]:
         temperature = c3.slider("Temperature", 0.1, 2.0, 1.0, 0.05, key=f"{key}-temp", disabled=off)
         top_p = c4.slider("Top-p", 0.05, 1.0, 1.0, 0.05, key=f"{key}-top-p", disabled=off)
         seed = c5.number_input("Seed (-1 = random)", -1, 2**31 - 1, -1, key=f"{key}-seed", disabled=off)
-        precision = st.radio("Precision", PRECISIONS, horizontal=True, key=f"{key}-precision", help=PRECISION_HELP)
+        precision = st.radio("Precision", wf.PRECISIONS, horizontal=True, key=f"{key}-precision", help=wf.PRECISION_HELP)
     return {**decoding_kwargs(decoding, num_beams=int(beams), max_new_tokens=int(max_tokens),
                               temperature=temperature, top_p=top_p, seed=int(seed)), "precision": precision}
 
@@ -95,7 +94,7 @@ def max_upload_bytes() -> int:
 
 def load(data: bytes, name: str, settings: AppSettings) -> Image.Image:
     """Uploaded bytes as an RGB image under the app's limits (InvalidImageError naming ``name``)."""
-    return load_upload(data, name, max_pixels=settings.max_pixels, max_bytes=max_upload_bytes())
+    return wf.load_upload(data, name, max_pixels=settings.max_pixels, max_bytes=max_upload_bytes())
 
 
 def digest(data: bytes) -> str:
@@ -107,6 +106,6 @@ def show_results(hits: Sequence[Any], columns: int = 5) -> None:
     cols = st.columns(columns)
     for i, hit in enumerate(hits):
         with cols[i % columns]:
-            if Path(hit.path).is_file():
-                st.image(str(hit.path), width="stretch")
-            st.caption(hit_label(hit))
+            if (picture := wf.hit_picture(hit)) is not None:
+                st.image(picture, width="stretch")
+            st.caption(wf.hit_label(hit))

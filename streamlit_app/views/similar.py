@@ -30,8 +30,8 @@ def _query(index: Any, choice: str, settings: AppSettings) -> dict[str, Any]:
     st.selectbox(f"Gallery image ({len(labels)} shown)", list(labels), index=None, format_func=labels.get,
                  key="similar-id", on_change=lambda: st.session_state.update({PICKED: st.session_state["similar-id"]}))
     picked = st.session_state.get(PICKED)
-    if (path := wf.gallery_path(resources.indexes(settings.indexes), choice, picked)) is not None:
-        st.image(str(path), caption=f"Query: gallery image {picked}", width=200)
+    if (picture := wf.gallery_picture(resources.indexes(settings.indexes), choice, picked)) is not None:
+        st.image(picture, caption=f"Query: gallery image {picked}", width=200)
         return {"image_id": picked}
     st.caption(f"Query: the uploaded image **{upload.name}**" if upload else "Query: none yet")
     return {} if upload is None else {"upload": upload.getvalue(), "name": upload.name}

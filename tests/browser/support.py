@@ -82,6 +82,26 @@ def app_data(base: Path) -> AppData:
     return data
 
 
+def tar_index(data: AppData, folder: Path) -> Path:
+    """The gallery as two webdataset tar shards, indexed with the run's checkpoint into
+    ``folder/index`` (rows without files: each records its shard). Returns the index folder."""
+    import tarfile
+
+    from core.datasets import open_source
+    from core.search import EmbeddingIndex
+    from core.ssl import load_encoder
+
+    shards = folder / "shards"
+    shards.mkdir(parents=True)
+    for i, group in enumerate((sorted(data.gallery.glob("*.png"))[:8], sorted(data.gallery.glob("*.png"))[8:])):
+        with tarfile.open(shards / f"{i:05d}.tar", "w") as tar:
+            for path in group:
+                tar.add(path, arcname=path.name)
+    index = EmbeddingIndex.build(load_encoder(data.run), open_source(str(shards / "*.tar")), device="cpu",
+                                 progress=False, kind="exact")
+    return index.save(folder / "index")
+
+
 def collapsed_index(index):  # type: ignore[no-untyped-def]
     """``index`` deliberately collapsed: every embedding within 1% noise of one point, no captions.
 

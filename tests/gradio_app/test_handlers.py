@@ -87,6 +87,21 @@ def test_similar_by_gallery_id_leaves_the_query_out(apps_data) -> None:  # type:
     assert [r[1] for r in rows] == [str(w.image_id) for w in want]
 
 
+def test_similar_on_an_index_of_tar_shards_shows_the_members(apps_data, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Results without files (webdataset members) reach the gallery as images, not as dropped items."""
+    from PIL import Image
+
+    from tests.browser.support import tar_index
+
+    services = Services(AppConfig(indexes=(tar_index(apps_data, tmp_path),), device="cpu"))
+    answer = handlers.similar(services)(None, 3, None, "g04")
+    assert answer["error"] is None and len(answer["results"]) == 3
+    items, rows, _ = handlers.render_results(answer)
+    assert len(items) == len(rows) == 3 and all(isinstance(picture, Image.Image) for picture, _ in items)
+    picture, picked = handlers.pick(services, None, "g04")  # a picked image fills the query slot
+    assert isinstance(picture, Image.Image) and picked == "g04"
+
+
 def test_pick_list_is_bounded_and_filtered(apps_data) -> None:  # type: ignore[no-untyped-def]
     services = Services(AppConfig(indexes=(apps_data.index,), pick_limit=5))
     assert len(handlers.pick_choices(services, None)["choices"]) == 5

@@ -149,6 +149,29 @@ def test_similar_by_gallery_image(at: AppTest, app_env: AppData) -> None:
     assert "Top 3 for gallery image g04 · exact search." in [c.value for c in at.caption]
 
 
+def test_similar_on_an_index_of_tar_shards_shows_the_members(app_env: AppData, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Results without files (webdataset members) are shown from their shards, not left blank."""
+    from tests.browser.support import tar_index
+
+    monkeypatch.setenv("IMG2TEXT_INDEX", str(tar_index(app_env, tmp_path)))
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    at.run()
+    at.text_input(key="similar-find").input("g04")
+    at.run()
+    at.selectbox(key="similar-id").set_value("g04")
+    at.slider(key="similar-k").set_value(3)
+    at.run()
+    at.button(key="similar-run").click()
+    at.run()
+    assert not at.exception, at.exception
+    assert len(at.session_state["similar_result"][1].hits) == 3
+    similar_tab = at.tabs[2]
+    shown = [im for e in similar_tab.get("image") for im in e.proto.imgs if not im.caption.startswith("Query:")]
+    assert any(im.caption.startswith("Query:") for e in similar_tab.get("image") for im in e.proto.imgs)
+    assert len(shown) == 3
+
+
 def query_captions(at: AppTest) -> list[str]:
     """Captions of the images shown as the query."""
     return [im.caption for e in at.get("image") for im in e.proto.imgs if im.caption.startswith("Query:")]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from core.cli import main
+from core.cli import EXIT_PARTIAL, main
 
 SPLIT = "val2017"
 QUERY_ID = "397133"
@@ -441,3 +441,23 @@ def test_embed_with_caption_generates_captions_for_text_search(
         assert data["results"][0]["captions"] == [caption]
     out = _search(["--index", str(index_dir), "--text", expected[0]], capsys)[0]
     assert "(scores: BM25)" in out and expected[0] in out
+
+
+def test_plot_of_an_index_of_tar_shards_draws_the_members(
+    runs: tuple[Path, Path], tiny_coco_dir: Path, tmp_path: Path
+) -> None:
+    """Tar members have no file: query and result tiles are read from the shards (blank once moved)."""
+    from tests.core.distributed.helpers import val_images, write_tar_shards
+
+    images = val_images(tiny_coco_dir)[:8]
+    write_tar_shards(images, tmp_path / "shards", per_shard=4)
+    out = tmp_path / "index"
+    code = main(["ssl", "embed", "--checkpoint", str(runs[0]), "--data", str(tmp_path / "shards" / "*.tar"),
+                 "--out", str(out), "--quiet"])
+    assert code == EXIT_PARTIAL and out.is_dir()  # the shards' hostile members were skipped, the rest indexed
+    search = ["ssl", "search", "--index", str(out), "--id", images[5].stem, "-k", "3", "--plot"]
+    assert main([*search, str(tmp_path / "drawn.png")]) == 0
+    shutil.move(tmp_path / "shards", tmp_path / "moved")
+    assert main([*search, str(tmp_path / "blank.png")]) == 0
+    assert (tmp_path / "drawn.png").read_bytes() != (tmp_path / "blank.png").read_bytes()
+    assert (tmp_path / "drawn.png").stat().st_size > (tmp_path / "blank.png").stat().st_size  # pictures

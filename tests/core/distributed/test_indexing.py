@@ -101,3 +101,33 @@ def test_an_index_is_only_built_from_a_finished_run_with_its_own_checkpoint(
     with pytest.raises(ConfigError, match="not the output folder of an embedding run"):
         build_index(tmp_path, checkpoint=tiny_encoder_dir)
     assert not (done / "index.json").exists()
+
+
+def test_an_index_of_tar_shards_shows_each_result_from_its_shard(
+    tiny_encoder_dir: Path, tiny_coco_dir: Path, tmp_path: Path
+) -> None:
+    """Tar members have no file: the rows record their shard, and result_image reads the member
+    back (the same pixels as the photo it was made from), locally built or built from parts."""
+    from core.images import load_image
+    from core.search import EmbeddingIndex, result_image
+    from core.ssl import load_encoder
+    from tests.core.distributed.helpers import write_tar_shards
+
+    images = val_images(tiny_coco_dir)[:12]
+    write_tar_shards(images, tmp_path / "shards", per_shard=5)
+    pattern = str(tmp_path / "shards" / "{00000..00002}.tar")
+    _embed_run(pattern, tmp_path / "out", tiny_encoder_dir)
+    from_parts = build_index(tmp_path / "out", checkpoint=tiny_encoder_dir, kind="exact").index
+    local = EmbeddingIndex.build(load_encoder(tiny_encoder_dir, device="cpu"), open_source(pattern),
+                                 progress=False, kind="exact")
+    for index in (from_parts, local):
+        hits = index.find_similar(images[6].stem, k=3)
+        for hit in hits:
+            shard = [p.stem for p in images].index(str(hit.image_id)) // 5
+            assert hit.source == str((tmp_path / "shards" / f"{shard:05d}.tar").resolve())
+            original = load_image(tiny_coco_dir / "val2017" / f"{hit.image_id}.jpg")
+            shown = result_image(hit)
+            assert shown is not None and np.array_equal(np.asarray(shown), np.asarray(original))
+            assert np.array_equal(np.asarray(result_image(hit.to_dict())), np.asarray(original))
+    shutil.move(tmp_path / "shards", tmp_path / "moved")
+    assert result_image(from_parts.find_similar(images[6].stem, k=1)[0]) is None  # moved: no picture

@@ -143,3 +143,18 @@ def test_caption_actors_warm_up_with_the_jobs_settings_before_their_first_shard(
     assert len(warm_up(captioner, CaptionJob(str(tiny_model_dir), batch_size=64))) == 4
     with pytest.raises(ConfigError, match="num_beams"):
         warm_up(captioner, CaptionJob(str(tiny_model_dir), generation={"num_beams": 0}))
+
+
+def test_find_tar_item_reads_the_member_a_run_used_and_nothing_else(tiny_coco_dir, tmp_path) -> None:
+    from core.datasets import find_tar_item, iter_shard
+
+    images = val_images(tiny_coco_dir)[:4]
+    hostile = write_tar_shards(images, tmp_path / "shards", per_shard=4)
+    shard = open_source(str(tmp_path / "shards" / "00000.tar")).shards[0]
+    every = {item.key: item for item in iter_shard(shard)}
+    for key in [p.stem for p in images] + hostile:
+        assert find_tar_item(shard.location, key) == every[key]  # same bytes, same error rows
+    assert find_tar_item(shard.location, "not-a-key") is None
+    assert find_tar_item(shard.location, images[0].stem, max_bytes=10).error  # the cap holds here too
+    with pytest.raises(DatasetError, match="cannot read tar shard"):
+        find_tar_item(images[0], images[0].stem)  # a JPEG is not a tar

@@ -16,7 +16,7 @@ from core.workflows import (
     batch_problem,
     batch_summary,
     collapse_warning,
-    gallery_path,
+    gallery_picture,
     hit_label,
     index_label,
     result_rows,
@@ -95,13 +95,13 @@ def test_index_label_names_the_backend_and_its_measured_recall() -> None:
     assert index_label(ivf) == f"IVF16,Flat · recall@10 {ivf.recall_at_10:.2f} (measured at build)"
 
 
-def test_gallery_path(shelf: IndexShelf, apps_data: AppData, tmp_path: Path) -> None:
-    assert gallery_path(shelf, None, "g07") == apps_data.gallery / "g07.png"
-    assert gallery_path(shelf, None, "nope") is None and gallery_path(shelf, None, None) is None
-    assert gallery_path(shelf, "/etc", "g07") is None
+def test_gallery_picture(shelf: IndexShelf, apps_data: AppData, tmp_path: Path) -> None:
+    assert gallery_picture(shelf, None, "g07") == str(apps_data.gallery / "g07.png")
+    assert gallery_picture(shelf, None, "nope") is None and gallery_picture(shelf, None, None) is None
+    assert gallery_picture(shelf, "/etc", "g07") is None
     gone = EmbeddingIndex.from_arrays(np.eye(2, dtype="float32"), ["a", "b"], paths=[tmp_path / "a.png", "b.png"])
     gone.save(tmp_path / "idx")
-    assert gallery_path(IndexShelf([tmp_path / "idx"]), None, "a") is None  # the file is not there
+    assert gallery_picture(IndexShelf([tmp_path / "idx"]), None, "a") is None  # the file is not there
 
 
 def test_rows_and_labels_from_results_or_their_json() -> None:
@@ -120,3 +120,26 @@ def test_batch_limit_and_summary() -> None:
     assert batch_problem(6, 5) == "6 files: the limit is 5 per run; caption them in runs of at most 5."
     records = [CaptionRecord("a.png", "a cat"), CaptionRecord("b.png", "", "broken"), CaptionRecord("c", "x")]
     assert batch_summary(records) == "2 captioned, 1 failed"
+
+
+def test_hit_picture_is_the_file_else_the_tar_member_else_nothing(apps_data: AppData, tmp_path: Path) -> None:
+    """What both apps show per result: a gallery file's path, a tar member's pixels, or nothing."""
+    from core.workflows import hit_picture
+    from tests.browser.support import tar_index
+
+    on_disk = EmbeddingIndex.load(apps_data.index).find_similar("g04", k=2)
+    assert [hit_picture(h) for h in on_disk] == [str(h.path) for h in on_disk]
+    folder = tar_index(apps_data, tmp_path)
+    shards = EmbeddingIndex.load(folder)
+    picked = gallery_picture(IndexShelf([folder]), None, "g04")  # a picked query shows too
+    assert np.array_equal(np.asarray(picked), np.asarray(core.load_image(apps_data.gallery / "g04.png")))
+    hits = shards.find_similar("g04", k=3)
+    assert hits and all(not Path(h.path).is_file() for h in hits)  # tar members: no file
+    for hit in hits:
+        want = np.asarray(core.load_image(apps_data.gallery / f"{hit.image_id}.png"))
+        assert np.array_equal(np.asarray(hit_picture(hit)), want)
+        api_form = {"image_path": str(hit.path), **{k: v for k, v in hit.to_dict().items() if k != "path"}}
+        assert np.array_equal(np.asarray(hit_picture(api_form)), want)  # the Gradio API's dict
+    (tmp_path / "shards" / "00000.tar").unlink()
+    gone = [h for h in hits if h.source.endswith("00000.tar")]
+    assert gone and all(hit_picture(h) is None for h in gone)
