@@ -25,7 +25,7 @@ from core.search.metrics import (
     precision_at_k,
     retrieval_metrics,
 )
-from core.search.result_images import gallery_image, result_image
+from core.search.result_images import gallery_entry, gallery_image, result_image
 from core.search.topk import SearchResult, validate_k
 
 if TYPE_CHECKING:  # the same names for type checkers; at run time they load on first use
@@ -50,6 +50,7 @@ __all__ = [
     "embed_images",
     "embed_one",
     "evaluate_retrieval",
+    "gallery_entry",
     "gallery_image",
     "load_checkpoint",
     "mean_average_precision",

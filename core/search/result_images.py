@@ -21,10 +21,14 @@ from core.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, load_image
 TAR_SUFFIX = ".tar"
 
 
+def _is_tar(source: Any) -> bool:
+    return bool(source) and str(source).lower().endswith(TAR_SUFFIX)
+
+
 def tar_source(path: str | Path | None, source: str | None) -> str | None:
     """What a gallery row records as its ``source``: the tar shard (absolute) of an image that
     has no file of its own (``path`` is ``None``), else ``source`` unchanged."""
-    if path is None and source and source.lower().endswith(TAR_SUFFIX):
+    if path is None and source and _is_tar(source):
         return str(Path(source).resolve())
     return source
 
@@ -46,14 +50,25 @@ def result_image(
     try:
         if path.is_file():
             return load_image(path, max_pixels=max_pixels, max_bytes=max_bytes)
-        if not source or not str(source).lower().endswith(TAR_SUFFIX) or not Path(source).is_file():
+        if not _is_tar(source) or not Path(str(source)).is_file():
             return None
-        item = find_tar_item(source, str(fields["image_id"]), max_bytes=max_bytes)
+        item = find_tar_item(str(source), str(fields["image_id"]), max_bytes=max_bytes)
         if item is None or item.image is None:
             return None
         return load_image(item.image, max_pixels=max_pixels, max_bytes=max_bytes)
     except (InvalidImageError, DatasetError, OSError):
         return None
+
+
+def gallery_entry(index: Any, image_id: Any) -> dict[str, Any]:
+    """``path``, ``image_id`` and ``source`` of gallery image ``image_id`` of ``index``: a result's
+    fields, as :func:`result_image` (and the apps' ``core.workflows.hit_picture``) take them.
+
+    Raises:
+        QueryError: ``image_id`` is not in the index.
+    """
+    row = index.row_of_id(image_id)
+    return {"path": str(index.paths[row]), "image_id": index.image_ids[row], "source": index.sources[row]}
 
 
 def gallery_image(index: Any, image_id: Any, **caps: int) -> Image.Image | None:
@@ -62,6 +77,4 @@ def gallery_image(index: Any, image_id: Any, **caps: int) -> Image.Image | None:
     Raises:
         QueryError: ``image_id`` is not in the index.
     """
-    row = index.row_of_id(image_id)
-    return result_image({"path": str(index.paths[row]), "image_id": index.image_ids[row],
-                         "source": index.sources[row]}, **caps)
+    return result_image(gallery_entry(index, image_id), **caps)

@@ -16,7 +16,7 @@ from PIL import Image
 
 from core.errors import Img2TextError
 from core.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
-from core.search import gallery_image, result_image
+from core.search import gallery_entry, result_image
 from core.workflows.indexes import IndexShelf
 from core.workflows.similarity import find_neighbours
 from core.workflows.uploads import Upload, load_upload
@@ -52,11 +52,10 @@ def gallery_picture(shelf: IndexShelf, choice: str | None, image_id: str | None)
     if image_id in (None, ""):
         return None
     try:
-        index = shelf.get(choice)
-        path = Path(index.paths[index.row_of_id(image_id)])
-        return str(path) if path.is_file() else gallery_image(index, image_id)
+        entry = gallery_entry(shelf.get(choice), image_id)
     except (Img2TextError, ValueError, OSError):
         return None
+    return hit_picture(entry)
 
 
 @dataclass(frozen=True)
