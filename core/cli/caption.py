@@ -263,7 +263,7 @@ def run(args: argparse.Namespace) -> int:
 
 def run_on_ray(args: argparse.Namespace, options: RayOptions, gen: dict[str, Any]) -> int:
     """``--ray``: one SOURCE captioned on a Ray cluster into parquet parts (exit 1: error rows)."""
-    from core.distributed import caption_to_parts
+    from core.distributed import caption_to_parts, error_rows
 
     if options.ray is None or args.format != "parquet" or args.output is None or len(args.paths) != 1:
         raise ConfigError("a Ray run takes one SOURCE and writes parquet parts: "
@@ -272,5 +272,9 @@ def run_on_ray(args: argparse.Namespace, options: RayOptions, gen: dict[str, Any
     summary = caption_to_parts(args.paths[0], args.output, model=args.model, dtype=args.dtype,
                                device=args.device, batch_size=args.batch_size,
                                max_pixels=args.max_pixels, resume=args.resume,
-                               progress=not args.quiet, **options.run_kwargs(), **gen)
+                               overwrite=args.overwrite, progress=not args.quiet,
+                               **options.run_kwargs(), **gen)
+    if summary.errors:  # listed as in local mode, not only in the parts
+        for key, why in error_rows(args.output):
+            print(f"img2text: skipped {key}: {why}", file=sys.stderr)
     return 1 if summary.errors else 0

@@ -207,6 +207,7 @@ def run_embed_on_ray(args: argparse.Namespace, options: RayOptions) -> int:
         caption_to_parts,
         connect,
         embed_to_parts,
+        error_rows,
     )
     from core.search import parse_memory
 
@@ -215,7 +216,8 @@ def run_embed_on_ray(args: argparse.Namespace, options: RayOptions) -> int:
         raise DatasetError(f"--captions {args.captions}: file not found")
     run = {"resume": args.resume, "progress": not args.quiet, **options.run_kwargs()}
     # With --caption both runs share one connection (one cluster start for --ray local).
-    with connect(options.ray) if args.caption else contextlib.nullcontext():
+    hold = connect(options.ray, timeout_s=options.ray_connect_timeout, verbose=options.verbose)
+    with hold if args.caption else contextlib.nullcontext():
         summary = embed_to_parts(str(args.data), args.out, checkpoint=args.checkpoint, device=args.device,
                                  batch_size=args.batch_size, **run)
         if args.caption:
@@ -234,6 +236,9 @@ def run_embed_on_ray(args: argparse.Namespace, options: RayOptions) -> int:
     state = "built" if built.built else "already up to date (same parts and settings)"
     print(f"index of {len(index)} images ({captioned} with captions) {state} -> {built.folder}")
     warn_if_collapsed(index)
+    if summary.errors:  # listed as without --ray, not only in the parts
+        for key, why in error_rows(args.out):
+            print(f"img2text: skipped {key}: {why}", file=sys.stderr)
     return EXIT_PARTIAL if summary.errors else EXIT_OK
 
 

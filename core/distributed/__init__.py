@@ -11,7 +11,7 @@ from core.distributed.cluster import PoolSize, connect, size_pool
 from core.distributed.indexing import CAPTIONS_DIR, IndexBuild, build_index, caption_parts
 from core.distributed.manifest import MANIFEST_NAME, Manifest
 from core.distributed.options import RayOptions
-from core.distributed.parts import part_name, read_embedding_parts, read_parts
+from core.distributed.parts import error_rows, part_name, read_embedding_parts, read_parts
 from core.distributed.runner import (
     RunInterruptedError,
     RunSummary,
@@ -38,6 +38,7 @@ __all__ = [
     "connect",
     "embed_shard",
     "embed_to_parts",
+    "error_rows",
     "part_name",
     "read_embedding_parts",
     "read_parts",

@@ -42,6 +42,7 @@ class Manifest:
     provenance: list[dict[str, Any]] = field(default_factory=list)  # distinct worker model infos
     complete: bool = False
     format_version: int = FORMAT_VERSION
+    source_typed: str = ""  # the source as it was typed (source["location"] is the resolved path)
 
     @property
     def digest(self) -> str:
@@ -81,13 +82,16 @@ class Manifest:
 
 
 def plan_resume(
-    out_dir: Path, task: str, source: ImageSource, settings: dict[str, Any], *, resume: bool
+    out_dir: Path, task: str, source: ImageSource, settings: dict[str, Any], *, resume: bool,
+    typed: str = "",
 ) -> tuple[Manifest, list[int]]:
     """The manifest to continue and the shard indices still to do.
 
     A finished part counts when the manifest lists it with the same shard fingerprint and its file
     has the recorded sha256, or (after a driver crash between writing a part and recording it)
     when an unlisted part file names this run's settings digest and the shard's fingerprint.
+    Sources are compared by their resolved location (``typed`` is how this run's was typed, kept
+    for messages only).
 
     Raises:
         ConfigError: the folder holds another run's output (other task, source or settings), an
@@ -95,7 +99,7 @@ def plan_resume(
     """
     for tmp in out_dir.glob(".part-*.tmp"):  # left by a driver killed mid-write: never a part
         tmp.unlink(missing_ok=True)
-    fresh = Manifest(task, source.describe(), settings, len(source.shards))
+    fresh = Manifest(task, source.describe(), settings, len(source.shards), source_typed=typed)
     old = Manifest.load(out_dir)
     if old is None:
         if part_files(out_dir):
@@ -132,8 +136,35 @@ def _check_same_run(out_dir: Path, old: Manifest, new: Manifest) -> None:
         diffs.append(f"task {old.task!r} vs {new.task!r}")
     for label, a, b in (("source", old.source, new.source), ("settings", old.settings, new.settings)):
         for key in sorted(set(a) | set(b)):
-            if a.get(key) != b.get(key):
+            if a.get(key) == b.get(key):
+                continue
+            if label == "source" and key == "location":
+                diffs.append(f"source location: {_typed(a[key], old.source_typed)} before, "
+                             f"{_typed(b[key], new.source_typed)} now")
+            else:
                 diffs.append(f"{label} {key}: {a.get(key)!r} before, {b.get(key)!r} now")
     if diffs:
         raise ConfigError(f"{out_dir}: holds a run with other settings ({'; '.join(diffs)}); repeat "
                           "those settings to resume, or choose another output folder")
+
+
+def _typed(location: Any, typed: str) -> str:
+    """``'/data/shards/*.tar'`` or, when typed otherwise, ``'/data/shards/*.tar' (typed 'shards/*.tar')``."""
+    return f"{location!r}" if not typed or typed == location else f"{location!r} (typed {typed!r})"
+
+
+def remove_run_files(out: Path) -> list[Path]:
+    """Remove what a run wrote in ``out``: the parts its manifest lists, any other part file that
+    carries the parts' metadata, temporary parts and the manifest. Other files stay. Returns
+    the removed paths."""
+    try:
+        manifest = Manifest.load(out)
+    except DatasetError:  # unreadable: it goes too, with the parts that carry our metadata
+        manifest = None
+    listed = {out / name for name in manifest.parts} if manifest is not None else set()
+    ours = {p for p in part_files(out) if read_part_info(p) is not None}
+    doomed = sorted(p for p in listed | ours | set(out.glob(".part-*.tmp")) if p.is_file())
+    doomed.append(out / MANIFEST_NAME)
+    for path in doomed:
+        path.unlink(missing_ok=True)
+    return doomed

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.datasets.sources import DEFAULT_SHARD_SIZE, Columns
+from core.distributed.cluster import DEFAULT_CONNECT_TIMEOUT_S
 
 
 @dataclass(frozen=True)
@@ -17,7 +18,13 @@ class RayOptions:
 
     ray: str | None = field(default=None, metadata={
         "help": "run on a Ray cluster: auto (the running one), local (start one for this run), "
-                "HOST:PORT or ray://HOST:10001; writes OUT_DIR/part-NNNNN.parquet and manifest.json"})
+                "or HOST:PORT of the head (not ray:// Ray Client addresses); writes OUT_DIR/part-NNNNN.parquet and manifest.json"})
+    ray_connect_timeout: float = field(default=DEFAULT_CONNECT_TIMEOUT_S, metadata={
+        "help": "seconds to wait for the cluster at --ray to answer before giving up (exit 2); "
+                "nothing is written to the output folder before it has"})
+    verbose: bool = field(default=False, metadata={
+        "help": "--ray: show Ray's own output (its log lines, the actors' output); otherwise it goes "
+                "to a log file, named if the run fails"})
     concurrency: int | None = field(default=None, metadata={
         "help": "actors in the pool; none: one per GPU, or on CPU nodes the CPUs less one per 8"})
     num_gpus_per_actor: float | None = field(default=None, metadata={
@@ -33,7 +40,8 @@ class RayOptions:
 
     def run_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of ``caption_to_parts`` / ``embed_to_parts``."""
-        return {"address": self.ray, "concurrency": self.concurrency,
+        return {"address": self.ray, "connect_timeout": self.ray_connect_timeout,
+                "verbose": self.verbose, "concurrency": self.concurrency,
                 "num_gpus_per_actor": self.num_gpus_per_actor,
                 "num_cpus_per_actor": self.num_cpus_per_actor, "shard_size": self.shard_size,
                 "columns": Columns(self.path_column, self.image_column, self.key_column)}

@@ -148,3 +148,17 @@ def read_embedding_parts(out_dir: str | os.PathLike) -> tuple[np.ndarray, list[s
     vectors = np.concatenate(blocks) if blocks else np.zeros((0, dim), np.float32)
     rows = list(row_blocks(files))
     return vectors.reshape(n, dim), [r.key for r in rows], [r.path for r in rows]
+
+
+def error_rows(out_dir: str | os.PathLike) -> list[tuple[str, str]]:
+    """``(key, reason)`` of every error row in the parts of ``out_dir``, in shard order (only the
+    two small columns are read)."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    found: list[tuple[str, str]] = []
+    for path in part_files(out_dir):
+        table = pq.read_table(path, columns=["key", "error"])
+        table = table.filter(pc.is_valid(table["error"]))
+        found.extend(zip(table["key"].to_pylist(), table["error"].to_pylist(), strict=True))
+    return found

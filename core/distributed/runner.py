@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -24,13 +25,23 @@ from tqdm import tqdm
 
 from core.datasets.shards import count_shard
 from core.datasets.sources import DEFAULT_SHARD_SIZE, Columns, ImageSource, open_source
-from core.distributed.cluster import PoolSize, connect, size_pool
-from core.distributed.manifest import Manifest, plan_resume
+from core.distributed.cluster import (
+    DEFAULT_CONNECT_TIMEOUT_S,
+    LOST_AFTER_S,
+    PoolSize,
+    connect,
+    size_pool,
+    watch_cluster,
+)
+from core.distributed.console import project_stderr, ray_log_note
+from core.distributed.manifest import Manifest, plan_resume, remove_run_files
 from core.distributed.parts import write_part
 from core.distributed.workers import CaptionJob, CaptionWorker, EmbedJob, EmbedWorker
 from core.errors import ConfigError, Img2TextError
 from core.fileio import sha256_bytes
 from core.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
+
+EXIT_CLUSTER_LOST = 2  # the CLI's setup-error status (core.cli.EXIT_ERROR)
 
 
 class RunInterruptedError(Img2TextError, RuntimeError):
@@ -82,7 +93,10 @@ def caption_to_parts(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     max_bytes: int = DEFAULT_MAX_BYTES,
     resume: bool = False,
+    overwrite: bool = False,
     progress: bool = True,
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_S,
+    verbose: bool = False,
     **generation: Any,
 ) -> RunSummary:
     """Caption ``source`` on Ray into ``out_dir/part-NNNNN.parquet`` (key, path, caption, error).
@@ -91,7 +105,7 @@ def caption_to_parts(
         source: a folder, list file, tar pattern or parquet file/folder (see
             ``core.datasets.open_source``), or an already planned ``ImageSource``.
         out_dir: the output folder (created); holds the parts and ``manifest.json``.
-        address: ``"auto"``, ``"local"``, ``"host:port"`` or ``"ray://..."`` (see ``connect``).
+        address: ``"auto"``, ``"local"`` or ``"host:port"`` (see ``connect``).
         model, dtype, device: as for ``core.get_captioner``; the model must be readable on every node.
         batch_size: images per forward pass inside an actor.
         concurrency, num_cpus_per_actor, num_gpus_per_actor: the actor pool (see ``size_pool``).
@@ -99,7 +113,13 @@ def caption_to_parts(
         columns: column names of a parquet source.
         max_pixels, max_bytes: caps applied to every image.
         resume: continue an unfinished run in ``out_dir`` (same settings only).
+        overwrite: start over: remove what an earlier run wrote in ``out_dir`` (its parts, listed in
+            its manifest or carrying the parts' metadata, temporary parts and the manifest; nothing
+            else) once connected.
         progress: show a progress bar and print the summary line on stderr.
+        connect_timeout: seconds to wait for the cluster at ``address`` to answer; nothing is
+            created in ``out_dir`` before it has.
+        verbose: let Ray's own output through (else it goes to a log file, named if the run fails).
         **generation: options of ``core.GenerationOptions``.
 
     Returns:
@@ -109,6 +129,9 @@ def caption_to_parts(
         ConfigError: bad settings, another run's output in ``out_dir``, or no cluster at ``address``.
         DatasetError: the source is missing or matches nothing.
         RunInterruptedError: the Ray job failed; finished parts are kept, rerun with ``resume``.
+
+    If the whole cluster stops answering mid-run, the process ends with status 2 after saying how
+    many parts are kept (Ray would end it itself a little later, with status 1).
     """
     if batch_size < 1:
         raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
@@ -122,7 +145,7 @@ def caption_to_parts(
     job = CaptionJob(spec, dtype or "auto", batch_size, max_pixels, max_bytes, options, device)
     return _run("caption", CaptionWorker, job, job.settings(), source, out_dir, address=address,
                 pool=(concurrency, num_cpus_per_actor, num_gpus_per_actor), shard_size=shard_size,
-                columns=columns, resume=resume, progress=progress)
+                columns=columns, run=_Run(resume, overwrite, progress, connect_timeout, verbose))
 
 
 def embed_to_parts(
@@ -141,7 +164,10 @@ def embed_to_parts(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     max_bytes: int = DEFAULT_MAX_BYTES,
     resume: bool = False,
+    overwrite: bool = False,
     progress: bool = True,
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_S,
+    verbose: bool = False,
 ) -> RunSummary:
     """Embed ``source`` with an SSL encoder on Ray into parts (key, path, embedding, error).
 
@@ -158,19 +184,50 @@ def embed_to_parts(
     job = EmbedJob(str(Path(checkpoint).resolve()), sha, batch_size, max_pixels, max_bytes, device)
     return _run("embed", EmbedWorker, job, job.settings(), source, out_dir, address=address,
                 pool=(concurrency, num_cpus_per_actor, num_gpus_per_actor), shard_size=shard_size,
-                columns=columns, resume=resume, progress=progress)
+                columns=columns, run=_Run(resume, overwrite, progress, connect_timeout, verbose))
+
+
+@dataclass(frozen=True)
+class _Run:
+    """How a run treats its output folder, the connection and the terminal."""
+
+    resume: bool
+    overwrite: bool
+    progress: bool
+    connect_timeout: float
+    verbose: bool
+
+
+def resolve_location(source: str | Path) -> str:
+    """The source as an absolute path (``~`` expanded, links resolved, patterns kept): the same
+    shards typed relative, absolute or from another directory are the same run on resume."""
+    return str(Path(os.path.expanduser(str(source))).resolve())
 
 
 def _run(task: str, worker: type, job: Any, settings: dict[str, Any], source: Any, out_dir: Any, *,
-         address: str | None, pool: tuple, shard_size: int, columns: Columns | None, resume: bool,
-         progress: bool) -> RunSummary:
+         address: str | None, pool: tuple, shard_size: int, columns: Columns | None,
+         run: _Run) -> RunSummary:
+    if run.resume and run.overwrite:
+        raise ConfigError("resume continues the run in the output folder, overwrite starts it over: "
+                          "choose one")
+    typed = str(source) if not isinstance(source, ImageSource) else source.location
     if not isinstance(source, ImageSource):
-        source = open_source(source, shard_size=shard_size, columns=columns)
+        source = open_source(resolve_location(source), shard_size=shard_size, columns=columns)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    with _exclusive(out):
-        return _plan_and_run(task, worker, job, settings, source, out, address=address, pool=pool,
-                             resume=resume, progress=progress)
+    start = time.perf_counter()
+    with connect(address, timeout_s=run.connect_timeout, verbose=run.verbose) as ray:
+        connected = time.perf_counter()  # nothing in OUT before this: an unreachable address leaves no trace
+        out.mkdir(parents=True, exist_ok=True)
+        with _exclusive(out):
+            if run.overwrite:
+                remove_run_files(out)
+            summary = _plan_and_run(task, worker, job, settings, source, out, ray=ray, pool=pool,
+                                    resume=run.resume, progress=run.progress, typed=typed,
+                                    start=start, address=address)
+    summary.connect_s = connected - start
+    if run.progress:
+        print(summary.line(), file=sys.stderr)
+    return summary
 
 
 @contextlib.contextmanager
@@ -186,31 +243,39 @@ def _exclusive(out: Path) -> Iterator[None]:
 
 
 def _plan_and_run(task: str, worker: type, job: Any, settings: dict[str, Any], source: ImageSource,
-                  out: Path, *, address: str | None, pool: tuple, resume: bool,
-                  progress: bool) -> RunSummary:
-    manifest, todo = plan_resume(out, task, source, settings, resume=resume)
+                  out: Path, *, ray: Any, pool: tuple, resume: bool, progress: bool, typed: str,
+                  start: float, address: str | None) -> RunSummary:
+    manifest, todo = plan_resume(out, task, source, settings, resume=resume, typed=typed)
     skipped = len(source.shards) - len(todo)
     if not todo:
         manifest.complete = True
         manifest.save(out)
-        summary = RunSummary(out, 0, 0, 0, skipped, 0.0, None, nothing_to_do=True)
-        if progress:
-            print(summary.line(), file=sys.stderr)
-        return summary
+        return RunSummary(out, 0, 0, 0, skipped, 0.0, None, nothing_to_do=True)
     manifest.save(out)
     shards = [source.shards[i] for i in todo]
     total = sum(count_shard(s) for s in shards)
-    start = time.perf_counter()
-    with connect(address) as ray:
-        connected = time.perf_counter()
-        size = size_pool(ray.cluster_resources(), concurrency=pool[0], num_cpus=pool[1],
-                         num_gpus=pool[2], device=getattr(job, "device", None))
+    size = size_pool(ray.cluster_resources(), concurrency=pool[0], num_cpus=pool[1],
+                     num_gpus=pool[2], device=getattr(job, "device", None))
+    with watch_cluster(ray, lambda: _cluster_lost(address, manifest, out)):
         summary = _execute(worker, job, manifest, shards, size, out, total, progress, start)
     summary.parts_skipped = skipped
-    summary.connect_s = connected - start
-    if progress:
-        print(summary.line(), file=sys.stderr)
     return summary
+
+
+def kept_line(manifest: Manifest, out: Path) -> str:
+    """``N of M parts kept in OUT; rerun with --resume``."""
+    return (f"{len(manifest.parts)} of {manifest.shards} parts kept in {out}; rerun with --resume "
+            "(resume=True) to do the rest")
+
+
+def _cluster_lost(address: str | None, manifest: Manifest, out: Path) -> None:
+    """The whole cluster is gone: say what is kept and end with the setup-error status now,
+    before Ray ends the process itself (status 1, after its own pages of log)."""
+    stream = project_stderr()
+    stream.write(f"\nimg2text: error: the Ray cluster at {address or 'auto'} stopped answering "
+                 f"(no answer for {LOST_AFTER_S:g} s): {kept_line(manifest, out)}{ray_log_note()}\n")
+    stream.flush()
+    os._exit(EXIT_CLUSTER_LOST)
 
 
 def _execute(worker: type, job: Any, manifest: Manifest, shards: list, size: PoolSize,
@@ -231,7 +296,7 @@ def _execute(worker: type, job: Any, manifest: Manifest, shards: list, size: Poo
     first_ready: float | None = None
     submitted = time.time()
     bar = tqdm(total=total, unit="img", desc=f"{manifest.task} (ray)", disable=not progress,
-               file=sys.stderr, dynamic_ncols=True)
+               file=project_stderr(), dynamic_ncols=True)
     try:
         for row in ds.iter_rows():
             shard = by_index[int(row["index"])]
@@ -247,12 +312,8 @@ def _execute(worker: type, job: Any, manifest: Manifest, shards: list, size: Poo
             bar.update(int(row["rows"]))
             bar.set_postfix(errors=errors, parts=f"{written}/{len(shards)}")
     except Exception as exc:  # a Ray job failure (lost node past retries, actor crash): process boundary
-        left = len(shards) - written
-        raise RunInterruptedError(
-            f"the Ray job stopped after {written} of {len(shards)} parts ({type(exc).__name__}: "
-            f"{str(exc).splitlines()[0] if str(exc) else ''}); the {written} finished parts in {out} are "
-            f"kept: rerun with --resume (resume=True) to do the other {left}"
-        ) from exc
+        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0]}" if str(exc) else type(exc).__name__
+        raise RunInterruptedError(f"the Ray job stopped ({reason}): {kept_line(manifest, out)}") from exc
     finally:
         bar.close()
     manifest.complete = len(manifest.parts) == manifest.shards

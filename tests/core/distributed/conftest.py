@@ -127,13 +127,14 @@ class RayCluster:
         shutil.rmtree(self.temp_dir, ignore_errors=True)
 
 
-def _start_cluster(log_dir: Path) -> RayCluster:
+def start_cluster(log_dir: Path, *, workers: int = 1, head_cpus: int = 1) -> RayCluster:
+    """A head with ``head_cpus`` CPUs and ``workers`` one-CPU worker nodes, all on loopback."""
     port = free_port()
     temp_dir = Path(tempfile.mkdtemp(prefix="rt", dir="/tmp"))  # short: unix socket paths are capped
     log = open(log_dir / "head.log", "w")
     head = subprocess.Popen(
         [str(RAY), "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port),
-         "--num-cpus", "1", "--object-store-memory", str(OBJECT_STORE_BYTES),
+         "--num-cpus", str(head_cpus), "--object-store-memory", str(OBJECT_STORE_BYTES),
          "--include-dashboard", "false", "--disable-usage-stats", "--temp-dir", str(temp_dir),
          "--block"],
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
@@ -141,24 +142,30 @@ def _start_cluster(log_dir: Path) -> RayCluster:
     cluster = RayCluster(f"127.0.0.1:{port}", temp_dir, log_dir, head)
     try:
         cluster.wait_nodes(1)
-        cluster.start_worker()
-        cluster.wait_nodes(2)
+        for n in range(workers):
+            cluster.start_worker()
+            cluster.wait_nodes(n + 2)
     except BaseException:
         cluster.stop()
         raise
     return cluster
 
 
-@pytest.fixture(scope="session")
-def ray_cluster(tmp_path_factory: pytest.TempPathFactory):
-    """The session's two-node cluster (head + one worker, 1 CPU each)."""
+def require_ray() -> None:
+    """Fail in CI, skip elsewhere, when Ray is not installed."""
     if importlib.util.find_spec("ray") is None:
         msg = "Ray is not installed: pip install -e '.[distributed]' (make install does)"
         if os.environ.get("CI"):
             pytest.fail(msg)
         pytest.skip(msg)
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(tmp_path_factory: pytest.TempPathFactory):
+    """The session's two-node cluster (head + one worker, 1 CPU each)."""
+    require_ray()
     log_dir = tmp_path_factory.mktemp("ray-logs")
-    cluster = _start_cluster(log_dir)
+    cluster = start_cluster(log_dir)
     try:
         yield cluster
     finally:
