@@ -137,7 +137,7 @@ def test_ray_client_addresses_are_refused_before_anything_is_made(tiny_model_dir
     'core_worker'"), so a ``ray://`` address is refused at once with what to do instead."""
     require_ray()
     out = tmp_path / "out"
-    code = main(_caption_argv(str(tiny_coco_dir / "val2017"), "ray://127.0.0.1:10001", out,
+    code = main(_caption_argv(str(tiny_coco_dir / "val2017"), f"ray://127.0.0.1:{free_port()}", out,
                               tiny_model_dir, "--quiet"))
     err = capsys.readouterr().err
     assert code == 2 and "Ray Client addresses do not work" in err and "ray job submit" in err, err
