@@ -121,18 +121,16 @@ def run(args: argparse.Namespace, gen: dict[str, Any], triggers: Triggers) -> in
     from core.cli.caption import check_output
 
     fmt = _check_args(args)
-    if fmt == "sidecar":
-        ext = caption_extension(args.caption_extension)
-        args.overwrite_files = args.overwrite
-        if not args.resume:
-            args.overwrite = False  # --overwrite means the caption files, not a refusal to lift
-    saved = check_output(args, gen, triggers, exists=_has_output(fmt, args.output) or (
-        fmt == "sidecar" and args.resume and args.output is not None))
+    if fmt == "sidecar":  # existing caption files are skipped, not refused: no existence check
+        exists = bool(args.resume and args.output is not None)
+    else:
+        exists = _has_output(fmt, args.output)
+    saved = check_output(args, gen, triggers, exists=exists)
     inputs = _inputs(args, fmt)
     tally = Tally()
     plan: Any
     if fmt == "sidecar":
-        plan = _SidecarPlan(args, ext)
+        plan = _SidecarPlan(args, caption_extension(args.caption_extension))
     elif fmt == "imagefolder":
         plan = _ImagefolderPlan(args, saved is not None)
     else:
@@ -141,15 +139,15 @@ def run(args: argparse.Namespace, gen: dict[str, Any], triggers: Triggers) -> in
     if not todo:
         print(tally.line(str(args.output or "")), file=sys.stderr)
         return 1 if tally.failed else 0
-    meta = _load_and_record(args, gen, triggers, fmt, saved)
+    captioner, meta = _load_and_record(args, gen, triggers, fmt, saved)
     plan.start(meta)
-    _caption_into(args, gen, triggers, todo, plan, tally)
+    _caption_into(args, captioner, gen, triggers, todo, plan, tally)
     print(tally.line(str(args.output or "")), file=sys.stderr)
     return 1 if tally.failed else 0
 
 
 def _load_and_record(args: argparse.Namespace, gen: dict[str, Any], triggers: Triggers, fmt: str,
-                     saved: dict[str, Any] | None) -> dict[str, Any]:
+                     saved: dict[str, Any] | None) -> tuple[Any, dict[str, Any]]:
     from core.captioning import GenerationOptions, get_captioner
     from core.cli.caption import MODEL_KEYS, _differences, _refuse, meta_path
     from core.cli.options import quiet_transformers
@@ -164,11 +162,10 @@ def _load_and_record(args: argparse.Namespace, gen: dict[str, Any], triggers: Tr
     if args.output is not None:
         args.output.mkdir(parents=True, exist_ok=True)
         atomic_write_json(meta_path(args.output), meta)
-    args.captioner = captioner
-    return meta
+    return captioner, meta
 
 
-def _caption_into(args: argparse.Namespace, gen: dict[str, Any], triggers: Triggers,
+def _caption_into(args: argparse.Namespace, captioner: Any, gen: dict[str, Any], triggers: Triggers,
                   todo: list[tuple[str, Any]], plan: Any, tally: Tally) -> None:
     from core.captioning import iter_caption_records
     from core.cli.caption import PROGRESS_MIN
@@ -177,7 +174,7 @@ def _caption_into(args: argparse.Namespace, gen: dict[str, Any], triggers: Trigg
                file=sys.stderr, desc="captioning")
     try:
         for record in iter_caption_records(
-            args.captioner, todo, batch_size=args.batch_size, max_pixels=args.max_pixels,
+            captioner, todo, batch_size=args.batch_size, max_pixels=args.max_pixels,
             progress=lambda n, _total: bar.update(n - bar.n), **gen,
         ):
             plan.write(triggers.apply(record), tally)
@@ -193,7 +190,7 @@ class _SidecarPlan:
     def __init__(self, args: argparse.Namespace, ext: str) -> None:
         self.ext, self.out = ext, args.output
         self.roots = input_roots(a for a in args.paths if a != "-")
-        self.mode = ("overwrite" if args.overwrite_files else "append" if args.append
+        self.mode = ("overwrite" if args.overwrite else "append" if args.append
                      else "prepend" if args.prepend else "skip")
 
     def target(self, key: str) -> Path:
@@ -312,6 +309,10 @@ class _WebdatasetPlan:
 
         done: set[str] = set()
         shards = existing_shards(self.out) if self.out.is_dir() else []
+        if shards and not self.resuming:  # --overwrite (check_output refused anything else)
+            for shard in shards:
+                shard.unlink()
+            shards = []
         if self.resuming:
             for shard in shards:
                 drop_failed(shard)

@@ -245,6 +245,14 @@ def test_webdataset_shards_read_back_by_webdataset_and_the_tar_source(capsys, ti
     sources = [m["source"] for m in metas]
     assert len(sources) == len(set(sources)) == 6 and all(m["error"] is None for m in metas)
 
+    # --overwrite starts the folder over: the old shards go, nothing is listed twice.
+    code, err = run(capsys, *args[:-4], "--shard-size", "4", "--overwrite")
+    assert code == 0, err
+    assert [s.name for s in sorted(out.glob("shard-*.tar"))] == ["shard-00000.tar", "shard-00001.tar"]
+    sources = [json.loads(d)["source"] for s in sorted(out.glob("shard-*.tar"))
+               for n, d in members(s).items() if n.endswith(".json")]
+    assert len(sources) == len(set(sources)) == 6
+
 
 def test_failed_inputs_are_rows_with_their_error_and_resume_retries_them(
         capsys, tiny_model_dir: Path, photos: Path, tmp_path: Path) -> None:
