@@ -11,9 +11,9 @@ import hashlib
 import json
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 
 def atomic_write(dest: str | os.PathLike, write: Callable[[Path], Any]) -> None:
@@ -35,6 +35,32 @@ def atomic_write(dest: str | os.PathLike, write: Callable[[Path], Any]) -> None:
         write(tmp)
         with tmp.open("rb+") as fh:
             os.fsync(fh.fileno())  # the bytes must be on disk before the rename makes them live
+        os.replace(tmp, dest)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    fsync_dir(dest.parent)
+
+
+@contextlib.contextmanager
+def atomic_open(dest: str | os.PathLike) -> Iterator[BinaryIO]:
+    """A binary file to fill bit by bit that appears at ``dest`` whole, or not at all.
+
+    For output too large to build in memory first (a tar shard of a thousand images): the bytes
+    go to a temporary ``.NAME.PID.HEX.tmp`` in the same folder, and leaving the ``with`` block
+    normally fsyncs it and moves it over ``dest``; an exception removes it and leaves ``dest`` as
+    it was. A process killed inside the block leaves only the temporary file behind.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.parent / f".{dest.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+    fh = open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb")
+    try:
+        with fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
         os.replace(tmp, dest)
     except BaseException:
         with contextlib.suppress(OSError):

@@ -99,6 +99,8 @@ def _batch_tab(services: Services) -> None:
             with gr.Row():
                 csv = gr.DownloadButton("Download CSV", elem_id="batch-csv", size="md")
                 jsonl = gr.DownloadButton("Download JSONL", elem_id="batch-jsonl", size="md")
+                sidecars = gr.DownloadButton("Download caption files (.zip)", elem_id="batch-sidecars",
+                                             size="md")
         with gr.Column(scale=2):
             table = gr.Dataframe(headers=["", "file", "caption", "error"], datatype=["markdown", "str", "str", "str"],
                                  interactive=False, wrap=True, label="Captions", elem_id="batch-table",
@@ -109,7 +111,7 @@ def _batch_tab(services: Services) -> None:
         return handlers.batch(services)(files, decoding, beams, max_tokens, temperature, top_p, seed, precision,
                                         progress=progress)
 
-    button.click(run, inputs=[files, *settings], outputs=[table, csv, jsonl, status], api_name="caption_batch",
+    button.click(run, inputs=[files, *settings], outputs=[table, csv, jsonl, status, sidecars], api_name="caption_batch",
                  show_progress_on=[table])
 
 

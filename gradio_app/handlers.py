@@ -13,12 +13,12 @@ from PIL import Image
 
 from core import Img2TextError
 from core import workflows as wf
-from core.captioning import DECODING_MODES, decoding_kwargs, to_string
+from core.captioning import DECODING_MODES, decoding_kwargs
 from gradio_app.services import Services
 
 DECODING = tuple(DECODING_MODES)  # the labels every front end shows
 UserError = (Img2TextError, ValueError)  # errors whose message is written for the user
-DOWNLOADS_KEPT = 8  # batch CSV/JSONL pairs kept in the app's download folder (Gradio copies them)
+DOWNLOADS_KEPT = 8  # batch CSV/JSONL/zip triples kept in the app's download folder (Gradio copies them)
 
 
 def generation_kwargs(decoding: str, num_beams: float = 4, max_new_tokens: float = 15,
@@ -146,7 +146,7 @@ def _download_folder() -> Path:
     """One folder per server process for batch downloads, holding the newest few files only."""
     folder = Path(tempfile.gettempdir()) / f"img2text-downloads-{os.getpid()}"
     folder.mkdir(exist_ok=True)
-    for old in sorted(folder.iterdir(), key=lambda p: p.stat().st_mtime)[: -2 * (DOWNLOADS_KEPT - 1) or None]:
+    for old in sorted(folder.iterdir(), key=lambda p: p.stat().st_mtime)[: -3 * (DOWNLOADS_KEPT - 1) or None]:
         old.unlink(missing_ok=True)
     return folder
 
@@ -156,7 +156,7 @@ def batch(services: Services):  # type: ignore[no-untyped-def]
     def run(files: list[str] | None, *settings: Any, progress: Any = None):  # type: ignore[no-untyped-def]
         files = list(files or [])
         if why := wf.batch_problem(len(files), services.config.max_batch_files):
-            return [], None, None, error_html(why)
+            return [], None, None, error_html(why), None
         try:
             kwargs, precision = panel_settings(*settings)
             rows = wf.caption_uploads(
@@ -166,15 +166,17 @@ def batch(services: Services):  # type: ignore[no-untyped-def]
                 progress=None if progress is None else lambda d, t: progress((d, t), desc="Captioning", unit="images"),
                 **kwargs)
         except UserError as exc:
-            return [], None, None, error_html(str(exc))
+            return [], None, None, error_html(str(exc)), None
         records = [r.record for r in rows]
         table = [[f"![]({r.thumbnail})" if r.thumbnail else "", r.record.path, r.record.caption, r.record.error or ""]
                  for r in rows]
-        stem = _download_folder() / f"captions-{os.urandom(4).hex()}"
-        paths = [stem.with_suffix(f".{fmt}") for fmt in ("csv", "jsonl")]
-        for path in paths:
-            path.write_text(to_string(records, path.suffix[1:]), encoding="utf-8")
-        return table, str(paths[0]), str(paths[1]), note_html(wf.batch_summary(records))
+        folder, tag = _download_folder(), os.urandom(4).hex()
+        paths = []
+        for download in wf.batch_downloads(records):  # CSV, JSONL, zip of sidecar caption files
+            path = folder / download.file_name.replace("captions", f"captions-{tag}", 1)
+            path.write_bytes(download.data)
+            paths.append(str(path))
+        return table, paths[0], paths[1], note_html(wf.batch_summary(records)), paths[2]
     return run
 
 

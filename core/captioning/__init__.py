@@ -8,6 +8,14 @@ if TYPE_CHECKING:  # the same names for type checkers; at run time each loads on
     from core.captioning.api import caption, caption_batch, clear_cache, get_captioner
     from core.captioning.captioner import Captioner
     from core.captioning.generation import DECODING_MODES, GenerationOptions, decoding_kwargs
+    from core.captioning.imagefolder import (
+        METADATA_NAME,
+        file_name_for,
+        format_row,
+        open_metadata,
+        place_image,
+        read_listed,
+    )
     from core.captioning.loading import DEFAULT_MODEL, ModelSpec, resolve_model_spec
     from core.captioning.outputs import (
         FORMATS,
@@ -19,6 +27,27 @@ if TYPE_CHECKING:  # the same names for type checkers; at run time each loads on
     )
     from core.captioning.records import caption_records, iter_caption_records
     from core.captioning.scoring import METRICS, TOKENIZERS, References, ScoreReport, score_captions
+    from core.captioning.sidecars import (
+        SIDECAR_MODES,
+        caption_extension,
+        input_roots,
+        mirror_name,
+        remove_stale_temps,
+        sidecar_path,
+        sidecar_zip,
+        write_sidecar,
+    )
+    from core.captioning.triggers import Triggers
+    from core.captioning.webdataset_out import (
+        Sample,
+        ShardWriter,
+        drop_failed,
+        existing_shards,
+        image_extension,
+        iter_shard_meta,
+        shard_name,
+        write_shard,
+    )
 
 # Lazy (core/_lazy.py): importing this package must not import torch (fast `img2text --help`).
 __getattr__, __dir__ = lazy_exports(__name__, {
@@ -30,10 +59,45 @@ __getattr__, __dir__ = lazy_exports(__name__, {
         "FORMATS", "CaptionRecord", "ResultWriter", "coco_image_id", "read_done", "to_string",
     ),
     "core.captioning.records": ("caption_records", "iter_caption_records",),
+    "core.captioning.imagefolder": (
+        "METADATA_NAME", "file_name_for", "format_row", "open_metadata", "place_image", "read_listed",
+    ),
+    "core.captioning.sidecars": (
+        "SIDECAR_MODES", "caption_extension", "input_roots", "mirror_name", "remove_stale_temps",
+        "sidecar_path", "sidecar_zip", "write_sidecar",
+    ),
+    "core.captioning.triggers": ("Triggers",),
+    "core.captioning.webdataset_out": (
+        "Sample", "ShardWriter", "drop_failed", "existing_shards", "image_extension",
+        "iter_shard_meta", "shard_name", "write_shard",
+    ),
     "core.captioning.scoring": ("METRICS", "TOKENIZERS", "References", "ScoreReport", "score_captions",),
 })
 
 __all__ = [
+    "METADATA_NAME",
+    "SIDECAR_MODES",
+    "Sample",
+    "ShardWriter",
+    "Triggers",
+    "caption_extension",
+    "drop_failed",
+    "existing_shards",
+    "file_name_for",
+    "format_row",
+    "image_extension",
+    "input_roots",
+    "iter_shard_meta",
+    "mirror_name",
+    "open_metadata",
+    "place_image",
+    "read_listed",
+    "remove_stale_temps",
+    "shard_name",
+    "sidecar_path",
+    "sidecar_zip",
+    "write_shard",
+    "write_sidecar",
     "DEFAULT_MODEL",
     "DECODING_MODES",
     "FORMATS",

@@ -16,7 +16,8 @@ from typing import IO, Any
 from tqdm import tqdm
 
 from core import DEFAULT_MAX_PIXELS, ConfigError
-from core.captioning import FORMATS, GenerationOptions
+from core.captioning import FORMATS, GenerationOptions, Triggers
+from core.cli import caption_datasets
 from core.cli.config_options import add_config_options, config_from_args
 from core.cli.options import (
     CAPTION_BATCH_SIZE,
@@ -34,6 +35,7 @@ from core.distributed import RayOptions
 BATCH_SUFFIXES = (".tar", ".parquet", *LIST_SUFFIXES)
 PROGRESS_MIN = 4  # show a progress bar from this many images on
 MODEL_KEYS = ("model", "revision", "dtype")  # the model settings a resumed file must share
+NO_TRIGGERS = Triggers()
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -50,15 +52,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_generation_args(p)
     out = p.add_argument_group("input and output")
     add_batch_size(out, CAPTION_BATCH_SIZE)
-    out.add_argument("--format", choices=(*FORMATS, "parquet"), default="text",
-                     help="text: PATH<TAB>CAPTION; jsonl; csv; coco: [{image_id, caption}] (COCO file names); "
-                     "parquet: part files in the -o folder (with --ray)")
+    out.add_argument("--format", choices=(*FORMATS, *caption_datasets.DATASET_FORMATS, "parquet"),
+                     default="text",
+                     help="text: PATH<TAB>CAPTION; jsonl; csv (failed inputs are rows with their error); "
+                     "coco: [{image_id, caption}] (COCO file names); imagefolder: -o DIR/metadata.jsonl "
+                     "for Hugging Face datasets; webdataset: -o DIR/shard-NNNNN.tar; parquet: part "
+                     "files in the -o folder (with --ray). See docs/apps.md, 'Output formats'")
     out.add_argument("--output", "-o", type=Path, default=None, help="write here instead of stdout")
     again = out.add_mutually_exclusive_group()
     again.add_argument("--resume", action="store_true",
-                       help="skip inputs already in --output and append the rest (the model and "
-                       "generation settings must match the file's .meta.json)")
-    again.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
+                       help="skip inputs already in --output and append the rest, retrying failed "
+                       "ones (the model, generation settings and --prefix/--suffix must match the "
+                       "file's .meta.json)")
+    again.add_argument("--overwrite", action="store_true",
+                       help="replace an existing --output file (with --sidecar: existing caption files)")
+    caption_datasets.register(out, again)
+    add_config_options(out, Triggers)
     out.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="refuse larger images")
     out.add_argument("--no-recursive", action="store_true", help="do not descend into sub-folders")
     add_quiet(out)
@@ -105,16 +114,20 @@ def _saved_meta(output: Path) -> dict[str, Any]:
     return meta
 
 
-def check_output(args: argparse.Namespace, generation: dict[str, Any]) -> dict[str, Any] | None:
+def check_output(args: argparse.Namespace, generation: dict[str, Any],
+                 triggers: Triggers = NO_TRIGGERS, *, exists: bool | None = None) -> dict[str, Any] | None:
     """Refuse to mix settings or replace results; returns the saved meta when resuming.
 
+    ``exists``: whether the output already holds results (default: a non-empty ``--output`` file;
+    folder outputs say it themselves).
+
     Raises:
-        ConfigError: ``--resume`` without ``--output``, or with different format or generation
-            settings; an existing output without ``--resume``/``--overwrite``.
+        ConfigError: ``--resume`` without ``--output``, or with different format, generation
+            settings or trigger words; an existing output without ``--resume``/``--overwrite``.
     """
     if args.resume and args.output is None:
         raise ConfigError("--resume needs --output FILE (the file to continue)")
-    if args.output is None or not _has_content(args.output):
+    if args.output is None or not (_has_content(args.output) if exists is None else exists):
         return None
     if not args.resume:
         if args.overwrite:
@@ -124,6 +137,8 @@ def check_output(args: argparse.Namespace, generation: dict[str, Any]) -> dict[s
     saved = _saved_meta(args.output)
     wanted = {"format": args.format, "generation": GenerationOptions.from_kwargs(**generation).to_dict()}
     diffs = _differences(saved, wanted, ("format",))
+    diffs += [f"{k}: file {saved.get(k, '')!r}, now {v!r}" for k, v in triggers.to_meta().items()
+              if saved.get(k, "") != v]  # files written before trigger words existed have none
     diffs += [f"generation.{d}" for d in _differences(
         saved["generation"], wanted["generation"], tuple(wanted["generation"]))]
     if diffs:
@@ -143,7 +158,7 @@ def _inputs(
     files, sourced = _split_sources(args)
     paths = [str(p) for p in iter_image_files(files, recursive=not args.no_recursive)]
     existing = read_done(args.output, args.format) if saved is not None else []
-    done = {r.path for r in existing}
+    done = {r.path for r in existing if r.ok}  # failed rows are retried
 
     def is_done(path: str) -> bool:
         if args.format != "coco":
@@ -205,17 +220,43 @@ def _open(args: argparse.Namespace, meta: dict[str, Any], resuming: bool) -> IO[
     return open(args.output, "a" if append else "w", encoding="utf-8", newline="")
 
 
+ERROR_ROW_FORMATS = ("jsonl", "csv")  # result files with a place for a failed input's error
+
+
+def _write_failure(writer: Any, record: Any) -> None:
+    """A failed input as a row with its error, where the format has one (as the apps' downloads)."""
+    if writer.fmt in ERROR_ROW_FORMATS:
+        writer.write(record)
+
+
+def _retry_failed(args: argparse.Namespace, existing: list) -> list:
+    """``--resume``: drop the failed rows of the file (rewritten atomically) so they are retried."""
+    from core.captioning import to_string
+    from core.fileio import atomic_write_text
+
+    kept = [r for r in existing if r.ok]
+    if len(kept) != len(existing) and args.format in ERROR_ROW_FORMATS:
+        atomic_write_text(args.output, to_string(kept, args.format) if kept else "")
+    return kept
+
+
 def run(args: argparse.Namespace) -> int:
-    from core.captioning import ResultWriter, get_captioner, iter_caption_records
+    from core.captioning import CaptionRecord, ResultWriter, get_captioner, iter_caption_records
 
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
     gen = generation_kwargs(args)
+    triggers = config_from_args(Triggers, args)
     ray_options = config_from_args(RayOptions, args)
     if ray_options.ray is not None or args.format == "parquet":
-        return run_on_ray(args, ray_options, gen)
-    saved = check_output(args, gen)
+        return run_on_ray(args, ray_options, gen, triggers)
+    if caption_datasets.wanted(args):
+        return caption_datasets.run(args, gen, triggers)
+    if args.append or args.prepend or args.link:
+        raise ConfigError("--append/--prepend go with --sidecar, --link with --format imagefolder")
+    saved = check_output(args, gen, triggers)
     todo, existing, done, unreadable = _inputs(args, saved)
+    existing = _retry_failed(args, existing)
     for key, why in unreadable:
         print(f"img2text: skipped {key}: {why}", file=sys.stderr)
     if not todo:
@@ -227,13 +268,15 @@ def run(args: argparse.Namespace) -> int:
     quiet_transformers()
     captioner = get_captioner(args.model, device=args.device, dtype=args.dtype)
     meta = {**captioner.info, "generation": GenerationOptions.from_kwargs(**gen).to_dict(),
-            "format": args.format}
+            "format": args.format, **triggers.to_meta()}
     if saved is not None and (diffs := _differences(saved, meta, MODEL_KEYS)):
         _refuse(args.output, diffs)
     stream = _open(args, meta, resuming=saved is not None)
     writer = ResultWriter(stream, args.format, target=args.output, existing=existing,
                           header=not existing)
     failed = len(unreadable)
+    for key, why in unreadable:
+        _write_failure(writer, CaptionRecord(key, "", why))
     bar = tqdm(total=len(todo), unit="img", disable=args.quiet or len(todo) < PROGRESS_MIN,
                file=sys.stderr, desc="captioning")
     try:
@@ -241,6 +284,7 @@ def run(args: argparse.Namespace) -> int:
             captioner, todo, batch_size=args.batch_size, max_pixels=args.max_pixels,
             progress=lambda n, _total: bar.update(n - bar.n), **gen,
         ):
+            record = triggers.apply(record)
             reason = record.error
             if record.ok:
                 try:
@@ -249,6 +293,7 @@ def run(args: argparse.Namespace) -> int:
                 except ValueError as exc:  # e.g. not a COCO file name in --format coco
                     reason = str(exc)
             failed += 1
+            _write_failure(writer, CaptionRecord(record.path, "", reason))
             tqdm.write(f"img2text: skipped {record.path}: {reason}", file=sys.stderr)
         writer.close()
     finally:
@@ -261,20 +306,34 @@ def run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def run_on_ray(args: argparse.Namespace, options: RayOptions, gen: dict[str, Any]) -> int:
-    """``--ray``: one SOURCE captioned on a Ray cluster into parquet parts (exit 1: error rows)."""
+def run_on_ray(args: argparse.Namespace, options: RayOptions, gen: dict[str, Any],
+               triggers: Triggers = NO_TRIGGERS) -> int:
+    """``--ray``: one SOURCE captioned on a Ray cluster into parquet parts (exit 1: error rows);
+    ``--format webdataset``: the parts go to OUT_DIR/parts and become OUT_DIR/shard-NNNNN.tar."""
     from core.distributed import caption_to_parts, error_rows
 
-    if options.ray is None or args.format != "parquet" or args.output is None or len(args.paths) != 1:
-        raise ConfigError("a Ray run takes one SOURCE and writes parquet parts: "
-                          "img2text caption SOURCE --ray ADDRESS -o OUT_DIR --format parquet")
+    webdataset = args.format == "webdataset"
+    if (options.ray is None or args.format not in ("parquet", "webdataset") or args.output is None
+            or len(args.paths) != 1):
+        raise ConfigError("a Ray run takes one SOURCE and writes parquet parts or webdataset shards: "
+                          "img2text caption SOURCE --ray ADDRESS -o OUT_DIR --format parquet|webdataset")
+    if (triggers.prefix or triggers.suffix) and not webdataset:
+        raise ConfigError("--prefix/--suffix on a Ray run go with --format webdataset (parquet parts "
+                          "keep the model's captions; add the words when you read them)")
     quiet_transformers()
-    summary = caption_to_parts(args.paths[0], args.output, model=args.model, dtype=args.dtype,
+    parts = args.output / "parts" if webdataset else args.output
+    summary = caption_to_parts(args.paths[0], parts, model=args.model, dtype=args.dtype,
                                device=args.device, batch_size=args.batch_size,
                                max_pixels=args.max_pixels, resume=args.resume,
                                overwrite=args.overwrite, progress=not args.quiet,
                                **options.run_kwargs(), **gen)
     if summary.errors:  # listed as in local mode, not only in the parts
-        for key, why in error_rows(args.output):
+        for key, why in error_rows(parts):
             print(f"img2text: skipped {key}: {why}", file=sys.stderr)
+    if webdataset:
+        from core.distributed import parts_to_shards
+
+        written = parts_to_shards(parts, args.output, triggers.to_meta())
+        if not args.quiet:
+            print(f"img2text: {written} webdataset shard(s) written -> {args.output}", file=sys.stderr)
     return 1 if summary.errors else 0

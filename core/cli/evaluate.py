@@ -34,7 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--captions", type=Path, help="captions file: .txt (text), .jsonl, .csv or .json (coco)")
+    src.add_argument("--captions", type=Path, help="captions file: .txt (text), .jsonl, .csv or .json (coco); or a folder of sidecar "
+                     "caption files (.txt/.caption next to the images) or an imagefolder (DIR/metadata.jsonl)")
     add_data(p, split="val2017", group=src,
              help="data folder to caption SPLIT of now: a COCO layout (DIR/annotations/captions_SPLIT.json "
              "+ DIR/SPLIT/, or the notebook's tiny_coco_dataset-master/{annotations/captions.json, "
@@ -116,7 +117,11 @@ def _caption_images(args: argparse.Namespace, images: list[Path]) -> tuple[list[
 def _read_captions(path: Path) -> tuple[list[str], list[str]]:
     """(paths, captions) of the successful records of a captions file."""
     from core.captioning import read_done
+    from core.datasets import is_caption_set, read_caption_set
 
+    if is_caption_set(path):  # a folder of sidecar files, or an imagefolder's metadata.jsonl
+        found = read_caption_set(path)
+        return list(found), list(found.values())
     if not path.is_file():
         raise DatasetError(f"{path}: captions file not found; write one with `img2text caption -o FILE`")
     fmt = _EXT_FORMAT.get(path.suffix.lower(), "text")

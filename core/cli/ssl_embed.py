@@ -81,7 +81,8 @@ def add_index_options(p: argparse.ArgumentParser) -> None:
                    "(nprobe/efSearch, and the re-rank depth of PQ codes) is tuned to reach on "
                    "held-out queries")
     g.add_argument("--captions", type=Path, default=None, metavar="FILE", help="captions joined by path "
-                   "from an `img2text caption` output (jsonl, csv or text) for `ssl search --text`")
+                   "from an `img2text caption` output (jsonl, csv or text), a folder of sidecar caption files "
+                   "or an imagefolder (DIR/metadata.jsonl), for `ssl search --text`")
 
 
 def _add_caption_options(p: argparse.ArgumentParser) -> None:
@@ -212,7 +213,7 @@ def run_embed_on_ray(args: argparse.Namespace, options: RayOptions) -> int:
     from core.search import parse_memory
 
     parse_memory(args.memory_budget)  # a bad budget fails before the cluster works
-    if args.captions is not None and not args.captions.is_file():
+    if args.captions is not None and not args.captions.exists():
         raise DatasetError(f"--captions {args.captions}: file not found")
     run = {"resume": args.resume, "progress": not args.quiet, **options.run_kwargs()}
     # With --caption both runs share one connection (one cluster start for --ray local).

@@ -11,6 +11,7 @@ Used by SSL training, image search and caption evaluation.
 """
 
 from core.datasets.base import DatasetInfo, DatasetNotFoundError, ImageRecord
+from core.datasets.captionsets import is_caption_set, read_caption_set
 from core.datasets.coco import NOTEBOOK_ROOT, CocoLayout, caption_layout, coco_layouts, coco_records
 from core.datasets.discover import find_caption_images, find_dataset, sibling_split
 from core.datasets.folders import folder_dataset
@@ -51,6 +52,8 @@ __all__ = [
     "find_caption_images",
     "find_dataset",
     "folder_dataset",
+    "is_caption_set",
+    "read_caption_set",
     "sibling_split",
     "verify_tiny_coco",
     # batch sources (folders, path lists, webdataset tar shards, parquet), see core.datasets.sources

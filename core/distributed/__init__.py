@@ -18,6 +18,7 @@ from core.distributed.runner import (
     caption_to_parts,
     embed_to_parts,
 )
+from core.distributed.webdataset_parts import parts_to_shards
 from core.distributed.workers import CaptionJob, EmbedJob, caption_shard, embed_shard
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "embed_to_parts",
     "error_rows",
     "part_name",
+    "parts_to_shards",
     "read_embedding_parts",
     "read_parts",
     "size_pool",

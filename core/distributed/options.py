@@ -33,7 +33,7 @@ class RayOptions:
         "help": "CPUs each actor reserves; none: 1"})
     shard_size: int = field(default=DEFAULT_SHARD_SIZE, metadata={
         "help": "images per shard (one part file each) of a folder or list source; tar and parquet "
-                "sources have one shard per file"})
+                "sources have one shard per file; --format webdataset: samples per tar shard"})
     path_column: str = field(default="path", metadata={"help": "parquet sources: the image path column"})
     image_column: str = field(default="image", metadata={"help": "parquet sources: the image bytes column"})
     key_column: str = field(default="key", metadata={"help": "parquet sources: the key column"})

@@ -2,7 +2,7 @@
 
 * runs: a training run's summary, history table, the index built from its weights, sample retrievals
 * uploads: example-file discovery and upload loading under the pixel and byte caps
-* batch: the Batch tab (uploads -> caption records with thumbnails, the file limit, the summary)
+* batch: the Batch tab (uploads -> caption records with thumbnails, the file limit, the summary, the CSV/JSONL/sidecar-zip downloads)
 * model: the captioner loading in the background, with a remembered failure; one per precision
 * batcher: concurrent caption requests merged into one model call
 * indexes: the configured indexes, loaded once
@@ -11,7 +11,9 @@
 """
 
 from core.workflows.batch import (
+    BatchDownload,
     BatchRow,
+    batch_downloads,
     batch_problem,
     batch_summary,
     caption_uploads,
@@ -70,6 +72,8 @@ __all__ = [
     "RunSummary",
     "SampleRetrieval",
     "SimilarAnswer",
+    "BatchDownload",
+    "batch_downloads",
     "batch_problem",
     "batch_summary",
     "caption_uploads",

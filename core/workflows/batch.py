@@ -10,11 +10,12 @@ from typing import Any
 
 from PIL import Image
 
-from core.captioning import Captioner, CaptionRecord, caption_records
+from core.captioning import Captioner, CaptionRecord, caption_records, sidecar_zip, to_string
 from core.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
 from core.workflows.uploads import Upload, load_uploads
 
-__all__ = ["BatchRow", "batch_problem", "batch_summary", "caption_uploads", "thumbnail_uri"]
+__all__ = ["BatchDownload", "BatchRow", "batch_downloads", "batch_problem", "batch_summary",
+           "caption_uploads", "thumbnail_uri"]
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,28 @@ class BatchRow:
 
     record: CaptionRecord  # file name, caption or error
     thumbnail: str | None  # PNG data URI of a small copy; None when the file is not an image
+
+
+@dataclass(frozen=True)
+class BatchDownload:
+    """One file the batch tab offers for download."""
+
+    label: str  # the button's text
+    file_name: str
+    data: bytes
+    mime: str
+
+
+def batch_downloads(records: Sequence[CaptionRecord], *, extension: str = ".txt") -> list[BatchDownload]:
+    """The batch tab's downloads: CSV and JSONL (failed files are rows with their error, the same
+    files as ``img2text caption -o``) and a zip of sidecar caption files (image stem + extension)."""
+    return [
+        BatchDownload("Download CSV", "captions.csv", to_string(records, "csv").encode(), "text/csv"),
+        BatchDownload("Download JSONL", "captions.jsonl", to_string(records, "jsonl").encode(),
+                      "application/jsonl"),
+        BatchDownload("Download caption files (.zip)", "captions-sidecar.zip",
+                      sidecar_zip(records, extension), "application/zip"),
+    ]
 
 
 def batch_problem(count: int, limit: int) -> str | None:

@@ -1,13 +1,12 @@
-"""Batch tab: many uploads -> a table of thumbnail, file, caption, error; CSV and JSONL downloads."""
+"""Batch tab: many uploads -> a table of thumbnail, file, caption, error; CSV, JSONL and sidecar-zip downloads."""
 
 from __future__ import annotations
 
 import streamlit as st
 
 import core
-from core.captioning import to_string
 from core.settings import AppSettings
-from core.workflows import batch_problem, batch_summary, caption_uploads
+from core.workflows import batch_downloads, batch_problem, batch_summary, caption_uploads
 from streamlit_app.views import common
 
 STATE = "batch_result"  # session_state key: {"key", "rows"}
@@ -46,7 +45,7 @@ def render(settings: AppSettings) -> None:
         hide_index=True, width="stretch", row_height=64, key="batch-table",
         column_config={"thumbnail": st.column_config.ImageColumn("", width="small"),
                        "caption": st.column_config.TextColumn("caption", width="large")})
-    c1, c2, _ = st.columns([1, 1, 3])
-    c1.download_button("Download CSV", to_string(records, "csv"), "captions.csv", "text/csv", key="batch-csv")
-    c2.download_button("Download JSONL", to_string(records, "jsonl"), "captions.jsonl", "application/jsonl",
-                       key="batch-jsonl")
+    columns = st.columns([1, 1, 2, 1])
+    for column, download, key in zip(columns, batch_downloads(records), ("batch-csv", "batch-jsonl", "batch-sidecars"),
+                                     strict=False):
+        column.download_button(download.label, download.data, download.file_name, download.mime, key=key)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import zipfile
 from pathlib import Path
 
 import httpx
@@ -132,7 +133,7 @@ def test_similar_bad_upload_returns_the_reason(client: Client, gradio_server: Gr
 def test_batch_endpoint_table_and_downloads(client: Client, gradio_server: GradioServer) -> None:
     files = [gradio_server.data.gallery / "g00.png", gradio_server.data.not_image,
              gradio_server.data.gallery / "g01.png"]
-    table, csv_path, jsonl_path, _status = client.predict(
+    table, csv_path, jsonl_path, _status, zip_path = client.predict(
         [handle_file(str(p)) for p in files], "Greedy", api_name="/caption_batch")
     thumbs, rows = [r[0] for r in table["data"]], [r[1:] for r in table["data"]]
     assert thumbs[0].startswith("![](data:image/png;base64,") and thumbs[1] == ""
@@ -146,6 +147,9 @@ def test_batch_endpoint_table_and_downloads(client: Client, gradio_server: Gradi
     assert Path(jsonl_path).read_text(encoding="utf-8") == to_string(records, "jsonl")
     assert list(csv.reader(io.StringIO(Path(csv_path).read_text())))[0] == ["path", "caption", "error"]
     assert json.loads(Path(jsonl_path).read_text().splitlines()[1])["error"]
+    with zipfile.ZipFile(zip_path) as zf:  # one sidecar caption file per captioned image
+        assert {n: zf.read(n).decode() for n in zf.namelist()} == {
+            "g00.txt": want[0] + "\n", "g01.txt": want[2] + "\n"}
 
 
 @pytest.mark.parametrize("path", ["/etc/passwd", "{model}/config.json", "{root}/run/config.json",

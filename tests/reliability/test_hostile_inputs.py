@@ -178,10 +178,14 @@ def test_cli_over_the_corpus_folder(captioner, corpus_dir: Path, tiny_model_dir:
     assert proc.returncode == 1, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
     rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
-    captioned = {Path(r["path"]).name: r["caption"] for r in rows}
+    captioned = {Path(r["path"]).name: r["caption"] for r in rows if not r.get("error")}
+    failed = {Path(r["path"]).name: r["error"] for r in rows if r.get("error")}  # rows, as the apps'
     good = [c for c in CASES if c.ok]
     bad = [c for c in CASES if not c.ok]
     assert sorted(captioned) == sorted(c.name for c in good)
+    assert sorted(failed) == sorted(c.name for c in bad)
+    for case in bad:
+        assert re.search(case.expect, failed[case.name]), (case.name, failed[case.name])
     for case in good:
         assert captioned[case.name] == captioner.caption(corpus_dir / case.name, **GREEDY), case.name
     skipped = [line for line in proc.stderr.splitlines() if line.startswith("img2text: skipped ")]

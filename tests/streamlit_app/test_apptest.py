@@ -130,6 +130,8 @@ def test_batch_table_and_downloads(at: AppTest, app_env: AppData, tiny_model_dir
     assert not records[1].ok and "not a supported image" in records[1].error
     assert rows[0].thumbnail.startswith("data:image/png;base64,") and rows[1].thumbnail is None
     assert "2 captioned, 1 failed" in [c.value for c in at.caption]
+    labels = [d.proto.label for d in at.get("download_button")]
+    assert labels == ["Download CSV", "Download JSONL", "Download caption files (.zip)"]
 
 
 def test_similar_by_gallery_image(at: AppTest, app_env: AppData) -> None:

@@ -38,7 +38,9 @@ def _caption(capsys, source: str, model: Path, out: Path) -> tuple[int, dict[str
     code = main(["caption", source, "--model", str(model), "--format", "jsonl", "-o", str(out), *GREEDY])
     err = capsys.readouterr().err
     rows = [json.loads(line) for line in out.read_text().splitlines()] if out.exists() else []
-    return code, {Path(r["path"]).stem: r["caption"] for r in rows}, err
+    failed = {r["path"] for r in rows if r.get("error")}  # failed inputs are rows with their error
+    assert all(not r["caption"] for r in rows if r.get("error"))
+    return code, {Path(r["path"]).stem: r["caption"] for r in rows if r["path"] not in failed}, err
 
 
 def test_tar_shards_by_brace_pattern(capsys, tmp_path, tiny_model_dir, images, reference) -> None:
@@ -49,6 +51,9 @@ def test_tar_shards_by_brace_pattern(capsys, tmp_path, tiny_model_dir, images, r
     assert rows == reference
     for key in hostile:
         assert f"skipped {key}" in err
+    errors = {json.loads(line)["path"] for line in (tmp_path / "out.jsonl").read_text().splitlines()
+              if json.loads(line).get("error")}
+    assert errors == set(hostile)
 
 
 def test_parquet_folder(capsys, tmp_path, tiny_model_dir, images, reference) -> None:
