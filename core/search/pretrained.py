@@ -182,6 +182,28 @@ def reload_recorded(config: dict[str, Any], weights_path: str, device: str | tor
     return load_pretrained(f"{record['id']}{rev}", device=device)
 
 
+
+
+def load_index_encoder(
+    checkpoint: str | os.PathLike[str] | None = None, *, pretrained: str | os.PathLike[str] | None = None,
+    device: str | torch.device | None = None,
+) -> Any:
+    """An SSL run's encoder (``checkpoint``) or a pretrained one (``pretrained``): exactly one.
+
+    Raises:
+        ConfigError: neither or both given. The loaders' errors otherwise.
+    """
+    from core.errors import ConfigError
+    from core.search.encoder import load_checkpoint
+
+    if (checkpoint is None) == (pretrained is None):
+        raise ConfigError("pass exactly one encoder: an SSL run (--checkpoint RUN) or a pretrained "
+                          "encoder (--encoder ID[@REVISION] or FOLDER)")
+    if pretrained is not None:
+        return load_pretrained(pretrained, device=device)
+    return load_checkpoint(Path(os.fspath(checkpoint)), device=device)  # type: ignore[arg-type]
+
+
 __all__ = [
     "PRETRAINED",
     "ImageTower",
@@ -189,6 +211,7 @@ __all__ = [
     "describe",
     "encoder_record",
     "is_dual",
+    "load_index_encoder",
     "load_pretrained",
     "reload_recorded",
 ]
