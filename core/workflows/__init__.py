@@ -41,6 +41,7 @@ from core.workflows.similar import (
     index_label,
     result_rows,
     search_gallery,
+    words_info,
     words_unavailable,
 )
 from core.workflows.similarity import (
@@ -93,5 +94,6 @@ __all__ = [
     "search_gallery",
     "thumbnail_uri",
     "weights_sha256",
+    "words_info",
     "words_unavailable",
 ]
