@@ -26,6 +26,7 @@ from core.search.metrics import (
     retrieval_metrics,
 )
 from core.search.pretrained import PretrainedEncoder, load_index_encoder, load_pretrained
+from core.ssl.backbones import SUGGESTED_ENCODERS
 from core.search.result_images import gallery_entry, gallery_image, result_image
 from core.search.textsearch import TEXT_MODES, reciprocal_rank_fusion
 from core.search.topk import SearchResult, validate_k
@@ -39,6 +40,7 @@ __getattr__, __dir__ = lazy_exports(__name__, {
 })
 
 __all__ = [
+    "SUGGESTED_ENCODERS",
     "TEXT_MODES",
     "CheckpointInfo",
     "EmbeddingIndex",

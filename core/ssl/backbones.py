@@ -45,6 +45,30 @@ FAMILIES = {
 
 
 @dataclass(frozen=True)
+class SuggestedEncoder:
+    """A pretrained encoder worth trying for search (``img2text models``)."""
+
+    id: str
+    family: str
+    dimension: int  # embedding width
+    parameters: str  # whole model, text tower included (approximate, from the model card)
+    licence: str
+    text: bool  # has a text tower: text-to-image search by meaning
+
+
+SUGGESTED_ENCODERS = (
+    SuggestedEncoder("openai/clip-vit-base-patch32", "clip", 512, "151M", "MIT", True),
+    SuggestedEncoder("openai/clip-vit-base-patch16", "clip", 512, "150M", "MIT", True),
+    SuggestedEncoder("openai/clip-vit-large-patch14", "clip", 768, "428M", "MIT", True),
+    SuggestedEncoder("google/siglip-base-patch16-224", "siglip", 768, "203M", "Apache-2.0", True),
+    SuggestedEncoder("google/siglip2-base-patch16-224", "siglip2", 768, "375M", "Apache-2.0", True),
+    SuggestedEncoder("google/siglip2-so400m-patch14-384", "siglip2", 1152, "1.1B", "Apache-2.0", True),
+    SuggestedEncoder("facebook/dinov2-small", "dinov2", 384, "22M", "Apache-2.0", False),
+    SuggestedEncoder("facebook/dinov2-base", "dinov2", 768, "86M", "Apache-2.0", False),
+)
+
+
+@dataclass(frozen=True)
 class BackboneSource:
     """Where a pretrained model's files are, and what identifies them."""
 
@@ -214,6 +238,8 @@ def vision_tower(model: nn.Module, family: Family) -> nn.Module:
 
 __all__ = [
     "FAMILIES",
+    "SUGGESTED_ENCODERS",
+    "SuggestedEncoder",
     "BackboneSource",
     "Family",
     "image_features",

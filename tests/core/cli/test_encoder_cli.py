@@ -80,3 +80,14 @@ def test_eval_with_an_encoder_scores_it_next_to_raw_pixels(
     assert methods == ["pretrained (siglip2)", "raw pixels 32x32"]
     assert data["n_images"] == 50 and all(0 <= r["p_at_1"] <= 1 for r in data["rows"])
     assert data["rows"][0]["chance"] == data["rows"][1]["chance"] > 0
+
+
+def test_models_lists_suggested_encoders_of_every_family(capsys: pytest.CaptureFixture[str]) -> None:
+    from core.ssl.backbones import FAMILIES
+
+    rows = _json(["models", "--format", "json"], capsys)["encoders"]
+    assert {r["family"] for r in rows} == set(FAMILIES)
+    clip = next(r for r in rows if r["id"] == "openai/clip-vit-base-patch32")
+    assert clip["dimension"] == 512 and clip["licence"] == "MIT" and clip["text"] is True
+    assert all(r["text"] == FAMILIES[r["family"]].dual for r in rows)
+    assert main(["models"]) == EXIT_OK and "facebook/dinov2-small" in capsys.readouterr().out
