@@ -26,10 +26,10 @@ from core.search.metrics import (
     retrieval_metrics,
 )
 from core.search.pretrained import PretrainedEncoder, load_index_encoder, load_pretrained
-from core.ssl.backbones import SUGGESTED_ENCODERS
 from core.search.result_images import gallery_entry, gallery_image, result_image
 from core.search.textsearch import TEXT_MODES, reciprocal_rank_fusion
 from core.search.topk import SearchResult, validate_k
+from core.ssl.backbones import SUGGESTED_ENCODERS
 
 if TYPE_CHECKING:  # the same names for type checkers; at run time they load on first use
     from core.search.plot import plot_retrieval, plot_retrieval_grid, retrieval_grid_figure

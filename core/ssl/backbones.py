@@ -109,8 +109,11 @@ def split_spec(spec: str | os.PathLike[str]) -> tuple[str, str | None]:
     return name, revision or None
 
 
-def resolve_backbone(spec: str | os.PathLike[str]) -> BackboneSource:
+def resolve_backbone(spec: str | os.PathLike[str], *, hash_weights: bool = True) -> BackboneSource:
     """Find a pretrained encoder's files (local folder, hub cache, then the hub) and its family.
+
+    ``hash_weights=False`` skips hashing the weights (``sha256`` is then ``""``): for building
+    an architecture whose weights come from elsewhere.
 
     Raises:
         ModelUnavailableError: not a folder, not cached and the hub cannot be reached.
@@ -132,7 +135,8 @@ def resolve_backbone(spec: str | os.PathLike[str]) -> BackboneSource:
     if model_type not in FAMILIES:
         raise ConfigError(f"{name}: model_type {model_type!r} is not a supported encoder family; "
                           f"use one of {', '.join(FAMILIES)} (CLIP, SigLIP, SigLIP 2, DINOv2)")
-    return BackboneSource(name, resolved, folder, FAMILIES[model_type], weights_sha256(folder), config)
+    digest = weights_sha256(folder) if hash_weights else ""
+    return BackboneSource(name, resolved, folder, FAMILIES[model_type], digest, config)
 
 
 def _snapshot(name: str, revision: str | None) -> Path:
