@@ -33,7 +33,7 @@ class EncoderLike(Protocol):
     def weights_path(self) -> Path: ...
 
     @property
-    def transform(self) -> Callable[[Image.Image], torch.Tensor]: ...
+    def transform(self) -> Callable[[Image.Image], Any]: ...  # a tensor (or a processor's dict)
 
 
 def config_dict(encoder: EncoderLike) -> dict[str, Any]:
