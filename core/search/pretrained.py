@@ -204,11 +204,29 @@ def load_index_encoder(
     return load_checkpoint(Path(os.fspath(checkpoint)), device=device)  # type: ignore[arg-type]
 
 
+
+
+def encoder_from_model(model: nn.Module, image_processor: Any, family: str, *, text_processor: Any = None,
+                       name: str = "in-memory") -> PretrainedEncoder:
+    """Wrap an already-built model and its image processor (e.g. random weights for a benchmark).
+
+    The record's sha256 is ``name`` (there is no weights file); ``EmbeddingIndex`` can still
+    be built with it, and only this object can query such an index.
+    """
+    from core.ssl.backbones import FAMILIES
+
+    record = {"id": name, "revision": None, "sha256": name, "family": family, "dimension": None}
+    preprocessing = {"processor": type(image_processor).__name__, "l2_normalized": True}
+    return PretrainedEncoder(ImageTower(model.eval(), FAMILIES[family]), {"kind": PRETRAINED, "encoder": record},
+                             name, Path(name), image_processor, text_processor, preprocessing)
+
+
 __all__ = [
     "PRETRAINED",
     "ImageTower",
     "PretrainedEncoder",
     "describe",
+    "encoder_from_model",
     "encoder_record",
     "is_dual",
     "load_index_encoder",
