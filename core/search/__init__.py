@@ -29,14 +29,15 @@ from core.search.pretrained import PretrainedEncoder, load_index_encoder, load_p
 from core.search.result_images import gallery_entry, gallery_image, result_image
 from core.search.textsearch import TEXT_MODES, reciprocal_rank_fusion
 from core.search.topk import SearchResult, validate_k
-from core.ssl.backbones import SUGGESTED_ENCODERS
 
 if TYPE_CHECKING:  # the same names for type checkers; at run time they load on first use
     from core.search.plot import plot_retrieval, plot_retrieval_grid, retrieval_grid_figure
+    from core.ssl.backbones import SUGGESTED_ENCODERS
 
 # Lazy (core/_lazy.py): the figures need matplotlib, which searching does not.
 __getattr__, __dir__ = lazy_exports(__name__, {
     "core.search.plot": ("plot_retrieval", "plot_retrieval_grid", "retrieval_grid_figure"),
+    "core.ssl.backbones": ("SUGGESTED_ENCODERS",),  # core.ssl only lazily (docs/architecture.md)
 })
 
 __all__ = [
