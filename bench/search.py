@@ -117,6 +117,9 @@ def run(device: torch.device, quick: bool) -> AreaResult:
             u = nlist_for(UNIFORM_N)
             _gallery_rows(res, "uniform 100k: ", uniform(UNIFORM_N), uniform(BATCH, seed=1),
                           [f"IVF{u},Flat", "HNSW32"], Path(tmp), device)
+    from bench.encoders import embedding_rows
+
+    embedding_rows(res, device, quick)  # CLIP / SigLIP / DINOv2 embedding of JPEG files
     return res
 
 

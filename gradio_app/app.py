@@ -152,8 +152,9 @@ def _similar_tab(services: Services) -> None:
                                  "why the scores mean little, 'search': how the index ranks}.",
                  ).then(handlers.render_results, **show)
     words.submit(handlers.similar(services, words=True), inputs=[words, k, index_choice], outputs=[raw],
-                 api_name="find_text", api_description="Find the k indexed images whose captions best match the "
-                 "words (BM25); returns the same JSON as /similar.").then(handlers.render_results, **show)
+                 api_name="find_text", api_description="Find the k indexed images that best match the words: by "
+                 "meaning for a CLIP/SigLIP index, by caption words (BM25), or both fused (text_mode "
+                 "says which); returns the same JSON as /similar.").then(handlers.render_results, **show)
     query.input(lambda: None, outputs=[picked], queue=False, **PRIVATE)
     pick.input(lambda c, i: handlers.pick(services, c, i), inputs=[index_choice, pick], outputs=[query, picked],
                **PRIVATE)

@@ -92,7 +92,7 @@ def payload(answer: wf.SimilarAnswer) -> dict[str, Any]:
                for h in answer.hits]
     return {"results": results, "error": answer.error, "query": answer.query, "note": answer.note,
             "same_image": None if answer.same is None else answer.same.image_id, "warning": answer.warning,
-            "search": answer.search}
+            "search": answer.search, "text_mode": answer.text_mode}
 
 
 def similar(services: Services, words: bool = False):  # type: ignore[no-untyped-def]
@@ -131,9 +131,9 @@ def pick(services: Services, index_choice: str | None, image_id: str | None) -> 
 
 
 def words_box(services: Services, index_choice: str | None) -> dict[str, Any]:
-    """The words box: usable when the index has captions, else it says why."""
+    """The words box: usable when the index has captions or a text tower, else it says why."""
     why = wf.words_unavailable(services.indexes, index_choice)
-    return {"interactive": why is None, "info": why or "Caption words, ranked by BM25; press Enter",
+    return {"interactive": why is None, "info": why or wf.words_info(services.indexes, index_choice),
             "placeholder": None if why else "e.g. a green circle"}
 
 

@@ -17,7 +17,7 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
-pytest_plugins = ["tests.fixtures.tiny_model"]
+pytest_plugins = ["tests.fixtures.tiny_model", "tests.fixtures.tiny_encoders"]
 
 
 @pytest.fixture(scope="session")

@@ -63,6 +63,18 @@ def add_checkpoint(parser: argparse.ArgumentParser, *, required: bool = True,
     parser.add_argument("--checkpoint", required=required, type=Path, metavar="RUN_DIR", help=help)
 
 
+ENCODER_HELP = ("pretrained encoder instead of an SSL run: a CLIP, SigLIP, SigLIP 2 or DINOv2 hub id "
+                "(id@revision pins a commit) or save_pretrained folder; see `img2text models`")
+
+
+def add_encoder_choice(parser: argparse.ArgumentParser, *, required: bool = True,
+                       help: str = "SSL run folder or .safetensors file") -> None:
+    """``--checkpoint RUN_DIR`` or ``--encoder ID``: one of the two (``required``) or neither."""
+    group = parser.add_mutually_exclusive_group(required=required)
+    group.add_argument("--checkpoint", type=Path, metavar="RUN_DIR", help=help)
+    group.add_argument("--encoder", default=None, metavar="ID[@REV]|FOLDER", help=ENCODER_HELP)
+
+
 def add_quiet(parser: argparse.ArgumentParser | argparse._ArgumentGroup,
               help: str = "no progress bar or summary") -> None:
     parser.add_argument("--quiet", "-q", action="store_true", help=help)

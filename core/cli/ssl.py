@@ -21,9 +21,9 @@ from core.cli.options import (
     EMBED_BATCH_SIZE,
     ON_ERROR_CHOICES,
     add_batch_size,
-    add_checkpoint,
     add_data,
     add_device,
+    add_encoder_choice,
     add_quiet,
 )
 from core.cli.ssl_embed import find_dataset_or_fail, register_embed, warn_if_collapsed
@@ -63,19 +63,26 @@ def _register_search(ssl_sub: argparse._SubParsersAction, fmt: type[argparse.Hel
         "search", help="find the indexed images most similar to an image", formatter_class=fmt,
         description="Top-k most similar images of an index, by cosine similarity of embeddings. "
         "The query is an indexed image (--id; left out of its own results) or any image file "
-        "(--image; embedded with the index's checkpoint, whose sha256 is checked; a gallery file "
-        "with the same bytes is reported as the same image, not as a neighbour) or words (--text; "
-        "BM25 over the captions the index was built with).")
+        "(--image; embedded with the index's encoder, whose sha256 is checked; a gallery file "
+        "with the same bytes is reported as the same image, not as a neighbour) or text (--text; "
+        "by meaning for an index built with a CLIP/SigLIP --encoder, by words over the captions, "
+        "or both fused: --text-mode).")
     p.add_argument("--index", required=True, type=Path, metavar="INDEX",
                    help="index folder from `img2text ssl embed`")
     query = p.add_mutually_exclusive_group(required=True)
     query.add_argument("--image", type=Path, metavar="PATH", help="query image file")
     query.add_argument("--id", metavar="ID", help="id of an indexed image")
-    query.add_argument("--text", metavar="WORDS", help="words to find in the indexed captions (BM25)")
+    query.add_argument("--text", metavar="WORDS", help="text to find: by meaning through a CLIP/SigLIP "
+                       "index's text tower, by words in its captions (BM25), or both (--text-mode)")
+    p.add_argument("--text-mode", choices=("semantic", "words", "hybrid"), default=None,
+                   help="for --text: semantic (the text tower), words (FTS5 over captions) or hybrid "
+                   "(reciprocal-rank fusion of both); None means hybrid when the index has both, "
+                   "else whichever it has")
     p.add_argument("-k", type=int, default=5, help="number of results")
     p.add_argument("--plot", type=Path, metavar="PNG", help="also save a figure of the query and its results")
     p.add_argument("--format", choices=_FORMATS, default="text", help="output format")
-    add_checkpoint(p, required=False, help="encoder for --image; None means the one recorded in the index")
+    add_encoder_choice(p, required=False, help="SSL run for --image; neither flag means the encoder "
+                       "recorded in the index")
     add_device(p)
     p.set_defaults(func=_run_search)
 
@@ -88,7 +95,7 @@ def _register_eval(ssl_sub: argparse._SubParsersAction, fmt: type[argparse.HelpF
         "relevant = shares a COCO instance category. Prints P@1, P@k, mAP@k and the chance level "
         f"for the trained encoder, the same architecture at random init and raw 32x32 pixels. "
         f"{MAP_AT_K_FORMULA}")
-    add_checkpoint(p)
+    add_encoder_choice(p)
     add_data(p, split="val2017", help="Tiny COCO folder (with annotations/)",
              split_help="held-out split to evaluate on")
     p.add_argument("-k", type=int, default=5, help="cut-off of P@k and mAP@k")
@@ -117,15 +124,17 @@ def _run_search(args: argparse.Namespace) -> int:
 
     validate_k(args.k)
     index = EmbeddingIndex.load(args.index)
-    same = None
+    same, mode = None, None
     if args.image is not None:
         same, results = _image_neighbours(index, args)
         query_desc: dict[str, Any] = {"image": str(args.image)}
         query_image: Any = args.image
     elif args.text is not None:
-        results = index.find_text(args.text, args.k)
+        mode = index.text_mode(args.text_mode)
+        results = index.find_text(args.text, args.k, mode=mode, encoder=_given_encoder(args),
+                                  device=args.device)
         query_desc, query_image = {"text": args.text}, None
-        if not index.has_captions:
+        if mode == "words" and not index.has_captions:
             print("img2text: the index has no captions to search; build it with --caption or "
                   "--captions FILE (img2text ssl embed)", file=sys.stderr)
     else:
@@ -143,19 +152,30 @@ def _run_search(args: argparse.Namespace) -> int:
         label = f"id {query_desc['image_id']}" if "image_id" in query_desc else "query"
         plot_retrieval(query_image, results, args.plot, query_label=label)
         print(f"plot: {args.plot}", file=sys.stderr)
+    return _report_search(args, index, query_desc, results, same, mode)
+
+
+def _report_search(args: argparse.Namespace, index: Any, query_desc: dict[str, Any], results: list[Any],
+                   same: Any, mode: str | None) -> int:
+    """Print ``ssl search``'s answer as JSON or as a table."""
     if args.format == "json":
         out = {"query": query_desc, "k": args.k, "index": str(args.index), "kind": index.kind,
                "recall_at_10": index.recall_at_10, "results": [r.to_dict() for r in results]}
+        if mode is not None:
+            out["text_mode"] = mode
         if args.image is not None:
             out["same_image"] = same.to_dict() if same is not None else None
         print(json.dumps(out, indent=2, ensure_ascii=False))
         return EXIT_OK
     print("query: " + ", ".join(f"{k} {v}" for k, v in query_desc.items()))
+    if mode is not None:
+        print(f"text mode: {mode}")
     if same is not None:
         print(f"same image in the index: id {same.image_id} ({same.path}), identical file "
               "(sha256); not counted among the neighbours")
+    scores = {"words": "BM25", "semantic": "cosine", "hybrid": "reciprocal-rank fusion"}
     print(f"index: {index.kind}, recall@10 {index.recall_at_10:.3f}"
-          + (" (scores: BM25)" if args.text is not None else ""))
+          + (f" (scores: {scores[mode]})" if mode is not None else ""))
     print(results_table(results))
     return EXIT_OK
 
@@ -166,15 +186,24 @@ def _image_neighbours(index: Any, args: argparse.Namespace) -> tuple[Any, list[A
     The query is embedded here (with --checkpoint, else the index's recorded weights; either way
     the sha256 is checked), then the file's bytes tell which hit, if any, is the same image.
     """
-    from core.search import embed_one, load_checkpoint
+    from core.search import embed_one
     from core.workflows import find_neighbours
 
     if not args.image.is_file():
         raise DatasetError(f"query image not found: {args.image}")
-    given = None if args.checkpoint is None else load_checkpoint(args.checkpoint, device=args.device)
+    given = _given_encoder(args)
     vector = embed_one(index.encoder_for_images(given), args.image, device=args.device)
     found = find_neighbours(index, vector, args.image.read_bytes(), args.k)
     return found.same, found.hits
+
+
+def _given_encoder(args: argparse.Namespace) -> Any:
+    """The encoder of --checkpoint or --encoder, or None (the index's recorded one)."""
+    from core.search import load_index_encoder
+
+    if args.checkpoint is None and args.encoder is None:
+        return None
+    return load_index_encoder(args.checkpoint, pretrained=args.encoder, device=args.device)
 
 
 def _run_eval(args: argparse.Namespace) -> int:
@@ -184,7 +213,7 @@ def _run_eval(args: argparse.Namespace) -> int:
     info = find_dataset_or_fail(args)  # early, clear errors
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # already reported by the _find_dataset call above
-        table = evaluate_retrieval(args.checkpoint, args.data, args.split, k=args.k,
+        table = evaluate_retrieval(args.checkpoint, args.data, args.split, encoder=args.encoder, k=args.k,
                                    batch_size=args.batch_size, device=args.device,
                                    on_error=args.on_error, progress=False if args.quiet else None)
     if args.format == "json":
@@ -204,10 +233,10 @@ def _warn_if_encoder_collapsed(args: argparse.Namespace, paths: list[Any]) -> No
     """
     from types import SimpleNamespace
 
-    from core.search import embed_images, load_checkpoint
+    from core.search import embed_images
 
     step = max(1, len(paths) // HEALTH_SAMPLE)
-    encoder = load_checkpoint(args.checkpoint, device=args.device)
+    encoder = _given_encoder(args)
     result = embed_images(encoder, paths[::step][:HEALTH_SAMPLE], batch_size=args.batch_size,
                           device=args.device, on_error="skip", progress=False)
     # collapse_warning reads only `.embeddings` of the index it is given.

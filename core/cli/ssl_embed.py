@@ -28,8 +28,8 @@ from core.cli.options import (
     MODEL_ENV,
     ON_ERROR_CHOICES,
     add_batch_size,
-    add_checkpoint,
     add_device,
+    add_encoder_choice,
     add_quiet,
 )
 from core.distributed import RayOptions
@@ -42,14 +42,16 @@ def register_embed(ssl_sub: argparse._SubParsersAction, fmt: type[argparse.HelpF
     p = ssl_sub.add_parser(
         "embed", help="embed images (folder, list of paths, tar shards, parquet) into a search index",
         formatter_class=fmt,
-        description="Embed every image of SOURCE with a trained encoder and write an index folder "
+        description="Embed every image of SOURCE with a trained encoder (--checkpoint) or a pretrained "
+        "CLIP/SigLIP/DINOv2 one (--encoder; CLIP and SigLIP indexes can then be searched by meaning "
+        "with `ssl search --text`) and write an index folder "
         "(index.json + the data files it names). SOURCE: a Tiny COCO split, the notebook layout or "
         "any image folder (recursive); a text file of image paths; webdataset tar shards as a glob or "
         "brace pattern ('shards/{00000..00099}.tar'); a parquet file or folder with a path or an "
         "image-bytes column (--path-column, --image-column, --key-column). With --ray the same "
         "sources are embedded on a Ray cluster into parquet parts in --out, and the index is built "
         "from those parts into --out.")
-    add_checkpoint(p)
+    add_encoder_choice(p)
     p.add_argument("--data", required=True, type=Path, metavar="SOURCE",
                    help="folder, text file of paths, tar shards (glob/brace pattern) or parquet")
     p.add_argument("--split", default="val2017", help="split folder for annotated layouts")
@@ -165,7 +167,7 @@ def caption_function(args: argparse.Namespace) -> Any:
 
 
 def run_embed(args: argparse.Namespace) -> int:
-    from core.search import EmbeddingIndex, load_checkpoint
+    from core.search import EmbeddingIndex, load_index_encoder
 
     if args.caption_batch_size < 1:
         raise ConfigError(f"--caption-batch-size must be >= 1, got {args.caption_batch_size}")
@@ -173,7 +175,7 @@ def run_embed(args: argparse.Namespace) -> int:
     if ray_options.ray is not None:
         return run_embed_on_ray(args, ray_options)
     gallery, where = open_gallery(args)
-    encoder = load_checkpoint(args.checkpoint, device=args.device)
+    encoder = load_index_encoder(args.checkpoint, pretrained=args.encoder, device=args.device)
     captioner = caption_function(args) if args.caption else None
     index = EmbeddingIndex.build(encoder, gallery, batch_size=args.batch_size, device=args.device,
                                  on_error=args.on_error, progress=False if args.quiet else None,
@@ -219,15 +221,15 @@ def run_embed_on_ray(args: argparse.Namespace, options: RayOptions) -> int:
     # With --caption both runs share one connection (one cluster start for --ray local).
     hold = connect(options.ray, timeout_s=options.ray_connect_timeout, verbose=options.verbose)
     with hold if args.caption else contextlib.nullcontext():
-        summary = embed_to_parts(str(args.data), args.out, checkpoint=args.checkpoint, device=args.device,
-                                 batch_size=args.batch_size, **run)
+        summary = embed_to_parts(str(args.data), args.out, checkpoint=args.checkpoint,
+                                 encoder=args.encoder, device=args.device, batch_size=args.batch_size, **run)
         if args.caption:
             from core.cli.options import quiet_transformers
 
             quiet_transformers()
             caption_to_parts(str(args.data), args.out / CAPTIONS_DIR, model=args.model, dtype=args.dtype,
                              device=args.device, batch_size=args.caption_batch_size, **run)
-    built = build_index(args.out, checkpoint=args.checkpoint, kind=args.kind,
+    built = build_index(args.out, checkpoint=args.checkpoint, encoder=args.encoder, kind=args.kind,
                         memory_budget=args.memory_budget, target_recall=args.target_recall,
                         captions_file=args.captions,
                         captions_dir=args.out / CAPTIONS_DIR if args.caption else None)

@@ -55,7 +55,8 @@ def caption_parts(folder: str | os.PathLike) -> dict[str, str]:
 def build_index(
     out_dir: str | os.PathLike,
     *,
-    checkpoint: str | os.PathLike,
+    checkpoint: str | os.PathLike | None = None,
+    encoder: str | None = None,
     kind: str = "auto",
     memory_budget: str | int | None = None,
     target_recall: float = 0.95,
@@ -68,6 +69,7 @@ def build_index(
     Args:
         out_dir: the ``-o`` folder of ``embed_to_parts`` / ``img2text ssl embed --ray``.
         checkpoint: the encoder of the run (its weights' sha256 must match the run's).
+        encoder: or the run's pretrained encoder (hub id or folder), instead of ``checkpoint``.
         kind, memory_budget, target_recall: as for ``EmbeddingIndex.from_arrays``.
         captions_file: an ``img2text caption`` output (jsonl, csv, text), joined by path.
         captions_dir: a finished caption run over the same source, joined by key.
@@ -77,7 +79,7 @@ def build_index(
         ConfigError: not a finished embedding run, or bad index settings.
         CheckpointError: ``checkpoint`` is not the encoder the run used.
     """
-    from core.search import EmbeddingIndex, IndexFormatError, load_checkpoint
+    from core.search import EmbeddingIndex, IndexFormatError, load_index_encoder
     from core.search.captionfile import read_caption_file
     from core.search.streaming import build_from_parts
 
@@ -89,9 +91,9 @@ def build_index(
     if not manifest.complete:
         raise ConfigError(f"{out}: the embedding run is unfinished ({len(manifest.parts)} of "
                           f"{manifest.shards} parts); finish it with --resume, then index it")
-    encoder = load_checkpoint(Path(checkpoint), device="cpu")
-    if encoder.sha256 != manifest.settings.get("sha256"):
-        raise CheckpointError(f"{checkpoint}: weights sha256 {encoder.sha256[:12]}... but the run in {out} "
+    loaded = load_index_encoder(checkpoint, pretrained=encoder, device="cpu")
+    if loaded.sha256 != manifest.settings.get("sha256"):
+        raise CheckpointError(f"{encoder or checkpoint}: weights sha256 {loaded.sha256[:12]}... but the run in {out} "
                               f"was embedded with {str(manifest.settings.get('sha256'))[:12]}...; pass "
                               "the run's checkpoint")
     captions: dict[str, str] = {}
@@ -107,7 +109,7 @@ def build_index(
                 return IndexBuild(folder, False, EmbeddingIndex.load(folder, mmap=True))
             except IndexFormatError:
                 pass  # damaged since: build it again
-        build_from_parts(out, folder, encoder=encoder, kind=kind, memory_budget=memory_budget,
+        build_from_parts(out, folder, encoder=loaded, kind=kind, memory_budget=memory_budget,
                          target_recall=target_recall, captions=captions, build=record,
                          shard_files=_shard_files(manifest))
     return IndexBuild(folder, True, EmbeddingIndex.load(folder, mmap=True, verify=False))

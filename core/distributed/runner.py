@@ -152,7 +152,8 @@ def embed_to_parts(
     source: str | Path | ImageSource,
     out_dir: str | Path,
     *,
-    checkpoint: str | Path,
+    checkpoint: str | Path | None = None,
+    encoder: str | None = None,
     address: str | None = "auto",
     device: str | None = None,
     batch_size: int = 64,
@@ -174,14 +175,24 @@ def embed_to_parts(
     Embeddings are unit-norm float32 rows, as ``core.search.embed_images`` makes them;
     :func:`core.distributed.read_embedding_parts` reads them back for an index. The other
     arguments, the return value and the errors are those of :func:`caption_to_parts`;
-    ``checkpoint`` (an SSL run folder or ``.safetensors`` file) must be readable on every node.
+    ``checkpoint`` (an SSL run folder or ``.safetensors`` file) must be readable on every node;
+    or ``encoder``, a pretrained encoder (hub id, pinned here to the commit the driver resolved,
+    or a folder every node can read; see :func:`core.search.load_pretrained`).
     """
     if batch_size < 1:
         raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
-    from core.ssl import load_encoder
+    from core.search import load_index_encoder
 
-    sha = load_encoder(checkpoint, device="cpu").sha256  # fails here, with its message, if unusable
-    job = EmbedJob(str(Path(checkpoint).resolve()), sha, batch_size, max_pixels, max_bytes, device)
+    # fails here, with its message, if unusable
+    loaded = load_index_encoder(checkpoint, pretrained=encoder, device="cpu")
+    if encoder is not None:
+        record = loaded.record
+        spec = (f"{record['id']}@{record['revision']}" if record.get("revision")
+                else str(Path(encoder).resolve()))
+        job = EmbedJob("", loaded.sha256, batch_size, max_pixels, max_bytes, device, encoder=spec)
+    else:
+        job = EmbedJob(str(Path(str(checkpoint)).resolve()), loaded.sha256, batch_size, max_pixels,
+                       max_bytes, device)
     return _run("embed", EmbedWorker, job, job.settings(), source, out_dir, address=address,
                 pool=(concurrency, num_cpus_per_actor, num_gpus_per_actor), shard_size=shard_size,
                 columns=columns, run=_Run(resume, overwrite, progress, connect_timeout, verbose))

@@ -52,10 +52,13 @@ class EmbedJob:
     max_pixels: int = DEFAULT_MAX_PIXELS
     max_bytes: int = DEFAULT_MAX_BYTES
     device: str | None = None
+    encoder: str | None = None  # a pretrained encoder (id@commit or folder) instead of checkpoint
 
     def settings(self) -> dict[str, Any]:
         out = asdict(self)
         out.pop("device")
+        if out["encoder"] is None:  # runs from before pretrained encoders resume unchanged
+            out.pop("encoder")
         return out
 
 
@@ -222,18 +225,17 @@ class EmbedWorker(_ShardWorker):
     def __init__(self, job: EmbedJob, digest: str) -> None:
         from PIL import Image
 
-        from core.search import embed_images
-        from core.ssl import load_encoder
+        from core.search import embed_images, load_index_encoder
 
         start = time.perf_counter()
         self.job, self.digest = job, digest
-        self.encoder = load_encoder(job.checkpoint, device=job.device)
+        self.encoder = load_index_encoder(job.checkpoint or None, pretrained=job.encoder, device=job.device)
         if self.encoder.sha256 != job.sha256:
-            raise CheckpointError(f"{job.checkpoint}: weights on this node have sha256 {self.encoder.sha256}, "
+            raise CheckpointError(f"{job.encoder or job.checkpoint}: weights on this node have sha256 {self.encoder.sha256}, "
                                f"the driver read {job.sha256}; every node must see the same file")
         probe = Image.new("RGB", (8, 8))
         self.dim = int(embed_images(self.encoder, [probe], device=job.device, progress=False).embeddings.shape[1])
-        self.info = {"checkpoint": job.checkpoint, "sha256": self.encoder.sha256, "dim": self.dim}
+        self.info = {"checkpoint": job.encoder or job.checkpoint, "sha256": self.encoder.sha256, "dim": self.dim}
         self.init_s, self.ready_at = time.perf_counter() - start, time.time()
 
     def run_shard(self, shard: Shard) -> tuple[bytes, int, int]:

@@ -25,23 +25,30 @@ from core.search.metrics import (
     precision_at_k,
     retrieval_metrics,
 )
+from core.search.pretrained import PretrainedEncoder, load_index_encoder, load_pretrained
 from core.search.result_images import gallery_entry, gallery_image, result_image
+from core.search.textsearch import TEXT_MODES, reciprocal_rank_fusion
 from core.search.topk import SearchResult, validate_k
 
 if TYPE_CHECKING:  # the same names for type checkers; at run time they load on first use
     from core.search.plot import plot_retrieval, plot_retrieval_grid, retrieval_grid_figure
+    from core.ssl.backbones import SUGGESTED_ENCODERS
 
 # Lazy (core/_lazy.py): the figures need matplotlib, which searching does not.
 __getattr__, __dir__ = lazy_exports(__name__, {
     "core.search.plot": ("plot_retrieval", "plot_retrieval_grid", "retrieval_grid_figure"),
+    "core.ssl.backbones": ("SUGGESTED_ENCODERS",),  # core.ssl only lazily (docs/architecture.md)
 })
 
 __all__ = [
+    "SUGGESTED_ENCODERS",
+    "TEXT_MODES",
     "CheckpointInfo",
     "EmbeddingIndex",
     "EmbeddingResult",
     "IndexConfigError",
     "IndexFormatError",
+    "PretrainedEncoder",
     "QueryError",
     "RetrievalMetrics",
     "RetrievalTable",
@@ -53,11 +60,14 @@ __all__ = [
     "gallery_entry",
     "gallery_image",
     "load_checkpoint",
+    "load_index_encoder",
+    "load_pretrained",
     "mean_average_precision",
     "parse_memory",
     "plot_retrieval",
     "plot_retrieval_grid",
     "precision_at_k",
+    "reciprocal_rank_fusion",
     "result_image",
     "retrieval_grid_figure",
     "retrieval_metrics",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -75,24 +75,26 @@ def embed_images(
     _check_options(batch_size, on_error)
     dev = resolve_device(device)
     model = encoder.encoder.to(dev).eval()  # eval: batch-norm statistics frozen, no dropout
+    prepare = getattr(encoder, "prepare_batch", None)  # core.search.pretrained: batched processor
     show = len(images) >= _PROGRESS_MIN_ITEMS if progress is None else progress
     chunks: list[torch.Tensor] = []
     kept: list[int] = []
     failures: list[tuple[int, str]] = []
     with tqdm(total=len(images), desc=desc, unit="img", disable=not show, file=sys.stderr) as bar:
         for start in range(0, len(images), batch_size):
-            tensors: list[torch.Tensor] = []
+            pictures: list[Any] = []
             for i in range(start, min(start + batch_size, len(images))):
                 try:
-                    tensors.append(encoder.transform(load_image(images[i])))
+                    pictures.append(load_image(images[i]) if prepare else encoder.transform(load_image(images[i])))
                 except InvalidImageError as exc:
                     if on_error == "raise":
                         raise
                     failures.append((i, str(exc)))
                     continue
                 kept.append(i)
-            if tensors:
-                chunks.append(_forward(model, torch.stack(tensors), dev))
+            if pictures:  # a pretrained encoder's processor prepares the whole batch at once
+                batch = prepare(pictures) if prepare else torch.stack(pictures)
+                chunks.append(_forward(model, batch, dev))
             bar.update(min(batch_size, len(images) - start))
     if not chunks and allow_empty:
         return EmbeddingResult(torch.zeros(0, 0), [], failures)
@@ -127,8 +129,12 @@ def embed_one(
 
 
 @torch.inference_mode()
-def _forward(model: torch.nn.Module, batch: torch.Tensor, device: torch.device) -> torch.Tensor:
-    out = model(batch.to(device))
+def _forward(model: torch.nn.Module, batch: torch.Tensor | dict[str, torch.Tensor],
+             device: torch.device) -> torch.Tensor:
+    if isinstance(batch, dict):  # a processor's named tensors (pixel_values, masks, shapes)
+        out = model(**{k: v.to(device) for k, v in batch.items()})
+    else:
+        out = model(batch.to(device))
     if isinstance(out, (tuple, list)):  # some encoders return (features, extras)
         out = out[0]
     if out.ndim != 2:

@@ -33,7 +33,7 @@ class EncoderLike(Protocol):
     def weights_path(self) -> Path: ...
 
     @property
-    def transform(self) -> Callable[[Image.Image], torch.Tensor]: ...
+    def transform(self) -> Callable[[Image.Image], Any]: ...  # a tensor (or a processor's dict)
 
 
 def config_dict(encoder: EncoderLike) -> dict[str, Any]:
@@ -50,6 +50,9 @@ def config_dict(encoder: EncoderLike) -> dict[str, Any]:
 
 def describe_preprocessing(encoder: EncoderLike) -> dict[str, Any]:
     """Record the deterministic eval transform, so an index says how its images were prepared."""
+    recorded = getattr(encoder, "preprocessing", None)  # a pretrained encoder's processor settings
+    if isinstance(recorded, dict):
+        return dict(recorded)
     cfg = config_dict(encoder)
     return {
         "img_size": cfg.get("img_size"),

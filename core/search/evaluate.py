@@ -27,7 +27,7 @@ from PIL import Image
 from core.errors import ConfigError, DatasetError
 from core.images import load_image
 from core.search.embed import DEFAULT_BATCH_SIZE, OnError, embed_images
-from core.search.encoder import EncoderLike, config_dict, load_checkpoint
+from core.search.encoder import EncoderLike, config_dict
 from core.search.metrics import retrieval_metrics
 
 PIXEL_SIZE = 32  # small enough to blur away detail, large enough to keep colour layout
@@ -161,10 +161,11 @@ def evaluate_encoders(
 
 
 def evaluate_retrieval(
-    checkpoint: str | Path,
+    checkpoint: str | Path | None,
     data_dir: str | Path,
     split: str = "val2017",
     *,
+    encoder: str | Path | None = None,
     k: int = 5,
     batch_size: int = DEFAULT_BATCH_SIZE,
     device: str | torch.device | None = None,
@@ -174,13 +175,15 @@ def evaluate_retrieval(
 ) -> RetrievalTable:
     """Trained encoder vs random init vs raw pixels on ``split`` of ``data_dir``.
 
+    With ``encoder`` (a pretrained CLIP/SigLIP/DINOv2 id or folder) instead of ``checkpoint``:
+    that encoder vs raw pixels (its random init is not a baseline anyone would use).
+
     Raises:
         FileNotFoundError: missing data folder or checkpoint.
         ValueError: the split has no COCO instance annotations, or too few images.
         CheckpointError: the checkpoint cannot be loaded.
     """
     from core.datasets import find_dataset
-    from core.ssl.checkpoint import random_encoder
 
     data = Path(data_dir)
     if not data.is_dir():
@@ -192,12 +195,10 @@ def evaluate_retrieval(
             f"{data / 'annotations' / f'instances_{split}.json'}); retrieval evaluation needs "
             "category labels"
         )
-    trained = load_checkpoint(checkpoint, device=device)
+    trained, methods = _methods(checkpoint, encoder, device)
     cfg = config_dict(trained)
-    baseline = random_encoder(trained.config, seed=int(cfg.get("seed", 0)), device=device)
-    arch = cfg.get("backbone", "encoder")
     rows, n, n_without, skipped = evaluate_encoders(
-        [(f"trained ({arch})", trained), (f"random init ({arch})", baseline)],
+        methods,
         info.records,
         k=k,
         pixel_size=pixel_size,
@@ -220,6 +221,22 @@ def evaluate_retrieval(
         skipped=skipped,
         notes=notes,
     )
+
+
+def _methods(checkpoint: str | Path | None, encoder: str | Path | None,
+             device: str | torch.device | None) -> tuple[Any, list[tuple[str, EncoderLike]]]:
+    """The encoder under test and the named encoders to score (with its random init for a run)."""
+    from core.search.pretrained import load_index_encoder
+    from core.ssl.checkpoint import random_encoder
+
+    trained = load_index_encoder(checkpoint, pretrained=encoder, device=device)
+    if encoder is not None:
+        record = trained.record
+        return trained, [(f"pretrained ({record['family']})", trained)]
+    cfg = config_dict(trained)
+    baseline = random_encoder(trained.config, seed=int(cfg.get("seed", 0)), device=device)
+    arch = cfg.get("backbone", "encoder")
+    return trained, [(f"trained ({arch})", trained), (f"random init ({arch})", baseline)]
 
 
 def print_table(table: RetrievalTable) -> None:

@@ -14,13 +14,14 @@ import torch.nn.functional as F
 from core.errors import CheckpointError, ConfigError, DatasetError
 from core.search import ann
 from core.search.embed import DEFAULT_BATCH_SIZE, OnError
-from core.search.encoder import EncoderLike, describe_preprocessing, load_checkpoint
+from core.search.encoder import EncoderLike, config_dict, describe_preprocessing, load_checkpoint
 from core.search.errors import IndexFormatError
 from core.search.gallery import checkpoint_info, gallery_items, relative_to_root
 from core.search.gallerybuild import CaptionImages, embed_gallery, source_entries, source_size
 from core.search.gallerydb import CaptionSearch, GalleryRow
 from core.search.manifest import NO_CHECKPOINT, CheckpointInfo, gallery_rows, head, index_fields
 from core.search.persist import load_parts, save_parts
+from core.search.pretrained import describe, encoder_record, reload_recorded
 from core.search.recall import DEFAULT_TARGET_RECALL, make_backend
 from core.search.searching import SearchMixin
 from core.search.storage import data_path
@@ -239,11 +240,12 @@ class EmbeddingIndex(SearchMixin):
     def check_compatible(self, encoder: EncoderLike) -> None:
         """Raise :class:`CheckpointError` unless ``encoder`` has the weights this index was built with."""
         if encoder.sha256 != self.checkpoint.sha256:
+            built = describe(self.checkpoint.config, self.checkpoint.sha256, self.checkpoint.weights_path)
+            given = describe(config_dict(encoder), encoder.sha256, str(encoder.weights_path))
             raise CheckpointError(
-                f"the index was built with checkpoint {self.checkpoint.weights_path or '(none)'} "
-                f"(sha256 {self.checkpoint.sha256[:12] or '-'}...), but the encoder given is "
-                f"{encoder.weights_path} (sha256 {encoder.sha256[:12]}...): the index is stale or "
-                "for another model; rebuild it with `img2text ssl embed`"
+                f"the index was built with {built}, but the encoder given is {given}: the index "
+                "is stale or for another model; search it with the encoder it was built with, or "
+                "rebuild it with `img2text ssl embed`"
             )
 
     def encoder_for_images(self, encoder: EncoderLike | None = None) -> EncoderLike:
@@ -256,6 +258,8 @@ class EmbeddingIndex(SearchMixin):
             CheckpointError: the encoder's sha256 differs from the index's.
         """
         encoder = encoder or self.encoder
+        if encoder is None and encoder_record(self.checkpoint.config) is not None:
+            encoder = reload_recorded(self.checkpoint.config, self.checkpoint.weights_path)
         if encoder is None:
             weights = Path(self.checkpoint.weights_path)
             if not self.checkpoint.weights_path or not weights.exists():

@@ -12,6 +12,7 @@ from typing import Any
 
 from core.search.errors import IndexFormatError
 from core.search.gallerydb import GalleryRow
+from core.search.pretrained import encoder_record
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,8 @@ def head(index: Any) -> dict[str, Any]:
             "weights_path": index.checkpoint.weights_path,
             "config": index.checkpoint.config,
         },
+        # a pretrained encoder's id, revision, sha256, family, dimension (None for SSL runs)
+        "encoder": encoder_record(index.checkpoint.config or {}),
         "preprocessing": index.preprocessing,
         "category_names": {str(k): v for k, v in sorted(index.category_names.items())},
         "skipped": index.skipped,

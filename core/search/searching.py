@@ -18,6 +18,13 @@ from core.search.encoder import EncoderLike
 from core.search.errors import QueryError
 from core.search.gallerydb import CaptionSearch, GalleryRow
 from core.search.query import Query, resolve_queries, unit_rows
+from core.search.textsearch import (
+    HYBRID_DEPTH,
+    SEMANTIC,
+    WORDS,
+    reciprocal_rank_fusion,
+    resolve_text_mode,
+)
 from core.search.topk import SearchResult, validate_k
 
 
@@ -96,21 +103,59 @@ class SearchMixin:
                  enumerate(((r, s) for r, s in zip(rr, ss, strict=True) if r >= 0), 1)]
                 for rr, ss in zip(rows, scores, strict=True)]
 
-    def find_text(self, text: str, k: int = 5) -> list[SearchResult]:
-        """Images whose captions best match ``text`` (FTS5 BM25), best first.
+    def find_text(self, text: str, k: int = 5, *, mode: str | None = None,
+                  encoder: EncoderLike | None = None,
+                  device: str | torch.device | None = None) -> list[SearchResult]:
+        """Images that match ``text``, best first, by meaning, by caption words, or both.
 
-        Every word of ``text`` is quoted, so FTS syntax and SQL characters are plain words; a
-        query without words returns ``[]``. ``score`` is the BM25 relevance (higher is better).
+        ``mode`` (see :mod:`core.search.textsearch`): ``"semantic"`` embeds ``text`` with the
+        text tower of the CLIP/SigLIP encoder that built the index (``encoder``, the attached
+        one, or the recorded one; its sha256 is checked) and ranks the image vectors by cosine
+        (``score``); ``"words"`` is FTS5 BM25 over the captions (every word quoted, so FTS syntax
+        and SQL characters are plain words; ``score`` = BM25 relevance); ``"hybrid"`` fuses both
+        rankings by reciprocal rank (``score`` = the fused score). ``None`` picks hybrid when the
+        index has both, else whichever it has (:meth:`text_mode` says which). Text without
+        words returns ``[]``.
 
         Raises:
-            QueryError: bad ``k``.
+            QueryError: bad ``k``, unknown mode, or a mode this index cannot answer.
+            CheckpointError: the encoder given does not match the index.
         """
         validate_k(k)
+        chosen = self.text_mode(mode)
+        if not text.strip():
+            return []
+        if chosen == WORDS:
+            hits = self._word_rows(text, k)
+        elif chosen == SEMANTIC:
+            hits = self._semantic_rows(text, k, encoder, device)
+        else:
+            depth = max(k, HYBRID_DEPTH)
+            meaning = [row for row, _ in self._semantic_rows(text, depth, encoder, device)]
+            words = [row for row, _ in self._word_rows(text, depth)]
+            hits = reciprocal_rank_fusion([meaning, words], k)
+        return [self._result(rank, row, score) for rank, (row, score) in enumerate(hits, 1)]
+
+    def text_mode(self, mode: str | None = None) -> str:
+        """The text mode :meth:`find_text` uses for ``mode`` (``None``: the index's default).
+
+        Raises:
+            QueryError: unknown mode, or one this index cannot answer.
+        """
+        return resolve_text_mode(self, mode)
+
+    def _word_rows(self, text: str, k: int) -> list[tuple[int, float]]:
         if self._text is None:
             self._text = (CaptionSearch(self._gallery_file) if self._gallery_file is not None
                           else CaptionSearch(rows=self._gallery_rows()))
-        return [self._result(rank, row, score)
-                for rank, (row, score) in enumerate(self._text.find(text, k), 1)]
+        return self._text.find(text, k)
+
+    def _semantic_rows(self, text: str, k: int, encoder: EncoderLike | None,
+                       device: str | torch.device | None) -> list[tuple[int, float]]:
+        enc = self.encoder_for_images(encoder)
+        vector = enc.embed_text([text], device=device)  # type: ignore[attr-defined]
+        scores, rows = self.backend.search(unit_rows(vector, self.dim), min(k, len(self)))
+        return [(int(r), float(s)) for r, s in zip(rows[0], scores[0], strict=True) if r >= 0]
 
     def add_captions(self, captions: Mapping[str, str] | str | Path) -> int:
         """Add a caption per image from ``{path: caption}`` or an ``img2text caption`` output file.

@@ -25,6 +25,7 @@ from core.search.gallerydb import GalleryRow, write_gallery
 from core.search.manifest import NO_CHECKPOINT
 from core.search.partfiles import error_rows, part_paths, parts_shape, row_blocks, vector_blocks
 from core.search.persist import load_parts, stage_vectors, tensor_chunks
+from core.search.pretrained import encoder_record
 from core.search.recall import DEFAULT_TARGET_RECALL, make_backend
 from core.search.result_images import tar_source
 from core.search.storage import MANIFEST_NAME, folder_manifest, stage, stage_bytes, write_index
@@ -98,7 +99,7 @@ def build_from_folders(
     if any(f.resolve() == folder.resolve() for f in folders):
         raise IndexConfigError(f"{folder}: the output folder is also a source; choose another --out")
     n, d, first = _shapes(folders)
-    head = {key: first.get(key) for key in ("data_root", "checkpoint", "preprocessing",
+    head = {key: first.get(key) for key in ("data_root", "checkpoint", "encoder", "preprocessing",
                                              "category_names")}
     head.update(skipped=[], sources=[str(f) for f in folders])
     return write_streamed(folder, (n, d), lambda: _vector_chunks(folders, verify),
@@ -148,6 +149,7 @@ def build_from_parts(
         "data_root": None, "category_names": {}, "skipped": skipped, "skipped_total": total,
         "checkpoint": {"sha256": checkpoint.sha256, "weights_path": checkpoint.weights_path,
                        "config": checkpoint.config},
+        "encoder": encoder_record(checkpoint.config),
         "preprocessing": describe_preprocessing(encoder) if encoder is not None else {"l2_normalized": True},
         "sources": [str(Path(parts))], "build": build or {},
     }

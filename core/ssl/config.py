@@ -39,7 +39,13 @@ class SSLConfig:
     weight_decay: float = field(default=1e-4, metadata={"help": "AdamW decoupled weight decay"})
     backbone: str = field(default="conv", metadata={
         "help": "encoder: conv = the notebook's 3-block CNN; resnet18 = torchvision ResNet-18 "
-        "from scratch", "choices": BACKBONES})
+        "from scratch; or a pretrained DINOv2, CLIP or SigLIP hub id (id@revision) or folder, "
+        "fine-tuned (its pooled width replaces embedding_dim)"})
+    freeze_backbone_epochs: int = field(default=0, metadata={
+        "help": "pretrained backbone: epochs at the start with it frozen (only the fresh "
+        "projection head learns)"})
+    backbone_lr_scale: float = field(default=0.1, metadata={
+        "help": "pretrained backbone: its learning rate is lr x this (the head uses lr)"})
     loss: str = field(default="nt_xent", metadata={
         "help": "nt_xent: symmetric SimCLR loss over 2N views; cross_view: the notebook's "
         "one-way variant", "choices": LOSSES})
@@ -98,8 +104,12 @@ class SSLConfig:
             raise ConfigError(f"lr must be > 0, got {self.lr}")
         if self.weight_decay < 0:
             raise ConfigError(f"weight_decay must be >= 0, got {self.weight_decay}")
-        if self.backbone not in BACKBONES:
-            raise ConfigError(f"backbone must be one of {', '.join(BACKBONES)}, got {self.backbone!r}")
+        if self.pretrained_backbone and "/" not in self.backbone and not Path(self.backbone).is_dir():
+            raise ConfigError(f"backbone must be one of {', '.join(BACKBONES)}, a pretrained DINOv2/CLIP/"
+                              f"SigLIP hub id (org/name[@revision]) or a model folder; got {self.backbone!r}")
+        if self.freeze_backbone_epochs < 0 or not self.backbone_lr_scale > 0:
+            raise ConfigError("freeze_backbone_epochs must be >= 0 and backbone_lr_scale > 0, got "
+                              f"{self.freeze_backbone_epochs} and {self.backbone_lr_scale}")
         if self.loss not in LOSSES:
             raise ConfigError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
         if self.augment not in AUGMENTS:
@@ -110,6 +120,11 @@ class SSLConfig:
             raise ConfigError(f"eval_k must be >= 1, got {self.eval_k}")
         if not self.split:
             raise ConfigError("split must be a non-empty folder name such as 'train2017'")
+
+    @property
+    def pretrained_backbone(self) -> bool:
+        """True when ``backbone`` names a pretrained model (fine-tuned), not conv/resnet18."""
+        return self.backbone not in BACKBONES
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict (paths as strings)."""

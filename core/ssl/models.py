@@ -74,8 +74,13 @@ class SimCLRModel(nn.Module):
         return h, self.projector(h)
 
 
-def build_encoder(config: SSLConfig) -> nn.Module:
-    """The encoder alone, as chosen by ``config.backbone``."""
+def build_encoder(config: SSLConfig, pretrained_weights: bool = False) -> nn.Module:
+    """The encoder alone, as chosen by ``config.backbone`` (a pretrained one with its
+    weights only when ``pretrained_weights``; else its architecture at random init)."""
+    if config.pretrained_backbone:
+        from core.ssl.backbone_model import PretrainedBackbone
+
+        return PretrainedBackbone(config.backbone, pretrained_weights)
     if config.backbone == "conv":
         return ConvEncoder(config.img_size, config.embedding_dim)
     if config.backbone == "resnet18":
@@ -83,6 +88,9 @@ def build_encoder(config: SSLConfig) -> nn.Module:
     raise ConfigError(f"unknown backbone {config.backbone!r}; choose conv or resnet18")
 
 
-def build_model(config: SSLConfig) -> SimCLRModel:
-    """A freshly initialised model (seed the torch RNG first for reproducible weights)."""
-    return SimCLRModel(build_encoder(config), config.embedding_dim, config.projection_dim)
+def build_model(config: SSLConfig, pretrained_weights: bool = False) -> SimCLRModel:
+    """A freshly initialised model (seed the torch RNG first for reproducible weights); a
+    pretrained backbone starts from its weights with ``pretrained_weights`` (a new run)."""
+    encoder = build_encoder(config, pretrained_weights)
+    width = int(getattr(encoder, "dim", config.embedding_dim))
+    return SimCLRModel(encoder, width, config.projection_dim)

@@ -29,6 +29,7 @@ from core.datasets import find_dataset, sibling_split
 from core.devices import resolve_device
 from core.errors import ConfigError, DatasetError
 from core.fileio import atomic_write_json
+from core.ssl.backbone_model import make_optimizer, set_backbone_frozen
 from core.ssl.checkpoint import CONFIG_NAME, save_checkpoint
 from core.ssl.config import SSLConfig
 from core.ssl.gpu_augment import two_views
@@ -133,8 +134,8 @@ def _setup(config: SSLConfig, device: torch.device) -> _Run:
         raise DatasetError(f"{config.data_dir}: found {len(paths)} image(s); contrastive training needs >= 2")
     run_dir = config.out_dir
     torch.manual_seed(config.seed)
-    model = build_model(config)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    model = build_model(config, pretrained_weights=not (run_dir / CONFIG_NAME).exists())
+    optimizer = make_optimizer(model, config)  # a pretrained backbone learns at a lower rate
     start, history = 0, []
     if (run_dir / CONFIG_NAME).exists():
         if not config.resume:
@@ -205,6 +206,7 @@ def _train_epoch(run: _Run, epoch: int, progress: bool) -> dict[str, Any]:
     # Batched views: one device RNG stream per (seed, epoch), so a resumed run sees the same views.
     aug_gen = torch.Generator(device=device).manual_seed(config.seed * 100_003 + epoch) if run.batched else None
     run.model.train()
+    set_backbone_frozen(run.model, epoch < config.freeze_backbone_epochs)
     sums = {"loss": 0.0, "pos_top1": 0.0, "emb_std": 0.0}
     seen = skipped = 0
     bar = tqdm(_epoch_loader(run, epoch), desc=f"epoch {epoch + 1}/{config.num_epochs}",

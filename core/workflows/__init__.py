@@ -43,6 +43,7 @@ from core.workflows.similar import (
     index_label,
     result_rows,
     search_gallery,
+    words_info,
     words_unavailable,
 )
 from core.workflows.similarity import (
@@ -97,5 +98,6 @@ __all__ = [
     "search_gallery",
     "thumbnail_uri",
     "weights_sha256",
+    "words_info",
     "words_unavailable",
 ]

@@ -18,16 +18,19 @@ from core.errors import Img2TextError
 from core.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
 from core.search import gallery_entry, result_image
 from core.workflows.indexes import IndexShelf
+from core.workflows.similar_text import (
+    NO_CAPTIONS,
+    WORDS_SEARCH,
+    text_answer,
+    text_box_info,
+    text_unavailable,
+)
 from core.workflows.similarity import find_neighbours
 from core.workflows.uploads import Upload, load_upload
 
-__all__ = ["NO_CAPTIONS", "SimilarAnswer", "gallery_picture", "hit_label", "hit_picture", "index_label", "result_rows",
-           "search_gallery", "words_unavailable"]
+__all__ = ["NO_CAPTIONS", "WORDS_SEARCH", "SimilarAnswer", "gallery_picture", "hit_label", "hit_picture",
+           "index_label", "result_rows", "search_gallery", "words_info", "words_unavailable"]
 
-NO_CAPTIONS = ("This index has no captions, so it cannot be searched by words: build it with "
-               "`img2text ssl embed --caption` (captions every image) or `--captions FILE` (a file "
-               "from `img2text caption`).")
-WORDS_SEARCH = "caption words, BM25 relevance"  # how a words query ranks (shown instead of the index kind)
 
 
 def index_label(index: Any) -> str:
@@ -38,9 +41,18 @@ def index_label(index: Any) -> str:
 
 
 def words_unavailable(shelf: IndexShelf, choice: str | None) -> str | None:
-    """Why the index ``choice`` cannot be searched by words (no captions, not loadable), or None."""
+    """Why the index ``choice`` cannot be searched by words (no captions nor a text tower, not
+    loadable), or None."""
     try:
-        return None if shelf.get(choice).has_captions else NO_CAPTIONS
+        return text_unavailable(shelf.get(choice))
+    except (Img2TextError, ValueError, OSError) as exc:
+        return str(exc)
+
+
+def words_info(shelf: IndexShelf, choice: str | None) -> str:
+    """The words box's help line: what index ``choice`` matches words by (meaning, captions, both)."""
+    try:
+        return text_box_info(shelf.get(choice))
     except (Img2TextError, ValueError, OSError) as exc:
         return str(exc)
 
@@ -68,6 +80,7 @@ class SimilarAnswer:
     search: str = ""  # how results were ranked: index_label(index), or words search
     warning: str | None = None  # the index's collapse warning (image queries only)
     error: str | None = None  # why there are no results: the input, the reason and the fix
+    text_mode: str | None = None  # for a words query: "semantic", "words" or "hybrid"
 
     @property
     def note(self) -> str:
@@ -93,7 +106,8 @@ def search_gallery(
         k: results wanted (at least 1).
         upload, name: an uploaded file (path or bytes) and what the user calls it.
         image_id: a gallery image picked as the query; it is left out of its own results.
-        text: caption words (BM25 over the index's captions).
+        text: words, searched in the index's default text mode (by meaning, by caption words
+            (BM25) or both fused; ``SimilarAnswer.text_mode`` says which).
         max_pixels, max_bytes: the app's upload limits.
 
     Returns:
@@ -103,13 +117,12 @@ def search_gallery(
     k = max(1, int(k))
     try:
         index = shelf.get(choice)
-        if text is not None:
-            if not index.has_captions:
-                return SimilarAnswer([], error=NO_CAPTIONS)
-            if not text.split():
-                return SimilarAnswer([], error="no words: type some words to find in the captions")
-            return SimilarAnswer(index.find_text(text, k), f'the words "{" ".join(text.split())}"',
-                                 search=WORDS_SEARCH)
+        if text is not None:  # by meaning, caption words or both: core.workflows.similar_text
+            answer = text_answer(index, text, k)
+            if isinstance(answer, str):
+                return SimilarAnswer([], error=answer)
+            hits, search, mode = answer
+            return SimilarAnswer(hits, f'the words "{" ".join(text.split())}"', search=search, text_mode=mode)
         label, warning = index_label(index), shelf.warning(choice)
         if image_id not in (None, ""):
             known = index.image_ids[index.row_of_id(image_id)]  # an indexed id only, never a file path

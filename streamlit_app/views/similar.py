@@ -59,7 +59,7 @@ def render(settings: AppSettings) -> None:
             st.caption(f"**Find images by words**: {why}")
         else:
             with st.form("similar-words-form", border=False):
-                text = st.text_input("Find images by words", key="similar-words", help="Caption words, ranked by BM25")
+                text = st.text_input("Find images by words", key="similar-words", help=wf.words_info(shelf, choice))
                 if st.form_submit_button("Find by words", key="similar-words-run"):
                     st.session_state[STATE] = (choice, wf.search_gallery(shelf, choice, k, text=text, **limits))
     with right:

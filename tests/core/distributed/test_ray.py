@@ -212,6 +212,33 @@ def test_ssl_embed_on_ray_builds_a_captioned_index_from_its_parts(ray_cluster, t
     assert "already up to date" in capsys.readouterr().out
 
 
+def test_ssl_embed_on_ray_with_a_pretrained_encoder(ray_cluster, tiny_encoders, tiny_coco_dir, tmp_path, capsys):
+    """`img2text ssl embed --ray --encoder FOLDER`: the parts hold the encoder's own normalised
+    image features (as embedded locally), and the index searches by meaning through its text tower."""
+    from core.search import load_pretrained
+
+    images = val_images(tiny_coco_dir)[:16]
+    listing = tmp_path / "paths.txt"
+    listing.write_text("".join(f"{p}\n" for p in images))
+    out = tmp_path / "out"
+    argv = ["ssl", "embed", "--data", str(listing), "--encoder", str(tiny_encoders["clip"]),
+            "--ray", ray_cluster.address, "-o", str(out), "--batch-size", str(EMBED_BATCH),
+            "--shard-size", "8", "--concurrency", "2", "--device", "cpu", "--kind", "exact", "--quiet"]
+    assert main(argv) == 0
+    encoder = load_pretrained(tiny_encoders["clip"], device="cpu")
+    vectors, keys, _ = read_embedding_parts(out)
+    local = embed_images(encoder, [Path(k) for k in keys], batch_size=EMBED_BATCH)
+    np.testing.assert_allclose(vectors, local.embeddings.numpy(), atol=1e-5, rtol=0)
+    index = EmbeddingIndex.load(out)
+    assert index.text_mode() == "semantic" and index.checkpoint.sha256 == encoder.sha256
+    manifest = json.loads((out / "index.json").read_text())
+    assert manifest["encoder"]["family"] == "clip"
+    hits = index.find_text("a man on a horse", 3)
+    text = encoder.embed_text(["a man on a horse"])[0].numpy()
+    best = np.argsort(-(vectors @ text), kind="stable")[:3]
+    assert [h.image_id for h in hits] == [keys[i] for i in best]
+
+
 # ------------------------------------------------------------------ faults (last: they restart a node)
 FAULT_SHARD = 5  # 100 Tiny COCO images -> 20 shards: a run is still going when the fault comes
 WAIT_S = 600  # for the first parts to appear on a loaded machine; never reached on a quiet one

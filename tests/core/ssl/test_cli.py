@@ -69,6 +69,8 @@ def _other_value(name: str, default: object) -> object:
     from core.ssl.config import SSLConfig
 
     choices = next(f for f in dataclasses.fields(SSLConfig) if f.name == name).metadata.get("choices")
+    if name == "backbone":  # conv, resnet18, or any pretrained id/folder: no fixed choices
+        return "resnet18"
     if choices:
         return next(c for c in choices if c != default)
     if isinstance(default, bool):
