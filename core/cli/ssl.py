@@ -146,6 +146,7 @@ def _run_search(args: argparse.Namespace) -> int:
     if args.format == "json":
         out = {"query": query_desc, "k": args.k, "index": str(args.index), "kind": index.kind,
                "recall_at_10": index.recall_at_10, "results": [r.to_dict() for r in results]}
+        # results holds only matches: fewer than k when fewer images' captions hold a query word
         if args.image is not None:
             out["same_image"] = same.to_dict() if same is not None else None
         print(json.dumps(out, indent=2, ensure_ascii=False))
@@ -156,6 +157,9 @@ def _run_search(args: argparse.Namespace) -> int:
               "(sha256); not counted among the neighbours")
     print(f"index: {index.kind}, recall@10 {index.recall_at_10:.3f}"
           + (" (scores: BM25)" if args.text is not None else ""))
+    if args.text is not None and len(results) < args.k:  # only images that match come back
+        print(f"{'no image matches' if not results else f'only {len(results)} of the {args.k} asked match'} "
+              f"the words {args.text!r} (common words such as 'a' or 'on' do not count)")
     print(results_table(results))
     return EXIT_OK
 

@@ -5,6 +5,11 @@ and categories as JSON lists; ``image_id`` keeps its int or text type) and ``cap
 table whose rowid is the image's row and whose text is its captions joined. Text search ranks
 with FTS5's BM25. Every value reaches SQLite as a bound parameter; the words of a text query
 are each quoted as an FTS5 string, so FTS operators, quotes and SQL text in a query are just words.
+
+An image matches a words query when one of its captions holds one of the query's words, not
+counting common function words ("a", "on", "the"; :data:`STOP_WORDS`) unless the query has
+nothing else; :func:`best_caption` names the caption that matched and :func:`mark_words`
+marks its words for display.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +32,12 @@ CREATE VIRTUAL TABLE captions USING fts5(text, tokenize = 'unicode61 remove_diac
 """
 _WORD = re.compile(r"\w+", re.UNICODE)
 _MAX_QUERY_WORDS = 64  # a longer query is cut: BM25 over 64 words already ranks well
+#: Words that match almost every caption, so they make no image a match (FTS5 gives a word in
+#: more than half the rows a near-zero weight: "a dog on a couch" matched every "a" at 0.000).
+STOP_WORDS = frozenset(
+    "a an the and or not of on in at to by for from with without into onto over under up down "
+    "is are was were be been being it its this that these those there here some any as".split()
+)
 
 
 @dataclass(frozen=True)
@@ -100,14 +112,48 @@ def read_gallery(path: Path) -> Iterator[GalleryRow]:
         con.close()
 
 
+def fold(word: str) -> str:
+    """A word as FTS5's ``unicode61 remove_diacritics 2`` tokenizer compares it: case and accents dropped."""
+    decomposed = unicodedata.normalize("NFKD", word.casefold())
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+def query_words(text: str) -> list[str]:
+    """The words a words query searches for, folded, in order, each once: those of ``text``
+    that are not :data:`STOP_WORDS`, or all of them when every one is."""
+    words = list(dict.fromkeys(fold(w) for w in _WORD.findall(text)))[:_MAX_QUERY_WORDS]
+    content = [w for w in words if w not in STOP_WORDS]
+    return content or words
+
+
 def fts_query(text: str) -> str | None:
-    """An FTS5 query that ORs the words of ``text``, each quoted; ``None`` when it has no words.
+    """An FTS5 query that ORs the :func:`query_words` of ``text``, each quoted; ``None`` when it has no words.
 
     ``\\w+`` words contain no quote, so wrapping each in double quotes makes it a plain string:
     ``AND``, ``NEAR``, ``*``, ``:``, ``^``, parentheses or ``'; DROP TABLE`` stay literal words.
     """
-    words = _WORD.findall(text)[:_MAX_QUERY_WORDS]
+    words = query_words(text)
     return " OR ".join(f'"{w}"' for w in words) if words else None
+
+
+def best_caption(captions: Iterable[str], words: Iterable[str]) -> tuple[str | None, list[str]]:
+    """The caption holding the most of ``words`` (folded query words; the first on a tie) and
+    those of ``words`` it holds, in query order; ``(None, [])`` when none holds any."""
+    wanted = list(words)
+    best: tuple[str | None, list[str]] = (None, [])
+    for caption in captions:
+        have = {fold(w) for w in _WORD.findall(caption)}
+        found = [w for w in wanted if w in have]
+        if len(found) > len(best[1]):
+            best = (caption, found)
+    return best
+
+
+def mark_words(caption: str, words: Iterable[str], before: str = "**", after: str = "**") -> str:
+    """``caption`` with each word that is one of ``words`` (folded) wrapped in ``before``/``after``."""
+    wanted = set(words)
+    return _WORD.sub(lambda m: f"{before}{m.group(0)}{after}" if fold(m.group(0)) in wanted
+                     else m.group(0), caption)
 
 
 class CaptionSearch:

@@ -7,6 +7,7 @@ A mixin so that ``index.py`` stays about building and storing; it reads only att
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ import torch
 from core.search.captionfile import match_captions, read_caption_file
 from core.search.encoder import EncoderLike
 from core.search.errors import QueryError
-from core.search.gallerydb import CaptionSearch, GalleryRow
+from core.search.gallerydb import CaptionSearch, GalleryRow, best_caption, query_words
 from core.search.query import Query, resolve_queries, unit_rows
 from core.search.topk import SearchResult, validate_k
 
@@ -97,10 +98,13 @@ class SearchMixin:
                 for rr, ss in zip(rows, scores, strict=True)]
 
     def find_text(self, text: str, k: int = 5) -> list[SearchResult]:
-        """Images whose captions best match ``text`` (FTS5 BM25), best first.
+        """The images whose captions match ``text``, at most ``k``, best first (FTS5 BM25).
 
-        Every word of ``text`` is quoted, so FTS syntax and SQL characters are plain words; a
-        query without words returns ``[]``. ``score`` is the BM25 relevance (higher is better).
+        An image matches when a caption holds one of the query's words (common words such as
+        "a" or "on" do not count unless the query has no other), so fewer than ``k`` come back
+        when fewer match. Every word is quoted, so FTS syntax and SQL characters are plain
+        words; a query without words returns ``[]``. ``score`` is the BM25 relevance (higher is
+        better); ``matched_caption`` / ``matched_words`` say which caption matched and how.
 
         Raises:
             QueryError: bad ``k``.
@@ -109,8 +113,13 @@ class SearchMixin:
         if self._text is None:
             self._text = (CaptionSearch(self._gallery_file) if self._gallery_file is not None
                           else CaptionSearch(rows=self._gallery_rows()))
-        return [self._result(rank, row, score)
-                for rank, (row, score) in enumerate(self._text.find(text, k), 1)]
+        words = query_words(text)
+        out = []
+        for rank, (row, score) in enumerate(self._text.find(text, k), 1):
+            caption, found = best_caption(self.captions[row], words)
+            out.append(replace(self._result(rank, row, score), matched_caption=caption,
+                               matched_words=found))
+        return out
 
     def add_captions(self, captions: Mapping[str, str] | str | Path) -> int:
         """Add a caption per image from ``{path: caption}`` or an ``img2text caption`` output file.

@@ -16,17 +16,18 @@ from PIL import Image
 
 from core.errors import Img2TextError
 from core.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
-from core.search import gallery_entry, result_image
+from core.search import gallery_entry, mark_words, result_image
 from core.workflows.indexes import IndexShelf
 from core.workflows.similarity import find_neighbours
 from core.workflows.uploads import Upload, load_upload
 
 __all__ = ["NO_CAPTIONS", "SimilarAnswer", "gallery_picture", "hit_label", "hit_picture", "index_label", "result_rows",
-           "search_gallery", "words_unavailable"]
+           "search_gallery", "shown_caption", "words_unavailable"]
 
 NO_CAPTIONS = ("This index has no captions, so it cannot be searched by words: build it with "
                "`img2text ssl embed --caption` (captions every image) or `--captions FILE` (a file "
                "from `img2text caption`).")
+MARKS = ("[", "]")  # how a matched word is marked in plain text: "a [dog] on a [couch]"
 WORDS_SEARCH = "caption words, BM25 relevance"  # how a words query ranks (shown instead of the index kind)
 
 
@@ -68,13 +69,20 @@ class SimilarAnswer:
     search: str = ""  # how results were ranked: index_label(index), or words search
     warning: str | None = None  # the index's collapse warning (image queries only)
     error: str | None = None  # why there are no results: the input, the reason and the fix
+    wanted: int = 0  # the k asked for (words search says when fewer images match)
 
     @property
     def note(self) -> str:
         """One line above the results ("" on error)."""
         if self.error:
             return ""
-        text = f"Top {len(self.hits)} for {self.query}" if self.hits else f"No results for {self.query}"
+        n = len(self.hits)
+        if self.search == WORDS_SEARCH and n < self.wanted:  # only matches come back
+            text = (f"No image matches {self.query}" if n == 0 else
+                    f"Only {n} image{'s' if n > 1 else ''} match{'es' if n == 1 else ''} {self.query} "
+                    f"({self.wanted} asked)")
+        else:
+            text = f"Top {n} for {self.query}" if self.hits else f"No results for {self.query}"
         text += f" · {self.search}." if self.search else "."
         if self.same is not None:
             text += f" The query is gallery image {self.same.image_id} (not counted)."
@@ -109,7 +117,7 @@ def search_gallery(
             if not text.split():
                 return SimilarAnswer([], error="no words: type some words to find in the captions")
             return SimilarAnswer(index.find_text(text, k), f'the words "{" ".join(text.split())}"',
-                                 search=WORDS_SEARCH)
+                                 search=WORDS_SEARCH, wanted=k)
         label, warning = index_label(index), shelf.warning(choice)
         if image_id not in (None, ""):
             known = index.image_ids[index.row_of_id(image_id)]  # an indexed id only, never a file path
@@ -129,15 +137,26 @@ def _fields(hit: Any) -> Mapping[str, Any]:
     return hit if isinstance(hit, Mapping) else hit.to_dict()
 
 
-def hit_label(hit: Any) -> str:
-    """``"#1 · g03 · 0.912 · a red square"``: rank, id, score, first caption.
+def shown_caption(hit: Any, marks: tuple[str, str] = MARKS) -> str:
+    """The caption to show for a result: the one that matched a words query, its matched words
+    marked (``marks``: before, after), else the first caption; "" when it has none."""
+    h = _fields(hit)
+    if h.get("matched_caption"):
+        return mark_words(h["matched_caption"], h.get("matched_words") or [], *marks)
+    return h["captions"][0] if h["captions"] else ""
+
+
+def hit_label(hit: Any, marks: tuple[str, str] = MARKS) -> str:
+    """``"#1 · g03 · 0.912 · a red square"``: rank, id, score, and :func:`shown_caption`.
 
     Args:
         hit: a ``SearchResult`` or its ``to_dict()`` form (e.g. from the Gradio API's JSON).
+        marks: how matched words are marked (``("**", "**")`` where the label is Markdown).
     """
     h = _fields(hit)
     label = f"#{h['rank']} · {h['image_id']} · {h['score']:.3f}"
-    return label + (f" · {h['captions'][0]}" if h["captions"] else "")
+    caption = shown_caption(h, marks)
+    return label + (f" · {caption}" if caption else "")
 
 
 def hit_picture(hit: Any) -> str | Image.Image | None:
@@ -155,6 +174,8 @@ def hit_picture(hit: Any) -> str | Image.Image | None:
 
 
 def result_rows(hits: Iterable[Any]) -> list[dict[str, Any]]:
-    """Table rows: rank, image id, score to 4 places, the first two captions joined by " / "."""
+    """Table rows: rank, image id, score to 4 places, and the caption that matched a words query
+    (words marked) else the first two captions joined by " / "."""
     return [{"rank": h["rank"], "image id": str(h["image_id"]), "score": round(h["score"], 4),
-             "captions": " / ".join(h["captions"][:2])} for h in map(_fields, hits)]
+             "captions": shown_caption(h) if h.get("matched_caption") else " / ".join(h["captions"][:2])}
+            for h in map(_fields, hits)]

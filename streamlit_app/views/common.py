@@ -108,4 +108,4 @@ def show_results(hits: Sequence[Any], columns: int = 5) -> None:
         with cols[i % columns]:
             if (picture := wf.hit_picture(hit)) is not None:
                 st.image(picture, width="stretch")
-            st.caption(wf.hit_label(hit))
+            st.caption(wf.hit_label(hit, ("**", "**")))  # Markdown: matched words in bold

@@ -48,13 +48,29 @@ def test_by_upload_path_or_bytes_names_the_gallery_copy(shelf: IndexShelf, apps_
         assert answer.note.endswith("The query is gallery image g05 (not counted).")
 
 
+def test_words_fewer_matches_than_k_are_said_and_the_matched_caption_shown(tmp_path: Path) -> None:
+    x = np.eye(3, dtype=np.float32)
+    caps = [["a cat on a chair", "a dog on an old couch"], ["a bus on a road"], ["a tree in a park"]]
+    folder = EmbeddingIndex.from_arrays(x, ["c", "b", "t"], captions=caps, kind="exact").save(tmp_path / "i")
+    answer = search_gallery(IndexShelf([folder]), None, 5, text="a dog on a couch")
+    assert [h.image_id for h in answer.hits] == ["c"]  # "a" and "on" make no other image a match
+    assert answer.note == 'Only 1 image matches the words "a dog on a couch" (5 asked) · caption words, BM25 relevance.'
+    assert hit_label(answer.hits[0]).endswith(" · a [dog] on an old [couch]")
+    assert hit_label(answer.hits[0].to_dict(), ("**", "**")).endswith(" · a **dog** on an old **couch**")
+    assert result_rows(answer.hits)[0]["captions"] == "a [dog] on an old [couch]"
+
+
 def test_by_words_is_find_text(shelf: IndexShelf, apps_data: AppData) -> None:
     index = EmbeddingIndex.load(apps_data.index)
     words = " ".join(index.captions[7][0].split()[:3])
     answer = search_gallery(shelf, None, 4, text=f"  {words} ")
     assert answer.error is None and answer.hits == index.find_text(words, 4) and answer.hits
-    assert answer.note == f'Top {len(answer.hits)} for the words "{words}" · caption words, BM25 relevance.'
-    assert search_gallery(shelf, None, 4, text="zzz-no-such-word").note.startswith("No results for")
+    n = len(answer.hits)
+    begin = f"Top {n} for" if n == 4 else f"Only {n} image{'s' if n > 1 else ''} match{'es' if n == 1 else ''}"
+    assert answer.note == (f'{begin} the words "{words}"{"" if n == 4 else " (4 asked)"} · caption words, '
+                           "BM25 relevance.")
+    assert search_gallery(shelf, None, 4, text="zzz-no-such-word").note.startswith(
+        'No image matches the words "zzz-no-such-word"')
     assert "no words" in search_gallery(shelf, None, 4, text=" ").error
 
 
