@@ -29,6 +29,7 @@ from core.cli.options import (
 )
 from core.datasets import LIST_SUFFIXES
 from core.distributed import RayOptions
+from core.errors import changed_settings
 
 # Files read as batch sources rather than as one image: tar shards, parquet, lists of paths.
 BATCH_SUFFIXES = (".tar", ".parquet", *LIST_SUFFIXES)
@@ -78,8 +79,8 @@ def _has_content(path: Path) -> bool:
 
 
 def _differences(saved: dict[str, Any], wanted: dict[str, Any], keys: tuple[str, ...]) -> list[str]:
-    return [f"{k}: file {saved.get(k)!r}, now {wanted.get(k)!r}" for k in keys
-            if saved.get(k) != wanted.get(k)]
+    """``"num_beams: 4 before, 1 now"`` per setting of ``keys`` that differs (see ``changed_settings``)."""
+    return changed_settings({k: saved.get(k) for k in keys}, {k: wanted.get(k) for k in keys})
 
 
 def _refuse(output: Path, diffs: list[str]) -> None:
@@ -123,9 +124,7 @@ def check_output(args: argparse.Namespace, generation: dict[str, Any]) -> dict[s
                           "--overwrite to replace it, or choose another --output")
     saved = _saved_meta(args.output)
     wanted = {"format": args.format, "generation": GenerationOptions.from_kwargs(**generation).to_dict()}
-    diffs = _differences(saved, wanted, ("format",))
-    diffs += [f"generation.{d}" for d in _differences(
-        saved["generation"], wanted["generation"], tuple(wanted["generation"]))]
+    diffs = _differences(saved, wanted, ("format", "generation"))
     if diffs:
         _refuse(args.output, diffs)
     return saved
@@ -165,6 +164,18 @@ def _inputs(
     if stdin_data is not None:
         todo.append(("-", stdin_data))
     return todo, existing, done, unreadable
+
+
+def _check_paths_exist(paths: list[str]) -> None:
+    """A PATH that does not exist is a usage error naming it (exit 2), before any model loads.
+
+    Raises:
+        ConfigError: a path that is not ``-``, not a pattern and not on disk.
+    """
+    missing = [p for p in paths if p != "-" and not Path(p).exists() and not any(ch in p for ch in "*?[{")]
+    if missing:
+        raise ConfigError(f"no such file or folder: {', '.join(missing)}; check the PATH "
+                          "arguments (nothing was captioned)")
 
 
 def _split_sources(args: argparse.Namespace) -> tuple[list[str], list[Any]]:
@@ -214,6 +225,7 @@ def run(args: argparse.Namespace) -> int:
     ray_options = config_from_args(RayOptions, args)
     if ray_options.ray is not None or args.format == "parquet":
         return run_on_ray(args, ray_options, gen)
+    _check_paths_exist(args.paths)
     saved = check_output(args, gen)
     todo, existing, done, unreadable = _inputs(args, saved)
     for key, why in unreadable:

@@ -251,7 +251,7 @@ def _execute(worker: type, job: Any, manifest: Manifest, shards: list, size: Poo
         raise RunInterruptedError(
             f"the Ray job stopped after {written} of {len(shards)} parts ({type(exc).__name__}: "
             f"{str(exc).splitlines()[0] if str(exc) else ''}); the {written} finished parts in {out} are "
-            f"kept: rerun with --resume (resume=True) to do the other {left}"
+            f"kept: rerun with --resume to do the other {left}"
         ) from exc
     finally:
         bar.close()
