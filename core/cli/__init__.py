@@ -10,7 +10,8 @@ import difflib
 import sys
 from collections.abc import Sequence
 
-from core import Img2TextError
+from core import Img2TextError, quiet_libraries
+from core.logs import LOG_LEVEL_ENV
 
 EXIT_OK, EXIT_PARTIAL, EXIT_ERROR = 0, 1, 2
 
@@ -27,7 +28,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in (caption, evaluate, ssl, data):
         module.register(sub)
+    _add_verbose(parser)
     return parser
+
+
+def _add_verbose(parser: argparse.ArgumentParser) -> None:
+    """``--verbose`` on every command (the libraries' own warnings are hidden without it)."""
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subs:
+        parser.add_argument("--verbose", action="store_true",
+                            help=f"also show the libraries' warnings (torch, torchao); or set ${LOG_LEVEL_ENV}")
+    for child in dict.fromkeys(subs[0].choices.values()) if subs else ():
+        _add_verbose(child)
 
 
 def _command_parser(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.ArgumentParser:
@@ -64,6 +76,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``img2text`` console script."""
     args = parse_args(argv)
+    quiet_libraries(getattr(args, "verbose", False))  # before any command imports torch
     try:
         return int(args.func(args))
     except (Img2TextError, OSError, ValueError) as exc:
