@@ -217,8 +217,6 @@ def _open(args: argparse.Namespace, meta: dict[str, Any], resuming: bool) -> IO[
 
 
 def run(args: argparse.Namespace) -> int:
-    from core.captioning import ResultWriter, get_captioner, iter_caption_records
-
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
     gen = generation_kwargs(args)
@@ -236,8 +234,9 @@ def run(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(f"img2text: nothing to do ({len(done)} already captioned)", file=sys.stderr)
         return 0
-    quiet_transformers()
-    captioner = get_captioner(args.model, device=args.device, dtype=args.dtype)
+    captioner = _load_captioner(args)
+    from core.captioning import ResultWriter, iter_caption_records  # torch: after the model check
+
     meta = {**captioner.info, "generation": GenerationOptions.from_kwargs(**gen).to_dict(),
             "format": args.format}
     if saved is not None and (diffs := _differences(saved, meta, MODEL_KEYS)):
@@ -271,6 +270,24 @@ def run(args: argparse.Namespace) -> int:
         print(f"img2text: captioned {len(todo) + len(unreadable) - failed} image(s), {failed} failed"
               + (f", {len(done)} already done" if done else ""), file=sys.stderr)
     return 1 if failed else 0
+
+
+def _load_captioner(args: argparse.Namespace) -> Any:
+    """The captioner; a model that cannot load is refused at once when offline and not cached
+    (before torch is imported), its fix-it commands written as this run's command line."""
+    import shlex
+
+    from core import ModelUnavailableError
+    from core.captioning import for_command, preflight_model
+
+    try:
+        preflight_model(args.model)
+        from core.captioning import get_captioner  # imports torch: only once the model may load
+
+        quiet_transformers()
+        return get_captioner(args.model, device=args.device, dtype=args.dtype)
+    except ModelUnavailableError as exc:
+        raise ModelUnavailableError(for_command(str(exc), "img2text caption " + shlex.join(args.paths))) from exc
 
 
 def run_on_ray(args: argparse.Namespace, options: RayOptions, gen: dict[str, Any]) -> int:

@@ -6,7 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.support import AppData, browser_session, free_port, page_session, python, start_server, stop_server
+from tests.browser.support import (
+    AppData,
+    browser_session,
+    free_port,
+    page_session,
+    python,
+    start_server,
+    stop_server,
+)
 from tests.core.cli.test_quiet_logs import library_lines
 from tests.streamlit_app.conftest import APP
 
