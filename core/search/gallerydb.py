@@ -1,7 +1,8 @@
 """Gallery metadata in SQLite (stdlib ``sqlite3``): one row per image plus an FTS5 caption table.
 
-Tables: ``images(row, image_id, path, relative_path, captions, categories, source)`` (captions
-and categories as JSON lists; ``image_id`` keeps its int or text type) and ``captions``, an FTS5
+Tables: ``images(row, image_id, path, relative_path, captions, categories, source, generated)``
+(captions, categories and ``generated``, the captions a captioner wrote rather than the data set,
+as JSON lists; a database from before ``generated`` reads as all reference captions; ``image_id`` keeps its int or text type) and ``captions``, an FTS5
 table whose rowid is the image's row and whose text is its captions joined. Text search ranks
 with FTS5's BM25. Every value reaches SQLite as a bound parameter; the words of a text query
 are each quoted as an FTS5 string, so FTS operators, quotes and SQL text in a query are just words.
@@ -19,7 +20,7 @@ import re
 import sqlite3
 import unicodedata
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from core.search.errors import IndexFormatError
 
 _SCHEMA = """
 CREATE TABLE images (row INTEGER PRIMARY KEY, image_id, path TEXT NOT NULL, relative_path TEXT,
-                     captions TEXT NOT NULL, categories TEXT NOT NULL, source TEXT);
+                     captions TEXT NOT NULL, categories TEXT NOT NULL, source TEXT, generated TEXT);
 CREATE VIRTUAL TABLE captions USING fts5(text, tokenize = 'unicode61 remove_diacritics 2');
 """
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -50,6 +51,7 @@ class GalleryRow:
     captions: list[str]
     categories: list[int]
     source: str | None = None
+    generated: list[str] = field(default_factory=list)  # which of ``captions`` a captioner wrote
 
 
 def write_gallery(path: Path, rows: Iterable[GalleryRow], *, batch: int = 10_000) -> int:
@@ -66,7 +68,8 @@ def write_gallery(path: Path, rows: Iterable[GalleryRow], *, batch: int = 10_000
         for row in rows:
             pending.append((count, row.image_id, str(row.path), row.relative_path,
                             json.dumps(list(row.captions), ensure_ascii=False),
-                            json.dumps([int(c) for c in row.categories]), row.source))
+                            json.dumps([int(c) for c in row.categories]), row.source,
+                            json.dumps(list(row.generated), ensure_ascii=False)))
             count += 1
             if len(pending) >= batch:
                 _insert(con, pending)
@@ -79,7 +82,7 @@ def write_gallery(path: Path, rows: Iterable[GalleryRow], *, batch: int = 10_000
 
 
 def _insert(con: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
-    con.executemany("INSERT INTO images VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+    con.executemany("INSERT INTO images VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
     con.executemany("INSERT INTO captions(rowid, text) VALUES (?, ?)",
                     [(r[0], "\n".join(json.loads(r[4]))) for r in rows])
 
@@ -99,13 +102,15 @@ def read_gallery(path: Path) -> Iterator[GalleryRow]:
     """
     con = _connect_ro(path)
     try:
-        cursor = con.execute("SELECT row, image_id, path, relative_path, captions, categories, source "
-                             "FROM images ORDER BY row")
-        for expected, (row, image_id, p, rel, caps, cats, source) in enumerate(cursor):
+        columns = {r[1] for r in con.execute("PRAGMA table_info(images)")}
+        generated = "generated" if "generated" in columns else "NULL"  # older databases: none
+        cursor = con.execute("SELECT row, image_id, path, relative_path, captions, categories, source, "
+                             f"{generated} FROM images ORDER BY row")
+        for expected, (row, image_id, p, rel, caps, cats, source, gen) in enumerate(cursor):
             if row != expected:
                 raise IndexFormatError(f"{path}: image rows are not numbered 0..N-1; rebuild the index")
             yield GalleryRow(image_id, p, rel, list(json.loads(caps)), [int(c) for c in json.loads(cats)],
-                             source)
+                             source, list(json.loads(gen)) if gen else [])
     except (sqlite3.DatabaseError, ValueError, TypeError) as exc:
         raise IndexFormatError(f"{path}: unreadable gallery database ({exc}); rebuild the index") from exc
     finally:
@@ -167,7 +172,7 @@ class CaptionSearch:
             self._con = sqlite3.connect(":memory:", check_same_thread=False)
             self._con.executescript(_SCHEMA)
             pending = [(i, r.image_id, str(r.path), r.relative_path, json.dumps(list(r.captions)),
-                        "[]", r.source) for i, r in enumerate(rows or [])]
+                        "[]", r.source, "[]") for i, r in enumerate(rows or [])]
             _insert(self._con, pending)
 
     def has_captions(self) -> bool:

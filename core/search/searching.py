@@ -31,6 +31,7 @@ class SearchMixin:
     captions: list[list[str]]
     categories: list[list[int]]
     sources: list[str | None]
+    generated: list[list[str]]
     backend: Any
     _rows: dict[Any, int]
     _rows_by_text: dict[str, int]
@@ -135,6 +136,7 @@ class SearchMixin:
         for row, cap in enumerate(matched):
             if cap and cap not in self.captions[row]:
                 self.captions[row] = [*self.captions[row], cap]
+                self.generated[row] = [*self.generated[row], cap]
         self._text, self._gallery_file = None, None  # the caption table must be rebuilt
         return sum(1 for c in matched if c)
 
@@ -161,7 +163,8 @@ class SearchMixin:
     def _result(self, rank: int, row: int, score: float) -> SearchResult:
         return SearchResult(rank=rank, image_id=self.image_ids[row], path=self.paths[row],
                             score=score, captions=list(self.captions[row]),
-                            categories=list(self.categories[row]), source=self.sources[row])
+                            categories=list(self.categories[row]), source=self.sources[row],
+                            generated=list(self.generated[row]))
 
     def _id_array(self) -> np.ndarray:
         if getattr(self, "_ids", None) is None:

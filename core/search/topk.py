@@ -27,6 +27,8 @@ class SearchResult:
             webdataset member; see :func:`core.search.result_image`), else what the index recorded.
         matched_caption: for text search, the caption that matched (see ``matched_words``).
         matched_words: for text search, the query's words (folded) found in ``matched_caption``.
+        generated: which of ``captions`` a captioner wrote (``ssl embed --caption`` /
+            ``--captions FILE``); the others are the data set's reference captions.
     """
 
     rank: int
@@ -38,6 +40,7 @@ class SearchResult:
     source: str | None = None
     matched_caption: str | None = None
     matched_words: list[str] = field(default_factory=list)
+    generated: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready form (``path`` as a string)."""
@@ -51,6 +54,7 @@ class SearchResult:
             "source": self.source,
             "matched_caption": self.matched_caption,
             "matched_words": list(self.matched_words),
+            "generated": list(self.generated),
         }
 
 

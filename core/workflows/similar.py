@@ -22,11 +22,12 @@ from core.workflows.similarity import find_neighbours
 from core.workflows.uploads import Upload, load_upload
 
 __all__ = ["NO_CAPTIONS", "SimilarAnswer", "gallery_picture", "hit_label", "hit_picture", "index_label", "result_rows",
-           "search_gallery", "shown_caption", "words_unavailable"]
+           "labelled", "search_gallery", "shown_caption", "words_unavailable"]
 
 NO_CAPTIONS = ("This index has no captions, so it cannot be searched by words: build it with "
                "`img2text ssl embed --caption` (captions every image) or `--captions FILE` (a file "
                "from `img2text caption`).")
+GENERATED = "(generated)"  # follows a caption a captioner wrote, apart from the data set's own
 MARKS = ("[", "]")  # how a matched word is marked in plain text: "a [dog] on a [couch]"
 WORDS_SEARCH = "caption words, BM25 relevance"  # how a words query ranks (shown instead of the index kind)
 
@@ -137,13 +138,20 @@ def _fields(hit: Any) -> Mapping[str, Any]:
     return hit if isinstance(hit, Mapping) else hit.to_dict()
 
 
+def labelled(caption: str, hit: Any) -> str:
+    """``caption`` with ``" (generated)"`` when a captioner wrote it (not the data set)."""
+    return f"{caption} {GENERATED}" if caption in (_fields(hit).get("generated") or []) else caption
+
+
 def shown_caption(hit: Any, marks: tuple[str, str] = MARKS) -> str:
     """The caption to show for a result: the one that matched a words query, its matched words
-    marked (``marks``: before, after), else the first caption; "" when it has none."""
+    marked (``marks``: before, after), else the first caption; "" when it has none. A generated
+    caption is labelled so (see :func:`labelled`)."""
     h = _fields(hit)
     if h.get("matched_caption"):
-        return mark_words(h["matched_caption"], h.get("matched_words") or [], *marks)
-    return h["captions"][0] if h["captions"] else ""
+        marked = mark_words(h["matched_caption"], h.get("matched_words") or [], *marks)
+        return f"{marked} {GENERATED}" if h["matched_caption"] in (h.get("generated") or []) else marked
+    return labelled(h["captions"][0], h) if h["captions"] else ""
 
 
 def hit_label(hit: Any, marks: tuple[str, str] = MARKS) -> str:
@@ -177,5 +185,6 @@ def result_rows(hits: Iterable[Any]) -> list[dict[str, Any]]:
     """Table rows: rank, image id, score to 4 places, and the caption that matched a words query
     (words marked) else the first two captions joined by " / "."""
     return [{"rank": h["rank"], "image id": str(h["image_id"]), "score": round(h["score"], 4),
-             "captions": shown_caption(h) if h.get("matched_caption") else " / ".join(h["captions"][:2])}
+             "captions": shown_caption(h) if h.get("matched_caption") else
+             " / ".join(labelled(c, h) for c in h["captions"][:2])}
             for h in map(_fields, hits)]

@@ -126,7 +126,10 @@ def _pick_label(index: Any, row: int, hit: Any) -> tuple[str, str]:
     image_id = index.image_ids[row]
     if hit is not None and hit.matched_caption:
         caption = mark_words(hit.matched_caption, hit.matched_words, "[", "]")
+        plain = hit.matched_caption
     else:
-        caption = index.captions[row][0] if index.captions[row] else ""
+        caption = plain = index.captions[row][0] if index.captions[row] else ""
+    if plain and plain in index.generated[row]:
+        caption += " (generated)"  # a captioner wrote it, not the data set
     label = f"{image_id} · {Path(index.paths[row]).name}" + (f" · {caption}" if caption else "")
     return label[:160], str(image_id)

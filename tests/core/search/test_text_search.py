@@ -130,6 +130,25 @@ def test_the_caption_that_matched_is_named_not_the_first(tmp_path: Path) -> None
     assert mark_words("A Dog on a dogs' couch", ["dog", "couch"], "[", "]") == "A [Dog] on a dogs' [couch]"
 
 
+def test_captions_from_a_file_are_generated_and_a_database_from_before_reads(tmp_path: Path) -> None:
+    from core.search.gallerydb import read_gallery
+
+    index = EmbeddingIndex.from_arrays(np.eye(2, dtype=np.float32), [1, 2], paths=["/p/a.jpg", "/p/b.jpg"],
+                                       captions=[["a zebra"], []], kind="exact")
+    out = tmp_path / "caps.jsonl"
+    out.write_text('{"path": "/p/a.jpg", "caption": "a striped horse"}\n', encoding="utf-8")
+    assert index.add_captions(out) == 1 and index.generated == [["a striped horse"], []]
+    loaded = EmbeddingIndex.load(index.save(tmp_path / "idx"))
+    assert loaded.generated == [["a striped horse"], []]
+    assert loaded.find_text("horse", 1)[0].generated == ["a striped horse"]
+    old = tmp_path / "old.sqlite"  # the images table before the generated column
+    with sqlite3.connect(old) as con:
+        con.execute("CREATE TABLE images (row INTEGER PRIMARY KEY, image_id, path TEXT NOT NULL, "
+                    "relative_path TEXT, captions TEXT NOT NULL, categories TEXT NOT NULL, source TEXT)")
+        con.execute("INSERT INTO images VALUES (0, 7, '/p/x.jpg', NULL, '[\"a cat\"]', '[]', NULL)")
+    assert [(r.captions, r.generated) for r in read_gallery(old)] == [(["a cat"], [])]
+
+
 def test_find_text_validates_k_and_captions_from_a_file(coco_index, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(QueryError, match="k must be"):
         coco_index[0].find_text("dog", 0)

@@ -60,6 +60,25 @@ def test_words_fewer_matches_than_k_are_said_and_the_matched_caption_shown(tmp_p
     assert result_rows(answer.hits)[0]["captions"] == "a [dog] on an old [couch]"
 
 
+def test_generated_captions_are_labelled_wherever_captions_are_shown(tmp_path: Path) -> None:
+    from core.workflows import gallery_matches
+
+    index = EmbeddingIndex.from_arrays(np.eye(2, dtype=np.float32), ["a", "b"], paths=["/p/a.jpg", "/p/b.jpg"],
+                                       captions=[["a red bus"], ["a green tree"]], kind="exact")
+    (tmp_path / "caps.jsonl").write_text('{"path": "/p/b.jpg", "caption": "a tall bus stop"}\n', encoding="utf-8")
+    index.add_captions(tmp_path / "caps.jsonl")
+    folder = index.save(tmp_path / "i")
+    hits = search_gallery(IndexShelf([folder]), None, 5, text="bus").hits
+    labels = {h.image_id: hit_label(h) for h in hits}
+    assert labels["a"].endswith(" · a red [bus]")  # the data set's caption: no label
+    assert labels["b"].endswith(" · a tall [bus] stop (generated)")
+    assert result_rows([h for h in hits if h.image_id == "b"])[0]["captions"] == "a tall [bus] stop (generated)"
+    by_id = search_gallery(IndexShelf([folder]), None, 1, image_id="a").hits[0]
+    assert result_rows([by_id])[0]["captions"] == "a green tree / a tall bus stop (generated)"
+    assert dict((i, label) for label, i in gallery_matches(EmbeddingIndex.load(folder), "bus"))["b"].endswith(
+        "a tall [bus] stop (generated)")
+
+
 def test_by_words_is_find_text(shelf: IndexShelf, apps_data: AppData) -> None:
     index = EmbeddingIndex.load(apps_data.index)
     words = " ".join(index.captions[7][0].split()[:3])
