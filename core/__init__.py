@@ -34,6 +34,7 @@ from core.errors import (
     InvalidImageError,
     ModelUnavailableError,
 )
+from core.logs import quiet_libraries  # torch-free: called before torch is imported
 
 # Lazy (core/_lazy.py): `import core` must not import torch, so `img2text --help` stays fast.
 __getattr__, __dir__ = lazy_exports(__name__, {
@@ -66,4 +67,5 @@ __all__ = [
     "iter_caption_records",
     "iter_image_files",
     "load_image",
+    "quiet_libraries",
 ]

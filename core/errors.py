@@ -3,9 +3,13 @@
 Every one derives from :class:`Img2TextError`, so a front end can catch the project's own
 errors (whose messages name the input, the reason and the fix) without catching bugs. Each also
 keeps the built-in base it had before (``ValueError``, ``RuntimeError``), so older callers work.
+:func:`changed_settings` words the "these settings differ" part of resume refusals.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
 
 
 class Img2TextError(Exception):
@@ -50,3 +54,19 @@ class DatasetNotFoundError(DatasetError, FileNotFoundError):
     Both a :class:`DatasetError` (so front ends catch it with the project's errors) and a
     ``FileNotFoundError`` (what callers caught before the errors had a common base).
     """
+
+
+def changed_settings(before: Mapping[str, Any], now: Mapping[str, Any]) -> list[str]:
+    """``"num_beams: 4 before, 1 now"`` for each setting that differs, nested dicts opened up
+    (only their differing fields are named, never the two whole dicts), in key order.
+
+    For refusal messages: a resumed run whose settings changed names exactly what changed.
+    """
+    out: list[str] = []
+    for key in sorted(set(before) | set(now), key=str):
+        a, b = before.get(key), now.get(key)
+        if isinstance(a, Mapping) and isinstance(b, Mapping):
+            out += changed_settings(a, b)
+        elif a != b:
+            out.append(f"{key}: {a!r} before, {b!r} now")
+    return out

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.captioning.loading import MODEL_ENV
+from core.captioning.modelspec import MODEL_ENV
 from core.errors import ConfigError
 from core.images import DEFAULT_MAX_PIXELS
 

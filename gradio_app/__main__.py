@@ -5,9 +5,13 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from gradio_app.app import build_app, launch_kwargs
-from gradio_app.config import parse_config
-from gradio_app.services import Services
+from core import quiet_libraries
+
+quiet_libraries()  # before torch is imported: torch's/torchao's warnings only with IMG2TEXT_LOG_LEVEL
+
+from gradio_app.app import build_app, launch_kwargs  # noqa: E402
+from gradio_app.config import parse_config  # noqa: E402
+from gradio_app.services import Services  # noqa: E402
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -13,8 +13,10 @@ from PIL import Image
 
 from core import Img2TextError
 from core import workflows as wf
-from core.captioning import DECODING_MODES, decoding_kwargs
+from core.captioning import DECODING_MODES, decoding_kwargs, for_command
 from gradio_app.services import Services
+
+GRADIO_COMMAND = "python -m gradio_app"  # how the fix-it texts start the app
 
 DECODING = tuple(DECODING_MODES)  # the labels every front end shows
 UserError = (Img2TextError, ValueError)  # errors whose message is written for the user
@@ -64,8 +66,8 @@ def caption(services: Services, api: bool):  # type: ignore[no-untyped-def]
             text = caption_text(services, image, *settings)
         except UserError as exc:
             if api:
-                raise gr.Error(str(exc), print_exception=False) from exc
-            return "", error_html(str(exc))
+                raise gr.Error(gradio_fix(str(exc)), print_exception=False) from exc
+            return "", error_html(gradio_fix(str(exc)))
         return text if api else (text, "")
     return run
 
@@ -206,11 +208,16 @@ def run_view(services: Services):  # type: ignore[no-untyped-def]
     return show
 
 
+def gradio_fix(message: str) -> str:
+    """Core's fix-it text with its commands written for this app (``python -m gradio_app --model ...``)."""
+    return for_command(message, GRADIO_COMMAND)
+
+
 def model_status(services: Services) -> tuple[str, Any, Any]:
     """The model bar: loading / ready / failed with the fix; Retry shows on failure; polls until ready."""
     state = services.model.state
     if state.status == "failed":
-        return error_html(f"{state.text}\n{state.message}"), gr.update(visible=True), gr.Timer(active=True)
+        return error_html(f"{state.text}\n{gradio_fix(state.message)}"), gr.update(visible=True), gr.Timer(active=True)
     return note_html(state.text), gr.update(visible=False), gr.Timer(active=state.status != "ready")
 
 

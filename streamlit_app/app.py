@@ -10,9 +10,12 @@ _ROOT = str(Path(__file__).resolve().parent.parent)
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
+from core import ConfigError, quiet_libraries  # noqa: E402
+
+quiet_libraries()  # before torch is imported: torch's/torchao's warnings only with IMG2TEXT_LOG_LEVEL
+
 import streamlit as st  # noqa: E402
 
-from core import ConfigError  # noqa: E402
 from streamlit_app import resources  # noqa: E402
 from streamlit_app.config import parse_settings  # noqa: E402
 from streamlit_app.views import batch, caption, common, run, similar  # noqa: E402

@@ -19,11 +19,13 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("core", "gradio_app", "streamlit_app", "bench")
 
 # Foundation modules every room may use (errors, files, lazy exports, device choice, images).
-BASE = {"core.errors", "core.fileio", "core._lazy", "core.devices", "core.decode_limits", "core.images"}
+BASE = {"core.errors", "core.fileio", "core._lazy", "core.devices", "core.decode_limits", "core.images",
+        "core.logs"}
 
 # room -> rooms it may import (besides BASE and itself). Mirrors docs/architecture.md.
 MAY_IMPORT: dict[str, set[str]] = {
     "core.errors": set(),
+    "core.logs": set(),
     "core.fileio": set(),
     "core._lazy": set(),
     "core.devices": set(),

@@ -16,7 +16,13 @@ if TYPE_CHECKING:  # the same names for type checkers; at run time each loads on
         place_image,
         read_listed,
     )
-    from core.captioning.loading import DEFAULT_MODEL, ModelSpec, resolve_model_spec
+    from core.captioning.modelspec import (
+        DEFAULT_MODEL,
+        ModelSpec,
+        for_command,
+        preflight_model,
+        resolve_model_spec,
+    )
     from core.captioning.outputs import (
         FORMATS,
         CaptionRecord,
@@ -54,7 +60,9 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "core.captioning.api": ("caption", "caption_batch", "clear_cache", "get_captioner",),
     "core.captioning.captioner": ("Captioner",),
     "core.captioning.generation": ("GenerationOptions", "DECODING_MODES", "decoding_kwargs",),
-    "core.captioning.loading": ("DEFAULT_MODEL", "ModelSpec", "resolve_model_spec",),
+    "core.captioning.modelspec": (
+        "DEFAULT_MODEL", "ModelSpec", "for_command", "preflight_model", "resolve_model_spec",
+    ),
     "core.captioning.outputs": (
         "FORMATS", "CaptionRecord", "ResultWriter", "coco_image_id", "read_done", "to_string",
     ),
@@ -116,8 +124,10 @@ __all__ = [
     "clear_cache",
     "coco_image_id",
     "decoding_kwargs",
+    "for_command",
     "get_captioner",
     "iter_caption_records",
+    "preflight_model",
     "read_done",
     "resolve_model_spec",
     "score_captions",

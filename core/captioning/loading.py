@@ -7,68 +7,25 @@ through unrestricted pickle.
 
 from __future__ import annotations
 
-import os
 import pickle
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors import SafetensorError
 
+from core.captioning.modelspec import (
+    DEFAULT_MODEL,
+    MODEL_ENV,
+    ModelSpec,
+    hub_offline,
+    resolve_model_spec,
+    unavailable_message,
+)
 from core.errors import ModelUnavailableError
 
-DEFAULT_MODEL = "ydshieh/vit-gpt2-coco-en"
-MODEL_ENV = "IMG2TEXT_MODEL"
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """Where a model comes from."""
-
-    name: str  # hub id or local folder
-    revision: str | None = None  # hub branch, tag or commit; None = the hub default
-
-    @property
-    def is_local(self) -> bool:
-        return Path(self.name).expanduser().is_dir()
-
-    def __str__(self) -> str:
-        return f"{self.name}@{self.revision}" if self.revision else self.name
-
-
-def resolve_model_spec(model: str | os.PathLike | ModelSpec | None = None) -> ModelSpec:
-    """Argument, then ``$IMG2TEXT_MODEL``, then the default. ``"id@rev"`` pins a hub revision."""
-    if isinstance(model, ModelSpec):
-        return model
-    raw = os.fspath(model) if model is not None else os.environ.get(MODEL_ENV) or DEFAULT_MODEL
-    if Path(raw).expanduser().exists():
-        return ModelSpec(str(Path(raw).expanduser()))
-    looks_like_path = raw.startswith((".", "/", "~")) or os.sep in raw.replace("/", "", 1)
-    if looks_like_path:
-        raise ModelUnavailableError(
-            f"model folder {raw!r} does not exist. Pass a folder written by save_pretrained() "
-            f"or a Hugging Face hub id such as {DEFAULT_MODEL!r}."
-        )
-    if "@" in raw:
-        name, _, revision = raw.partition("@")
-        return ModelSpec(name, revision or None)
-    return ModelSpec(raw)
-
-
-def unavailable_message(spec: ModelSpec, reason: str) -> str:
-    """The fix-it text shown whenever a model cannot be loaded."""
-    return (
-        f"Cannot load captioning model {str(spec)!r}: {reason}\n"
-        "How to fix it:\n"
-        f"  1. Use a local copy: pass a folder saved with save_pretrained(), e.g. "
-        f"--model /path/to/vit-gpt2-coco-en (or set {MODEL_ENV}=/path/to/folder).\n"
-        "  2. Or download it once on a machine with internet access "
-        f"(`hf download {spec.name}`) and copy the Hugging Face cache "
-        "(~/.cache/huggingface/hub, or $HF_HOME) here.\n"
-        "  3. Then set HF_HUB_OFFLINE=1 so loading uses the cache without trying the network."
-    )
+__all__ = ["DEFAULT_MODEL", "MODEL_ENV", "ModelSpec", "load_components", "resolve_model_spec", "unavailable_message"]
 
 
 def _check_local_folder(spec: ModelSpec) -> None:
@@ -108,8 +65,7 @@ def _load_all(spec: ModelSpec, dtype: torch.dtype, **hub: Any) -> tuple[Any, Any
 def _hub_offline() -> bool:
     from huggingface_hub import constants
 
-    flags = (os.environ.get(name, "") for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
-    return bool(constants.HF_HUB_OFFLINE) or any(f.upper() in ("1", "ON", "YES", "TRUE") for f in flags)
+    return bool(constants.HF_HUB_OFFLINE) or hub_offline()
 
 
 def hub_unreachable_reason(timeout: float = HUB_PROBE_TIMEOUT) -> str | None:
@@ -163,13 +119,13 @@ def _load_from_hub(spec: ModelSpec, dtype: torch.dtype) -> tuple[Any, Any, Any]:
     """The cached copy, else one reachability check, then the download."""
     try:
         return _load_all(spec, dtype, local_files_only=True)
-    except OSError as exc:  # not (completely) in the cache
-        cache_miss = _first_line(exc)
+    except OSError:  # not (completely) in the cache (the library's "couldn't connect to
+        pass  # huggingface.co" is not what happened offline: it never tried)
     if _hub_offline():
-        raise ModelUnavailableError(unavailable_message(spec, cache_miss))
+        raise ModelUnavailableError(unavailable_message(spec, "it is not in the local Hugging Face cache"))
     reason = hub_unreachable_reason()
     if reason is not None:
-        raise ModelUnavailableError(unavailable_message(spec, f"not in the local cache, and {reason}"))
+        raise ModelUnavailableError(unavailable_message(spec, f"it is not in the local cache, and {reason}"))
     return _load_all(spec, dtype)
 
 

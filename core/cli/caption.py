@@ -30,6 +30,7 @@ from core.cli.options import (
 )
 from core.datasets import LIST_SUFFIXES
 from core.distributed import RayOptions
+from core.errors import changed_settings
 
 # Files read as batch sources rather than as one image: tar shards, parquet, lists of paths.
 BATCH_SUFFIXES = (".tar", ".parquet", *LIST_SUFFIXES)
@@ -87,8 +88,8 @@ def _has_content(path: Path) -> bool:
 
 
 def _differences(saved: dict[str, Any], wanted: dict[str, Any], keys: tuple[str, ...]) -> list[str]:
-    return [f"{k}: file {saved.get(k)!r}, now {wanted.get(k)!r}" for k in keys
-            if saved.get(k) != wanted.get(k)]
+    """``"num_beams: 4 before, 1 now"`` per setting of ``keys`` that differs (see ``changed_settings``)."""
+    return changed_settings({k: saved.get(k) for k in keys}, {k: wanted.get(k) for k in keys})
 
 
 def _refuse(output: Path, diffs: list[str]) -> None:
@@ -136,11 +137,9 @@ def check_output(args: argparse.Namespace, generation: dict[str, Any],
                           "--overwrite to replace it, or choose another --output")
     saved = _saved_meta(args.output)
     wanted = {"format": args.format, "generation": GenerationOptions.from_kwargs(**generation).to_dict()}
-    diffs = _differences(saved, wanted, ("format",))
-    diffs += [f"{k}: file {saved.get(k, '')!r}, now {v!r}" for k, v in triggers.to_meta().items()
-              if saved.get(k, "") != v]  # files written before trigger words existed have none
-    diffs += [f"generation.{d}" for d in _differences(
-        saved["generation"], wanted["generation"], tuple(wanted["generation"]))]
+    diffs = _differences(saved, wanted, ("format", "generation"))
+    words = triggers.to_meta()  # files written before trigger words existed have none
+    diffs += changed_settings({k: saved.get(k, "") for k in words}, words)
     if diffs:
         _refuse(args.output, diffs)
     return saved
@@ -180,6 +179,18 @@ def _inputs(
     if stdin_data is not None:
         todo.append(("-", stdin_data))
     return todo, existing, done, unreadable
+
+
+def _check_paths_exist(paths: list[str]) -> None:
+    """A PATH that does not exist is a usage error naming it (exit 2), before any model loads.
+
+    Raises:
+        ConfigError: a path that is not ``-``, not a pattern and not on disk.
+    """
+    missing = [p for p in paths if p != "-" and not Path(p).exists() and not any(ch in p for ch in "*?[{")]
+    if missing:
+        raise ConfigError(f"no such file or folder: {', '.join(missing)}; check the PATH "
+                          "arguments (nothing was captioned)")
 
 
 def _split_sources(args: argparse.Namespace) -> tuple[list[str], list[Any]]:
@@ -241,8 +252,6 @@ def _retry_failed(args: argparse.Namespace, existing: list) -> list:
 
 
 def run(args: argparse.Namespace) -> int:
-    from core.captioning import CaptionRecord, ResultWriter, get_captioner, iter_caption_records
-
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
     gen = generation_kwargs(args)
@@ -254,6 +263,7 @@ def run(args: argparse.Namespace) -> int:
         return caption_datasets.run(args, gen, triggers)
     if args.append or args.prepend or args.link:
         raise ConfigError("--append/--prepend go with --sidecar, --link with --format imagefolder")
+    _check_paths_exist(args.paths)
     saved = check_output(args, gen, triggers)
     todo, existing, done, unreadable = _inputs(args, saved)
     existing = _retry_failed(args, existing)
@@ -265,8 +275,13 @@ def run(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(f"img2text: nothing to do ({len(done)} already captioned)", file=sys.stderr)
         return 0
-    quiet_transformers()
-    captioner = get_captioner(args.model, device=args.device, dtype=args.dtype)
+    captioner = _load_captioner(args)
+    from core.captioning import (  # torch: after the model check
+        CaptionRecord,
+        ResultWriter,
+        iter_caption_records,
+    )
+
     meta = {**captioner.info, "generation": GenerationOptions.from_kwargs(**gen).to_dict(),
             "format": args.format, **triggers.to_meta()}
     if saved is not None and (diffs := _differences(saved, meta, MODEL_KEYS)):
@@ -304,6 +319,24 @@ def run(args: argparse.Namespace) -> int:
         print(f"img2text: captioned {len(todo) + len(unreadable) - failed} image(s), {failed} failed"
               + (f", {len(done)} already done" if done else ""), file=sys.stderr)
     return 1 if failed else 0
+
+
+def _load_captioner(args: argparse.Namespace) -> Any:
+    """The captioner; a model that cannot load is refused at once when offline and not cached
+    (before torch is imported), its fix-it commands written as this run's command line."""
+    import shlex
+
+    from core import ModelUnavailableError
+    from core.captioning import for_command, preflight_model
+
+    try:
+        preflight_model(args.model)
+        from core.captioning import get_captioner  # imports torch: only once the model may load
+
+        quiet_transformers()
+        return get_captioner(args.model, device=args.device, dtype=args.dtype)
+    except ModelUnavailableError as exc:
+        raise ModelUnavailableError(for_command(str(exc), "img2text caption " + shlex.join(args.paths))) from exc
 
 
 def run_on_ray(args: argparse.Namespace, options: RayOptions, gen: dict[str, Any],

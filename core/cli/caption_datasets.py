@@ -148,13 +148,11 @@ def run(args: argparse.Namespace, gen: dict[str, Any], triggers: Triggers) -> in
 
 def _load_and_record(args: argparse.Namespace, gen: dict[str, Any], triggers: Triggers, fmt: str,
                      saved: dict[str, Any] | None) -> tuple[Any, dict[str, Any]]:
-    from core.captioning import GenerationOptions, get_captioner
-    from core.cli.caption import MODEL_KEYS, _differences, _refuse, meta_path
-    from core.cli.options import quiet_transformers
+    from core.captioning import GenerationOptions
+    from core.cli.caption import MODEL_KEYS, _differences, _load_captioner, _refuse, meta_path
     from core.fileio import atomic_write_json
 
-    quiet_transformers()
-    captioner = get_captioner(args.model, device=args.device, dtype=args.dtype)
+    captioner = _load_captioner(args)  # refused before torch loads when offline and not cached
     meta = {**captioner.info, "generation": GenerationOptions.from_kwargs(**gen).to_dict(),
             "format": fmt, **triggers.to_meta()}
     if saved is not None and (diffs := _differences(saved, meta, MODEL_KEYS)):

@@ -101,9 +101,12 @@ def _caption_images(args: argparse.Namespace, images: list[Path]) -> tuple[list[
     """Caption ``images`` with the model options, with a progress bar."""
     from tqdm import tqdm
 
-    from core.captioning import get_captioner, iter_caption_records
+    from core.captioning import preflight_model
 
     gen = generation_kwargs(args)
+    preflight_model(args.model)  # offline and not cached: refused before torch is imported
+    from core.captioning import get_captioner, iter_caption_records
+
     quiet_transformers()
     captioner = get_captioner(args.model, device=args.device, dtype=args.dtype)
     inputs = [(str(p), str(p)) for p in images]

@@ -163,6 +163,7 @@ def _report_search(args: argparse.Namespace, index: Any, query_desc: dict[str, A
                "recall_at_10": index.recall_at_10, "results": [r.to_dict() for r in results]}
         if mode is not None:
             out["text_mode"] = mode
+        # results holds only matches: fewer than k when fewer images' captions hold a query word
         if args.image is not None:
             out["same_image"] = same.to_dict() if same is not None else None
         print(json.dumps(out, indent=2, ensure_ascii=False))
@@ -176,6 +177,9 @@ def _report_search(args: argparse.Namespace, index: Any, query_desc: dict[str, A
     scores = {"words": "BM25", "semantic": "cosine", "hybrid": "reciprocal-rank fusion"}
     print(f"index: {index.kind}, recall@10 {index.recall_at_10:.3f}"
           + (f" (scores: {scores[mode]})" if mode is not None else ""))
+    if mode == "words" and len(results) < args.k:  # only images that match come back
+        print(f"{'no image matches' if not results else f'only {len(results)} of the {args.k} asked match'} "
+              f"the words {args.text!r} (common words such as 'a' or 'on' do not count)")
     print(results_table(results))
     return EXIT_OK
 

@@ -154,8 +154,10 @@ def open_gallery(args: argparse.Namespace) -> tuple[Any, str]:
 def caption_function(args: argparse.Namespace) -> Any:
     """``images -> captions`` with ``core.Captioner.caption_batch`` (None for an image it refused)."""
     import core
+    from core.captioning import preflight_model
     from core.cli.options import quiet_transformers
 
+    preflight_model(args.model)  # offline and not cached: refused before torch is imported
     quiet_transformers()
     captioner = core.get_captioner(args.model, device=args.device, dtype=args.dtype)
 

@@ -32,7 +32,9 @@ def ellipsize_middle(text: str, width: int) -> str:
 
 
 def results_table(results: Sequence[Any], path_width: int = PATH_WIDTH) -> str:
-    """``SearchResult``s as rank, score, image id, path (middle-ellipsized), first caption.
+    """``SearchResult``s as rank, score, image id, path (middle-ellipsized), and the caption that
+    matched a words query (its words in brackets), else the first caption; "(generated)" follows
+    a caption a captioner wrote.
 
     Every column but the caption (last, free length) has one width for all rows.
     """
@@ -41,6 +43,12 @@ def results_table(results: Sequence[Any], path_width: int = PATH_WIDTH) -> str:
     path_w = max([len("path"), *(len(p) for p in paths)])
     lines = [f"{'rank':>4} {'score':>6}  {'image id':<{id_w}}  {'path':<{path_w}}  caption"]
     for r, path in zip(results, paths, strict=True):
-        caption = r.captions[0] if r.captions else ""
+        plain = caption = r.captions[0] if r.captions else ""
+        if getattr(r, "matched_caption", None):
+            from core.search import mark_words  # torch-free --help: core.search loads only here
+
+            plain, caption = r.matched_caption, mark_words(r.matched_caption, r.matched_words, "[", "]")
+        if plain and plain in getattr(r, "generated", []):
+            caption += " (generated)"  # a captioner wrote it, not the data set
         lines.append(f"{r.rank:>4} {r.score:>6.3f}  {r.image_id!s:<{id_w}}  {path:<{path_w}}  {caption}")
     return "\n".join(line.rstrip() for line in lines)

@@ -17,7 +17,7 @@ from typing import Any
 
 from core.datasets.sources import ImageSource
 from core.distributed.parts import part_files, part_name, read_part_info
-from core.errors import ConfigError, DatasetError
+from core.errors import ConfigError, DatasetError, changed_settings
 from core.fileio import atomic_write_json, sha256_file
 
 MANIFEST_NAME = "manifest.json"
@@ -109,7 +109,7 @@ def plan_resume(
     _check_same_run(out_dir, old, fresh)
     if not resume and not old.complete:
         raise ConfigError(f"{out_dir}: holds an unfinished run ({len(old.parts)} of {old.shards} parts); "
-                          "pass --resume (resume=True) to finish it, or choose another output folder")
+                          "pass --resume to finish it, or choose another output folder")
     todo = []
     for shard in source.shards:
         name = part_name(shard.index)
@@ -135,14 +135,12 @@ def _check_same_run(out_dir: Path, old: Manifest, new: Manifest) -> None:
     if old.task != new.task:
         diffs.append(f"task {old.task!r} vs {new.task!r}")
     for label, a, b in (("source", old.source, new.source), ("settings", old.settings, new.settings)):
-        for key in sorted(set(a) | set(b)):
-            if a.get(key) == b.get(key):
-                continue
-            if label == "source" and key == "location":
-                diffs.append(f"source location: {_typed(a[key], old.source_typed)} before, "
-                             f"{_typed(b[key], new.source_typed)} now")
-            else:
-                diffs.append(f"{label} {key}: {a.get(key)!r} before, {b.get(key)!r} now")
+        if label == "source" and a.get("location") != b.get("location"):
+            diffs.append(f"source location: {_typed(a.get('location'), old.source_typed)} before, "
+                         f"{_typed(b.get('location'), new.source_typed)} now")
+            a = {k: v for k, v in a.items() if k != "location"}
+            b = {k: v for k, v in b.items() if k != "location"}
+        diffs += [f"{label} {d}" for d in changed_settings(a, b)]
     if diffs:
         raise ConfigError(f"{out_dir}: holds a run with other settings ({'; '.join(diffs)}); repeat "
                           "those settings to resume, or choose another output folder")

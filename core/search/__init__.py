@@ -17,6 +17,7 @@ from core.search.embed import EmbeddingResult, embed_images, embed_one
 from core.search.encoder import load_checkpoint
 from core.search.errors import IndexConfigError, IndexFormatError, QueryError
 from core.search.evaluate import RetrievalTable, evaluate_retrieval
+from core.search.gallerydb import STOP_WORDS, mark_words, query_words
 from core.search.index import CheckpointInfo, EmbeddingIndex
 from core.search.metrics import (
     RetrievalMetrics,
@@ -52,6 +53,7 @@ __all__ = [
     "QueryError",
     "RetrievalMetrics",
     "RetrievalTable",
+    "STOP_WORDS",
     "SearchResult",
     "average_precision_at_k",
     "embed_images",
@@ -62,11 +64,13 @@ __all__ = [
     "load_checkpoint",
     "load_index_encoder",
     "load_pretrained",
+    "mark_words",
     "mean_average_precision",
     "parse_memory",
     "plot_retrieval",
     "plot_retrieval_grid",
     "precision_at_k",
+    "query_words",
     "reciprocal_rank_fusion",
     "result_image",
     "retrieval_grid_figure",

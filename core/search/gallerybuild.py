@@ -145,3 +145,4 @@ def _add_captions(items: list[dict[str, Any]], captions: Sequence[str | None]) -
     for it, caption in zip(items, captions, strict=True):
         if caption and caption not in it["captions"]:
             it["captions"] = [*it["captions"], caption]
+            it["generated"] = [*it.get("generated", []), caption]

@@ -1,10 +1,16 @@
 """Gallery metadata in SQLite (stdlib ``sqlite3``): one row per image plus an FTS5 caption table.
 
-Tables: ``images(row, image_id, path, relative_path, captions, categories, source)`` (captions
-and categories as JSON lists; ``image_id`` keeps its int or text type) and ``captions``, an FTS5
+Tables: ``images(row, image_id, path, relative_path, captions, categories, source, generated)``
+(captions, categories and ``generated``, the captions a captioner wrote rather than the data set,
+as JSON lists; a database from before ``generated`` reads as all reference captions; ``image_id`` keeps its int or text type) and ``captions``, an FTS5
 table whose rowid is the image's row and whose text is its captions joined. Text search ranks
 with FTS5's BM25. Every value reaches SQLite as a bound parameter; the words of a text query
 are each quoted as an FTS5 string, so FTS operators, quotes and SQL text in a query are just words.
+
+An image matches a words query when one of its captions holds one of the query's words, not
+counting common function words ("a", "on", "the"; :data:`STOP_WORDS`) unless the query has
+nothing else; :func:`best_caption` names the caption that matched and :func:`mark_words`
+marks its words for display.
 """
 
 from __future__ import annotations
@@ -12,8 +18,9 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+import unicodedata
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +28,17 @@ from core.search.errors import IndexFormatError
 
 _SCHEMA = """
 CREATE TABLE images (row INTEGER PRIMARY KEY, image_id, path TEXT NOT NULL, relative_path TEXT,
-                     captions TEXT NOT NULL, categories TEXT NOT NULL, source TEXT);
+                     captions TEXT NOT NULL, categories TEXT NOT NULL, source TEXT, generated TEXT);
 CREATE VIRTUAL TABLE captions USING fts5(text, tokenize = 'unicode61 remove_diacritics 2');
 """
 _WORD = re.compile(r"\w+", re.UNICODE)
 _MAX_QUERY_WORDS = 64  # a longer query is cut: BM25 over 64 words already ranks well
+#: Words that match almost every caption, so they make no image a match (FTS5 gives a word in
+#: more than half the rows a near-zero weight: "a dog on a couch" matched every "a" at 0.000).
+STOP_WORDS = frozenset(
+    "a an the and or not of on in at to by for from with without into onto over under up down "
+    "is are was were be been being it its this that these those there here some any as".split()
+)
 
 
 @dataclass(frozen=True)
@@ -38,6 +51,7 @@ class GalleryRow:
     captions: list[str]
     categories: list[int]
     source: str | None = None
+    generated: list[str] = field(default_factory=list)  # which of ``captions`` a captioner wrote
 
 
 def write_gallery(path: Path, rows: Iterable[GalleryRow], *, batch: int = 10_000) -> int:
@@ -54,7 +68,8 @@ def write_gallery(path: Path, rows: Iterable[GalleryRow], *, batch: int = 10_000
         for row in rows:
             pending.append((count, row.image_id, str(row.path), row.relative_path,
                             json.dumps(list(row.captions), ensure_ascii=False),
-                            json.dumps([int(c) for c in row.categories]), row.source))
+                            json.dumps([int(c) for c in row.categories]), row.source,
+                            json.dumps(list(row.generated), ensure_ascii=False)))
             count += 1
             if len(pending) >= batch:
                 _insert(con, pending)
@@ -67,7 +82,7 @@ def write_gallery(path: Path, rows: Iterable[GalleryRow], *, batch: int = 10_000
 
 
 def _insert(con: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
-    con.executemany("INSERT INTO images VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+    con.executemany("INSERT INTO images VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
     con.executemany("INSERT INTO captions(rowid, text) VALUES (?, ?)",
                     [(r[0], "\n".join(json.loads(r[4]))) for r in rows])
 
@@ -87,27 +102,63 @@ def read_gallery(path: Path) -> Iterator[GalleryRow]:
     """
     con = _connect_ro(path)
     try:
-        cursor = con.execute("SELECT row, image_id, path, relative_path, captions, categories, source "
-                             "FROM images ORDER BY row")
-        for expected, (row, image_id, p, rel, caps, cats, source) in enumerate(cursor):
+        columns = {r[1] for r in con.execute("PRAGMA table_info(images)")}
+        generated = "generated" if "generated" in columns else "NULL"  # older databases: none
+        cursor = con.execute("SELECT row, image_id, path, relative_path, captions, categories, source, "
+                             f"{generated} FROM images ORDER BY row")
+        for expected, (row, image_id, p, rel, caps, cats, source, gen) in enumerate(cursor):
             if row != expected:
                 raise IndexFormatError(f"{path}: image rows are not numbered 0..N-1; rebuild the index")
             yield GalleryRow(image_id, p, rel, list(json.loads(caps)), [int(c) for c in json.loads(cats)],
-                             source)
+                             source, list(json.loads(gen)) if gen else [])
     except (sqlite3.DatabaseError, ValueError, TypeError) as exc:
         raise IndexFormatError(f"{path}: unreadable gallery database ({exc}); rebuild the index") from exc
     finally:
         con.close()
 
 
+def fold(word: str) -> str:
+    """A word as FTS5's ``unicode61 remove_diacritics 2`` tokenizer compares it: case and accents dropped."""
+    decomposed = unicodedata.normalize("NFKD", word.casefold())
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+def query_words(text: str) -> list[str]:
+    """The words a words query searches for, folded, in order, each once: those of ``text``
+    that are not :data:`STOP_WORDS`, or all of them when every one is."""
+    words = list(dict.fromkeys(fold(w) for w in _WORD.findall(text)))[:_MAX_QUERY_WORDS]
+    content = [w for w in words if w not in STOP_WORDS]
+    return content or words
+
+
 def fts_query(text: str) -> str | None:
-    """An FTS5 query that ORs the words of ``text``, each quoted; ``None`` when it has no words.
+    """An FTS5 query that ORs the :func:`query_words` of ``text``, each quoted; ``None`` when it has no words.
 
     ``\\w+`` words contain no quote, so wrapping each in double quotes makes it a plain string:
     ``AND``, ``NEAR``, ``*``, ``:``, ``^``, parentheses or ``'; DROP TABLE`` stay literal words.
     """
-    words = _WORD.findall(text)[:_MAX_QUERY_WORDS]
+    words = query_words(text)
     return " OR ".join(f'"{w}"' for w in words) if words else None
+
+
+def best_caption(captions: Iterable[str], words: Iterable[str]) -> tuple[str | None, list[str]]:
+    """The caption holding the most of ``words`` (folded query words; the first on a tie) and
+    those of ``words`` it holds, in query order; ``(None, [])`` when none holds any."""
+    wanted = list(words)
+    best: tuple[str | None, list[str]] = (None, [])
+    for caption in captions:
+        have = {fold(w) for w in _WORD.findall(caption)}
+        found = [w for w in wanted if w in have]
+        if len(found) > len(best[1]):
+            best = (caption, found)
+    return best
+
+
+def mark_words(caption: str, words: Iterable[str], before: str = "**", after: str = "**") -> str:
+    """``caption`` with each word that is one of ``words`` (folded) wrapped in ``before``/``after``."""
+    wanted = set(words)
+    return _WORD.sub(lambda m: f"{before}{m.group(0)}{after}" if fold(m.group(0)) in wanted
+                     else m.group(0), caption)
 
 
 class CaptionSearch:
@@ -121,7 +172,7 @@ class CaptionSearch:
             self._con = sqlite3.connect(":memory:", check_same_thread=False)
             self._con.executescript(_SCHEMA)
             pending = [(i, r.image_id, str(r.path), r.relative_path, json.dumps(list(r.captions)),
-                        "[]", r.source) for i, r in enumerate(rows or [])]
+                        "[]", r.source, "[]") for i, r in enumerate(rows or [])]
             _insert(self._con, pending)
 
     def has_captions(self) -> bool:

@@ -60,12 +60,14 @@ class EmbeddingIndex(SearchMixin):
     sources: list[str | None] = field(default_factory=list)
     ann_info: dict[str, Any] = field(default_factory=lambda: {"kind": ann.EXACT, "recall_at_10": 1.0})
     backend: Any = field(default=None, repr=False)
+    generated: list[list[str]] = field(default_factory=list)  # per row: its captions a captioner wrote
 
     def __post_init__(self) -> None:
         n = self.embeddings.shape[0]
         self.sources = self.sources or [None] * n
+        self.generated = self.generated or [[] for _ in range(n)]
         columns = (self.image_ids, self.paths, self.relative_paths, self.captions, self.categories,
-                   self.sources)
+                   self.sources, self.generated)
         if self.embeddings.ndim != 2 or {len(x) for x in columns} != {n}:
             raise IndexFormatError(f"index metadata does not have one entry per embedding row ({n} rows)")
         self._rows: dict[Any, int] = {}
@@ -196,6 +198,7 @@ class EmbeddingIndex(SearchMixin):
             captions=[list(it["captions"]) for it in kept],
             categories=[[int(c) for c in it["categories"]] for it in kept],
             sources=[it.get("source") for it in kept],
+            generated=[list(it.get("generated", [])) for it in kept],
             category_names={int(k): str(v) for k, v in (category_names or {}).items()},
             data_root=root,
             checkpoint=checkpoint_info(encoder),

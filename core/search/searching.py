@@ -7,6 +7,7 @@ A mixin so that ``index.py`` stays about building and storing; it reads only att
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ import torch
 from core.search.captionfile import match_captions, read_caption_file
 from core.search.encoder import EncoderLike
 from core.search.errors import QueryError
-from core.search.gallerydb import CaptionSearch, GalleryRow
+from core.search.gallerydb import CaptionSearch, GalleryRow, best_caption, query_words
 from core.search.query import Query, resolve_queries, unit_rows
 from core.search.textsearch import (
     HYBRID_DEPTH,
@@ -37,6 +38,7 @@ class SearchMixin:
     captions: list[list[str]]
     categories: list[list[int]]
     sources: list[str | None]
+    generated: list[list[str]]
     backend: Any
     _rows: dict[Any, int]
     _rows_by_text: dict[str, int]
@@ -115,7 +117,10 @@ class SearchMixin:
         and SQL characters are plain words; ``score`` = BM25 relevance); ``"hybrid"`` fuses both
         rankings by reciprocal rank (``score`` = the fused score). ``None`` picks hybrid when the
         index has both, else whichever it has (:meth:`text_mode` says which). Text without
-        words returns ``[]``.
+        words returns ``[]``. In words mode an image matches when a caption holds one of the
+        query's words (common words such as "a" or "on" do not count unless the query has no
+        other), so fewer than ``k`` come back when fewer match. Words and hybrid results name
+        the caption that matched (``matched_caption`` / ``matched_words``).
 
         Raises:
             QueryError: bad ``k``, unknown mode, or a mode this index cannot answer.
@@ -132,9 +137,18 @@ class SearchMixin:
         else:
             depth = max(k, HYBRID_DEPTH)
             meaning = [row for row, _ in self._semantic_rows(text, depth, encoder, device)]
-            words = [row for row, _ in self._word_rows(text, depth)]
-            hits = reciprocal_rank_fusion([meaning, words], k)
-        return [self._result(rank, row, score) for rank, (row, score) in enumerate(hits, 1)]
+            by_words = [row for row, _ in self._word_rows(text, depth)]
+            hits = reciprocal_rank_fusion([meaning, by_words], k)
+        words = None if chosen == SEMANTIC else query_words(text)
+        return [self._text_hit(rank, row, score, words) for rank, (row, score) in enumerate(hits, 1)]
+
+    def _text_hit(self, rank: int, row: int, score: float, words: list[str] | None) -> SearchResult:
+        """A text search result; with query ``words``, the caption holding most of them (and which)."""
+        hit = self._result(rank, row, score)
+        if words is None:
+            return hit
+        caption, found = best_caption(self.captions[row], words)
+        return replace(hit, matched_caption=caption, matched_words=found)
 
     def text_mode(self, mode: str | None = None) -> str:
         """The text mode :meth:`find_text` uses for ``mode`` (``None``: the index's default).
@@ -171,6 +185,7 @@ class SearchMixin:
         for row, cap in enumerate(matched):
             if cap and cap not in self.captions[row]:
                 self.captions[row] = [*self.captions[row], cap]
+                self.generated[row] = [*self.generated[row], cap]
         self._text, self._gallery_file = None, None  # the caption table must be rebuilt
         return sum(1 for c in matched if c)
 
@@ -197,7 +212,8 @@ class SearchMixin:
     def _result(self, rank: int, row: int, score: float) -> SearchResult:
         return SearchResult(rank=rank, image_id=self.image_ids[row], path=self.paths[row],
                             score=score, captions=list(self.captions[row]),
-                            categories=list(self.categories[row]), source=self.sources[row])
+                            categories=list(self.categories[row]), source=self.sources[row],
+                            generated=list(self.generated[row]))
 
     def _id_array(self) -> np.ndarray:
         if getattr(self, "_ids", None) is None:

@@ -67,9 +67,9 @@ def _rows(sources: Sequence[Path], captions: dict[str, str] | None) -> Iterator[
                 raise IndexConfigError(f"{src}: image id {row.image_id!r} is already in an earlier source")
             seen.add(row.image_id)
             extra = captions.get(row.path) if captions else None
-            caps = [*row.captions, extra] if extra and extra not in row.captions else row.captions
-            yield GalleryRow(row.image_id, row.path, row.relative_path, caps, row.categories,
-                             row.source or str(src))
+            added = [extra] if extra and extra not in row.captions else []
+            yield GalleryRow(row.image_id, row.path, row.relative_path, [*row.captions, *added],
+                             row.categories, row.source or str(src), [*row.generated, *added])
 
 
 def build_from_folders(
@@ -210,7 +210,8 @@ def _part_rows(files: Sequence[Path], lookup: Callable[[str, str | None], str | 
         seen.add(row.key)
         caption = lookup(row.key, row.path)
         source = tar_source(row.path, shard_files.get(row.part)) or row.part
-        yield GalleryRow(row.key, row.path or row.key, None, [caption] if caption else [], [], source)
+        caps = [caption] if caption else []  # from a caption file or run: generated
+        yield GalleryRow(row.key, row.path or row.key, None, caps, [], source, list(caps))
 
 
 def _checked_rows(tmp: Path, rows: Iterator[GalleryRow], n: int) -> None:

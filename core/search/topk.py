@@ -25,6 +25,10 @@ class SearchResult:
         categories: its COCO instance category ids (may be empty).
         source: where an image without a file of its own is read from (the tar shard of a
             webdataset member; see :func:`core.search.result_image`), else what the index recorded.
+        matched_caption: for text search, the caption that matched (see ``matched_words``).
+        matched_words: for text search, the query's words (folded) found in ``matched_caption``.
+        generated: which of ``captions`` a captioner wrote (``ssl embed --caption`` /
+            ``--captions FILE``); the others are the data set's reference captions.
     """
 
     rank: int
@@ -34,6 +38,9 @@ class SearchResult:
     captions: list[str] = field(default_factory=list)
     categories: list[int] = field(default_factory=list)
     source: str | None = None
+    matched_caption: str | None = None
+    matched_words: list[str] = field(default_factory=list)
+    generated: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready form (``path`` as a string)."""
@@ -45,6 +52,9 @@ class SearchResult:
             "captions": list(self.captions),
             "categories": list(self.categories),
             "source": self.source,
+            "matched_caption": self.matched_caption,
+            "matched_words": list(self.matched_words),
+            "generated": list(self.generated),
         }
 
 

@@ -2,7 +2,7 @@
 
 A run folder holds ``checkpoint.safetensors`` (model weights; the config is also in its metadata
 so the file stands alone), ``optimizer.pt`` (optimizer + RNG state, plain tensors and numbers,
-read back with ``weights_only=True``; dropped after the last epoch unless ``keep_optimizer``),
+read back with ``weights_only=True``; dropped after the last epoch only when ``keep_optimizer`` is off),
 and ``config.json`` (config, preprocessing, epoch), which is written last and so marks a
 complete checkpoint. Weights are only ever read with safetensors,
 and only up to ``MAX_WEIGHTS_BYTES``.

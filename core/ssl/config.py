@@ -75,9 +75,11 @@ class SSLConfig:
         "CPU, tensor cores on GPU)"})
     # optimizer.pt holds AdamW's two moments: twice the size of the weights (70 MB of a 105 MB
     # conv run folder). An unfinished run always keeps it; this only decides after the last epoch.
-    keep_optimizer: bool = field(default=False, metadata={
+    # Kept by default, so `--resume --epochs N+1` extends a finished run; dropping it is the opt-in.
+    keep_optimizer: bool = field(default=True, metadata={
         "help": "keep the optimizer state (optimizer.pt) after the last epoch, so the finished "
-        "run can later be extended exactly with --resume and more epochs"})
+        "run can later be extended exactly with --resume and more epochs; --no-keep-optimizer "
+        "drops it to save space (2x the weights), and the run can then not be extended"})
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)

@@ -62,9 +62,10 @@ def _load_optimizer(run_dir: Path, optimizer: torch.optim.Optimizer, epoch: int,
     opt_path = run_dir / OPTIMIZER_NAME
     if not opt_path.is_file() and saved.get("optimizer", OPTIMIZER_NAME) is None:
         raise CheckpointError(
-            f"{opt_path}: this run finished at epoch {epoch} and kept no optimizer state, so it "
-            f"cannot be extended exactly; train it again with keep_optimizer=True "
-            f"(--keep-optimizer) to be able to extend it, or start a new run"
+            f"{opt_path}: this run finished at epoch {epoch} and kept no optimizer state (it was "
+            f"trained with --no-keep-optimizer, or before the state was kept by default), so it "
+            f"cannot be extended exactly; train it again without --no-keep-optimizer to be able "
+            f"to extend it, or start a new run in another --out folder"
         )
     try:
         state = torch.load(opt_path, map_location="cpu", weights_only=True)

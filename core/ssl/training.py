@@ -282,7 +282,7 @@ def _step(run: _Run, batch: tuple, aug_gen: torch.Generator | None) -> dict[str,
 def _finish_epoch(run: _Run, epoch: int, row: dict[str, Any], progress: bool) -> None:
     """Record the epoch: history, checkpoint (written last), loss plot, one progress line.
 
-    After the last epoch the optimizer state is dropped unless ``config.keep_optimizer``.
+    After the last epoch the optimizer state is kept unless ``config.keep_optimizer`` is off.
     """
     config = run.config
     run.history.append(row)

@@ -16,7 +16,7 @@ from PIL import Image
 
 from core.errors import Img2TextError
 from core.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
-from core.search import gallery_entry, result_image
+from core.search import gallery_entry, mark_words, result_image
 from core.workflows.indexes import IndexShelf
 from core.workflows.similar_text import (
     NO_CAPTIONS,
@@ -29,8 +29,11 @@ from core.workflows.similarity import find_neighbours
 from core.workflows.uploads import Upload, load_upload
 
 __all__ = ["NO_CAPTIONS", "WORDS_SEARCH", "SimilarAnswer", "gallery_picture", "hit_label", "hit_picture",
-           "index_label", "result_rows", "search_gallery", "words_info", "words_unavailable"]
+           "index_label", "labelled", "result_rows", "search_gallery", "shown_caption", "words_info",
+           "words_unavailable"]
 
+GENERATED = "(generated)"  # follows a caption a captioner wrote, apart from the data set's own
+MARKS = ("[", "]")  # how a matched word is marked in plain text: "a [dog] on a [couch]"
 
 
 def index_label(index: Any) -> str:
@@ -81,13 +84,20 @@ class SimilarAnswer:
     warning: str | None = None  # the index's collapse warning (image queries only)
     error: str | None = None  # why there are no results: the input, the reason and the fix
     text_mode: str | None = None  # for a words query: "semantic", "words" or "hybrid"
+    wanted: int = 0  # the k asked for (words search says when fewer images match)
 
     @property
     def note(self) -> str:
         """One line above the results ("" on error)."""
         if self.error:
             return ""
-        text = f"Top {len(self.hits)} for {self.query}" if self.hits else f"No results for {self.query}"
+        n = len(self.hits)
+        if self.search == WORDS_SEARCH and n < self.wanted:  # only matches come back
+            text = (f"No image matches {self.query}" if n == 0 else
+                    f"Only {n} image{'s' if n > 1 else ''} match{'es' if n == 1 else ''} {self.query} "
+                    f"({self.wanted} asked)")
+        else:
+            text = f"Top {n} for {self.query}" if self.hits else f"No results for {self.query}"
         text += f" · {self.search}." if self.search else "."
         if self.same is not None:
             text += f" The query is gallery image {self.same.image_id} (not counted)."
@@ -122,7 +132,8 @@ def search_gallery(
             if isinstance(answer, str):
                 return SimilarAnswer([], error=answer)
             hits, search, mode = answer
-            return SimilarAnswer(hits, f'the words "{" ".join(text.split())}"', search=search, text_mode=mode)
+            return SimilarAnswer(hits, f'the words "{" ".join(text.split())}"', search=search,
+                                 text_mode=mode, wanted=k)
         label, warning = index_label(index), shelf.warning(choice)
         if image_id not in (None, ""):
             known = index.image_ids[index.row_of_id(image_id)]  # an indexed id only, never a file path
@@ -142,15 +153,33 @@ def _fields(hit: Any) -> Mapping[str, Any]:
     return hit if isinstance(hit, Mapping) else hit.to_dict()
 
 
-def hit_label(hit: Any) -> str:
-    """``"#1 · g03 · 0.912 · a red square"``: rank, id, score, first caption.
+def labelled(caption: str, hit: Any) -> str:
+    """``caption`` with ``" (generated)"`` when a captioner wrote it (not the data set)."""
+    return f"{caption} {GENERATED}" if caption in (_fields(hit).get("generated") or []) else caption
+
+
+def shown_caption(hit: Any, marks: tuple[str, str] = MARKS) -> str:
+    """The caption to show for a result: the one that matched a words query, its matched words
+    marked (``marks``: before, after), else the first caption; "" when it has none. A generated
+    caption is labelled so (see :func:`labelled`)."""
+    h = _fields(hit)
+    if h.get("matched_caption"):
+        marked = mark_words(h["matched_caption"], h.get("matched_words") or [], *marks)
+        return f"{marked} {GENERATED}" if h["matched_caption"] in (h.get("generated") or []) else marked
+    return labelled(h["captions"][0], h) if h["captions"] else ""
+
+
+def hit_label(hit: Any, marks: tuple[str, str] = MARKS) -> str:
+    """``"#1 · g03 · 0.912 · a red square"``: rank, id, score, and :func:`shown_caption`.
 
     Args:
         hit: a ``SearchResult`` or its ``to_dict()`` form (e.g. from the Gradio API's JSON).
+        marks: how matched words are marked (``("**", "**")`` where the label is Markdown).
     """
     h = _fields(hit)
     label = f"#{h['rank']} · {h['image_id']} · {h['score']:.3f}"
-    return label + (f" · {h['captions'][0]}" if h["captions"] else "")
+    caption = shown_caption(h, marks)
+    return label + (f" · {caption}" if caption else "")
 
 
 def hit_picture(hit: Any) -> str | Image.Image | None:
@@ -168,6 +197,9 @@ def hit_picture(hit: Any) -> str | Image.Image | None:
 
 
 def result_rows(hits: Iterable[Any]) -> list[dict[str, Any]]:
-    """Table rows: rank, image id, score to 4 places, the first two captions joined by " / "."""
+    """Table rows: rank, image id, score to 4 places, and the caption that matched a words query
+    (words marked) else the first two captions joined by " / "."""
     return [{"rank": h["rank"], "image id": str(h["image_id"]), "score": round(h["score"], 4),
-             "captions": " / ".join(h["captions"][:2])} for h in map(_fields, hits)]
+             "captions": shown_caption(h) if h.get("matched_caption") else
+             " / ".join(labelled(c, h) for c in h["captions"][:2])}
+            for h in map(_fields, hits)]

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from core.fileio import sha256_bytes, sha256_file
+from core.search import mark_words
 
 __all__ = ["COLLAPSE_LOW_SCORE", "COLLAPSE_SPREAD", "EmbeddingHealth", "Neighbours", "collapse_warning",
            "embedding_health", "find_neighbours", "gallery_matches"]
@@ -101,16 +102,34 @@ def find_neighbours(index: Any, image: Any, data: bytes | None, k: int) -> Neigh
 def gallery_matches(index: Any, text: str = "", limit: int = 50) -> list[tuple[str, str]]:
     """Gallery images to pick a query from: ``(label, image id)`` pairs, at most ``limit``.
 
-    An image matches when every word of ``text`` (case-insensitive) is in its id, file name or
-    captions; empty ``text`` matches all. The label is ``"id · file name · first caption"``.
+    Empty ``text`` lists the gallery in order. Otherwise the images whose id or file name holds
+    ``text`` (case-insensitive) come first, then those whose captions match its words, by
+    relevance (``find_text``). The label is ``"id · file name · caption"``, the caption being
+    the one that matched (its words in brackets), else the first.
     """
-    words = text.lower().split()
-    out: list[tuple[str, str]] = []
-    for image_id, path, captions in zip(index.image_ids, index.paths, index.captions, strict=True):
-        haystack = " ".join([str(image_id), Path(path).name, *captions]).lower()
-        if all(w in haystack for w in words):
-            label = f"{image_id} · {Path(path).name}" + (f" · {captions[0]}" if captions else "")
-            out.append((label[:100], str(image_id)))
-            if len(out) >= limit:
-                break
+    needle = " ".join(text.lower().split())
+    if not needle:
+        rows = range(min(limit, len(index)))
+        return [_pick_label(index, row, None) for row in rows]
+    out = [_pick_label(index, row, None) for row, (image_id, path) in enumerate(zip(index.image_ids, index.paths,
+                                                                                  strict=True))
+           if needle in str(image_id).lower() or needle in Path(path).name.lower()][:limit]
+    seen = {image_id for _, image_id in out}
+    if len(out) < limit and index.has_captions:
+        for hit in index.find_text(text, limit):
+            if str(hit.image_id) not in seen and len(out) < limit:
+                out.append(_pick_label(index, index.row_of_id(hit.image_id), hit))
     return out
+
+
+def _pick_label(index: Any, row: int, hit: Any) -> tuple[str, str]:
+    image_id = index.image_ids[row]
+    if hit is not None and hit.matched_caption:
+        caption = mark_words(hit.matched_caption, hit.matched_words, "[", "]")
+        plain = hit.matched_caption
+    else:
+        caption = plain = index.captions[row][0] if index.captions[row] else ""
+    if plain and plain in index.generated[row]:
+        caption += " (generated)"  # a captioner wrote it, not the data set
+    label = f"{image_id} · {Path(index.paths[row]).name}" + (f" · {caption}" if caption else "")
+    return label[:160], str(image_id)

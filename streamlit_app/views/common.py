@@ -12,7 +12,7 @@ from PIL import Image
 
 import core.workflows as wf
 from core import Captioner, ModelUnavailableError
-from core.captioning import DECODING_MODES, decoding_kwargs
+from core.captioning import DECODING_MODES, decoding_kwargs, for_command
 from core.settings import AppSettings
 from streamlit_app import resources
 
@@ -53,8 +53,9 @@ def follow_model_load(slot: Any, loader: wf.ModelLoader, poll_s: float = 0.5) ->
 
 
 def streamlit_fix(message: str) -> str:
-    """Core's fix-it text, with app flags written the way ``streamlit run`` takes them (after ``--``)."""
-    return message.replace(" --model ", " -- --model ") if " -- --model " not in message else message
+    """Core's fix-it text with its commands written for this app: ``streamlit run
+    streamlit_app/app.py -- --model ...`` (app flags after ``--``)."""
+    return for_command(message, "streamlit run streamlit_app/app.py --")
 
 
 def captioner(settings: AppSettings, generation: dict[str, Any]) -> tuple[Captioner, dict[str, Any]]:
@@ -108,4 +109,4 @@ def show_results(hits: Sequence[Any], columns: int = 5) -> None:
         with cols[i % columns]:
             if (picture := wf.hit_picture(hit)) is not None:
                 st.image(picture, width="stretch")
-            st.caption(wf.hit_label(hit))
+            st.caption(wf.hit_label(hit, ("**", "**")))  # Markdown: matched words in bold

@@ -41,6 +41,12 @@ def test_unreachable_hub_model_explains_the_fix(monkeypatch: pytest.MonkeyPatch,
     for needle in ("ydshieh/vit-gpt2-coco-en", "save_pretrained", "IMG2TEXT_MODEL", "HF_HUB_OFFLINE",
                    "cache"):
         assert needle in msg
+    # Issue 24: offline, the library's "couldn't connect to huggingface.co" was shown (nothing was
+    # tried), and "then set HF_HUB_OFFLINE=1" although it is set. Say what was tried instead.
+    assert "couldn't connect" not in msg and "set HF_HUB_OFFLINE" not in msg
+    assert "Tried: the local Hugging Face cache" in msg and "the hub was not asked, as HF_HUB_OFFLINE=1 is set" in msg
+    assert "       img2text caption IMAGE --model /path/to/vit-gpt2-coco-en\n" in msg
+    assert "       hf download ydshieh/vit-gpt2-coco-en\n" in msg
 
 
 class _Payload:
@@ -123,6 +129,7 @@ def test_unreachable_hub_is_asked_once_then_explained(monkeypatch: pytest.Monkey
         server.close()
     msg = str(info.value)
     assert "is unreachable" in msg and "hf download nobody-here/no-such-model" in msg, msg
+    assert "Tried: the local Hugging Face cache" in msg and "`export HF_HUB_OFFLINE=1`" in msg
     assert "huggingface-cli" not in msg
     # The one probe (plus, at most, huggingface_hub's own once-a-day registry fetch); no model file
     # was requested, so nothing was retried.

@@ -435,12 +435,16 @@ def test_embed_with_caption_generates_captions_for_text_search(
     expected = core.get_captioner(str(tiny_model_dir), device="cpu").caption_batch(
         [folder / p.name for p in images], batch_size=4)
     assert [index.captions[index.row_of_id(p.name)] for p in images] == [[c] for c in expected]
+    assert index.generated == index.captions  # all written by the captioner, labelled so
     for caption in expected:  # each caption's words find an image with that caption first
         data = json.loads(_search(["--index", str(index_dir), "--text", caption, "-k", "3",
                                    "--format", "json"], capsys)[0])
         assert data["results"][0]["captions"] == [caption]
     out = _search(["--index", str(index_dir), "--text", expected[0]], capsys)[0]
     assert "(scores: BM25)" in out and expected[0] in out
+    lines = out.splitlines()
+    rows = lines[next(i for i, line in enumerate(lines) if line.lstrip().startswith("rank")) + 1:]
+    assert rows and all(row.endswith(" (generated)") for row in rows)  # labelled apart from references
 
 
 def test_plot_of_an_index_of_tar_shards_draws_the_members(

@@ -84,8 +84,9 @@ def test_resume_plan_refuses_changed_sources_and_adopts_unrecorded_parts(tiny_co
             manifest.record(index, shard.fingerprint, 1, 0, sha256_file(path))
     manifest.save(out)
     (out / ".part-00002.parquet.123.abc.tmp").write_bytes(b"half")
-    with pytest.raises(ConfigError, match="unfinished run"):
+    with pytest.raises(ConfigError, match="unfinished run") as err:
         plan_resume(out, "caption", source, {"batch_size": 4}, resume=False)
+    assert "pass --resume to finish it" in str(err.value) and "resume=True" not in str(err.value)
     with pytest.raises(ConfigError, match="batch_size: 4 before, 8 now"):
         plan_resume(out, "caption", source, {"batch_size": 8}, resume=True)
     resumed, todo = plan_resume(out, "caption", source, {"batch_size": 4}, resume=True)
@@ -158,3 +159,17 @@ def test_find_tar_item_reads_the_member_a_run_used_and_nothing_else(tiny_coco_di
     assert find_tar_item(shard.location, images[0].stem, max_bytes=10).error  # the cap holds here too
     with pytest.raises(DatasetError, match="cannot read tar shard"):
         find_tar_item(images[0], images[0].stem)  # a JPEG is not a tar
+
+
+def test_a_resume_refusal_names_only_the_nested_fields_that_differ(tiny_coco_dir, tmp_path) -> None:
+    # Issue 24: the refusal printed the two whole generation dicts.
+    source = open_source(tiny_coco_dir / "val2017", shard_size=20)
+    out = tmp_path / "out"
+    out.mkdir()
+    before = {"batch_size": 4, "generation": {"num_beams": 4, "max_new_tokens": 16, "do_sample": False}}
+    plan_resume(out, "caption", source, before, resume=False)[0].save(out)
+    now = {"batch_size": 4, "generation": {**before["generation"], "num_beams": 1}}
+    with pytest.raises(ConfigError) as err:
+        plan_resume(out, "caption", source, now, resume=True)
+    assert "settings num_beams: 4 before, 1 now" in str(err.value)
+    assert "max_new_tokens" not in str(err.value) and "{" not in str(err.value)

@@ -125,6 +125,29 @@ def test_int_ids_captions_categories_survive(
     ]
 
 
+def test_generated_captions_are_kept_apart_from_the_reference_ones(
+    encoder: FakeEncoder, gallery: list[Path], tmp_path: Path
+) -> None:
+    # Issue 24: `ssl embed --caption` captions were indistinguishable from the data set's.
+    from dataclasses import dataclass, field
+
+    @dataclass
+    class Rec:
+        image_id: int | str
+        path: Path
+        captions: list[str] = field(default_factory=list)
+        categories: list[int] = field(default_factory=list)
+
+    recs = [Rec(i, p, [f"reference {i}"]) for i, p in enumerate(gallery)]
+    idx = EmbeddingIndex.build(encoder, recs, caption_images=lambda images: [f"generated {i}" for i in range(len(images))])
+    loaded = EmbeddingIndex.load(idx.save(tmp_path / "gen"))
+    for index in (idx, loaded):
+        assert all(caps[0].startswith("reference") and len(caps) == 2 for caps in index.captions)
+        assert index.generated == [[caps[1]] for caps in index.captions]
+        hit = index.find_text(index.captions[0][1], 1)[0]
+        assert hit.generated == [hit.captions[1]] and hit.to_dict()["generated"] == hit.generated
+
+
 def test_stale_index_is_detected(
     index: EmbeddingIndex, tmp_path: Path, gallery: list[Path]
 ) -> None:

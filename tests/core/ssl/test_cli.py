@@ -64,6 +64,26 @@ def test_ssl_train_maps_augment_and_layout_flags(tmp_path: Path) -> None:
     assert saved["augment"] == "batched" and saved["channels_last"] is False
 
 
+def test_ssl_train_resume_extends_a_finished_run_by_default(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Issue 24: `ssl train --resume --epochs 4` on a finished 3-epoch run was refused ("kept no
+    # optimizer state ... --keep-optimizer"); dropping the state is now the opt-in.
+    from tests.core.ssl.conftest import make_folder
+
+    make_folder(tmp_path / "imgs", 4, size=40)
+    out, drop = tmp_path / "run", tmp_path / "dropped"
+    common = ["--data", str(tmp_path / "imgs"), "--img-size", "32", "--batch-size", "4", "--device", "cpu",
+              "--quiet"]
+    assert main(["ssl", "train", *common, "--out", str(out), "--epochs", "1"]) == 0
+    assert main(["ssl", "train", *common, "--out", str(out), "--epochs", "2", "--resume"]) == 0
+    assert [h["epoch"] for h in json.loads((out / "history.json").read_text())] == [1, 2]
+    assert main(["ssl", "train", *common, "--out", str(drop), "--epochs", "1", "--no-keep-optimizer"]) == 0
+    assert not (drop / "optimizer.pt").exists()
+    capsys.readouterr()
+    assert main(["ssl", "train", *common, "--out", str(drop), "--epochs", "2", "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "trained with --no-keep-optimizer" in err and "keep_optimizer=" not in err
+
+
 def _other_value(name: str, default: object) -> object:
     """A valid value different from ``default`` for an SSLConfig field."""
     from core.ssl.config import SSLConfig

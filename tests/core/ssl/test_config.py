@@ -20,12 +20,13 @@ def test_invalid_ssl_settings_are_config_errors(kwargs: dict, field: str) -> Non
     assert isinstance(err.value, ValueError) and isinstance(err.value, core.Img2TextError)
 
 
-def test_unknown_saved_field_is_a_config_error_and_keep_optimizer_defaults_off() -> None:
+def test_unknown_saved_field_is_a_config_error_and_keep_optimizer_defaults_on() -> None:
     with pytest.raises(core.ConfigError, match="unknown SSLConfig field.*batchsize"):
         SSLConfig.from_dict({"batchsize": 8})
     old_run = SSLConfig().to_dict()
     del old_run["keep_optimizer"]  # a config.json written before the field existed still loads
-    assert SSLConfig.from_dict(old_run).keep_optimizer is False
+    assert SSLConfig.from_dict(old_run).keep_optimizer is True
+    assert SSLConfig().keep_optimizer is True  # issue 24: a finished run can be extended by default
 
 
 def test_generation_and_device_errors_are_config_errors() -> None:

@@ -34,9 +34,9 @@ def test_short_training_lowers_the_loss(tmp_path: Path) -> None:
     assert sum(losses[-3:]) / 3 < sum(losses[:3]) / 3 - 0.1, losses
     for name in ("checkpoint.safetensors", "config.json", "history.json", "loss.png"):
         assert (run / name).is_file()
-    # Finished, without keep_optimizer: the optimizer state (2x the weights) is not kept.
-    assert not (run / "optimizer.pt").exists()
-    assert json.loads((run / "config.json").read_text())["optimizer"] is None
+    # Finished: the optimizer state is kept by default, so the run can be extended.
+    assert (run / "optimizer.pt").is_file()
+    assert json.loads((run / "config.json").read_text())["optimizer"] == "optimizer.pt"
     row = _history(run)[-1]
     assert set(row) >= {"epoch", "loss", "pos_top1", "emb_std", "precision_at_k"}
     assert row["precision_at_k"] is None  # a plain folder has no labels to judge neighbours
@@ -47,12 +47,12 @@ def test_resume_equals_uninterrupted_run(tmp_path: Path) -> None:
     data = tmp_path / "imgs"
     make_folder(data, 10, size=40)  # batch 8 -> one batch of 8 per epoch (remainder dropped)
     full = train(_config(data, tmp_path / "full", num_epochs=3), progress=False)
-    part = train(_config(data, tmp_path / "part", num_epochs=2, keep_optimizer=True), progress=False)
+    part = train(_config(data, tmp_path / "part", num_epochs=2), progress=False)
     assert (part / "optimizer.pt").is_file()
     with pytest.raises(ValueError, match="--resume"):
         train(_config(data, tmp_path / "part", num_epochs=3), progress=False)
-    train(_config(data, tmp_path / "part", num_epochs=3), resume=True, progress=False)
-    assert not (part / "optimizer.pt").exists()  # finished again, this time without keeping it
+    train(_config(data, tmp_path / "part", num_epochs=3, keep_optimizer=False), resume=True, progress=False)
+    assert not (part / "optimizer.pt").exists()  # finished again, this time dropping it (the opt-in)
     a, b = _history(full), _history(part)
     assert [h["epoch"] for h in b] == [1, 2, 3]
     for x, y in zip(a, b, strict=True):
@@ -198,12 +198,12 @@ def test_channels_last_changes_only_rounding(tmp_path: Path) -> None:
 def test_a_finished_run_without_its_optimizer_state_is_not_extended_inexactly(tmp_path: Path) -> None:
     data = tmp_path / "imgs"
     make_folder(data, 8, size=40)
-    run = train(_config(data, tmp_path / "run", num_epochs=1, batch_size=4), progress=False)
+    run = train(_config(data, tmp_path / "run", num_epochs=1, batch_size=4, keep_optimizer=False), progress=False)
     before = (run / "checkpoint.safetensors").read_bytes()
     # Nothing left to do: resuming the finished run needs no optimizer state and changes nothing.
     train(_config(data, run, num_epochs=1, batch_size=4), resume=True, progress=False)
     assert (run / "checkpoint.safetensors").read_bytes() == before
-    with pytest.raises(CheckpointError, match="keep_optimizer") as err:
+    with pytest.raises(CheckpointError, match="trained with --no-keep-optimizer") as err:
         train(_config(data, run, num_epochs=2, batch_size=4), resume=True, progress=False)
     assert "optimizer.pt" in str(err.value) and "finished at epoch 1" in str(err.value)
     assert len(_history(run)) == 1 and (run / "checkpoint.safetensors").read_bytes() == before

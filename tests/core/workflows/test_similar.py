@@ -48,13 +48,48 @@ def test_by_upload_path_or_bytes_names_the_gallery_copy(shelf: IndexShelf, apps_
         assert answer.note.endswith("The query is gallery image g05 (not counted).")
 
 
+def test_words_fewer_matches_than_k_are_said_and_the_matched_caption_shown(tmp_path: Path) -> None:
+    x = np.eye(3, dtype=np.float32)
+    caps = [["a cat on a chair", "a dog on an old couch"], ["a bus on a road"], ["a tree in a park"]]
+    folder = EmbeddingIndex.from_arrays(x, ["c", "b", "t"], captions=caps, kind="exact").save(tmp_path / "i")
+    answer = search_gallery(IndexShelf([folder]), None, 5, text="a dog on a couch")
+    assert [h.image_id for h in answer.hits] == ["c"]  # "a" and "on" make no other image a match
+    assert answer.note == 'Only 1 image matches the words "a dog on a couch" (5 asked) · caption words, BM25 relevance.'
+    assert hit_label(answer.hits[0]).endswith(" · a [dog] on an old [couch]")
+    assert hit_label(answer.hits[0].to_dict(), ("**", "**")).endswith(" · a **dog** on an old **couch**")
+    assert result_rows(answer.hits)[0]["captions"] == "a [dog] on an old [couch]"
+
+
+def test_generated_captions_are_labelled_wherever_captions_are_shown(tmp_path: Path) -> None:
+    from core.workflows import gallery_matches
+
+    index = EmbeddingIndex.from_arrays(np.eye(2, dtype=np.float32), ["a", "b"], paths=["/p/a.jpg", "/p/b.jpg"],
+                                       captions=[["a red bus"], ["a green tree"]], kind="exact")
+    (tmp_path / "caps.jsonl").write_text('{"path": "/p/b.jpg", "caption": "a tall bus stop"}\n', encoding="utf-8")
+    index.add_captions(tmp_path / "caps.jsonl")
+    folder = index.save(tmp_path / "i")
+    hits = search_gallery(IndexShelf([folder]), None, 5, text="bus").hits
+    labels = {h.image_id: hit_label(h) for h in hits}
+    assert labels["a"].endswith(" · a red [bus]")  # the data set's caption: no label
+    assert labels["b"].endswith(" · a tall [bus] stop (generated)")
+    assert result_rows([h for h in hits if h.image_id == "b"])[0]["captions"] == "a tall [bus] stop (generated)"
+    by_id = search_gallery(IndexShelf([folder]), None, 1, image_id="a").hits[0]
+    assert result_rows([by_id])[0]["captions"] == "a green tree / a tall bus stop (generated)"
+    assert dict((i, label) for label, i in gallery_matches(EmbeddingIndex.load(folder), "bus"))["b"].endswith(
+        "a tall [bus] stop (generated)")
+
+
 def test_by_words_is_find_text(shelf: IndexShelf, apps_data: AppData) -> None:
     index = EmbeddingIndex.load(apps_data.index)
     words = " ".join(index.captions[7][0].split()[:3])
     answer = search_gallery(shelf, None, 4, text=f"  {words} ")
     assert answer.error is None and answer.hits == index.find_text(words, 4) and answer.hits
-    assert answer.note == f'Top {len(answer.hits)} for the words "{words}" · caption words, BM25 relevance.'
-    assert search_gallery(shelf, None, 4, text="zzz-no-such-word").note.startswith("No results for")
+    n = len(answer.hits)
+    begin = f"Top {n} for" if n == 4 else f"Only {n} image{'s' if n > 1 else ''} match{'es' if n == 1 else ''}"
+    assert answer.note == (f'{begin} the words "{words}"{"" if n == 4 else " (4 asked)"} · caption words, '
+                           "BM25 relevance.")
+    assert search_gallery(shelf, None, 4, text="zzz-no-such-word").note.startswith(
+        'No image matches the words "zzz-no-such-word"')
     assert "no words" in search_gallery(shelf, None, 4, text=" ").error
 
 

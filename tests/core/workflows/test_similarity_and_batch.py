@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import numpy as np
 import torch
 
 import core
@@ -67,6 +68,16 @@ def test_gallery_matches_by_id_file_name_or_caption_words(apps_data: AppData) ->
     words = index.captions[3][0].split()[:2]
     assert "g03" in [i for _, i in gallery_matches(index, " ".join(words), limit=50)]
     assert gallery_matches(index, "no such words anywhere") == []
+
+
+def test_gallery_picker_lists_caption_matches_by_relevance_with_the_matched_caption(tmp_path: Path) -> None:
+    x = np.eye(4, dtype=np.float32)
+    caps = [["a cat"], ["a red car", "a dog and a ball on a couch"], ["a dog"], ["grass", "a dog on a couch"]]
+    index = EmbeddingIndex.from_arrays(x, ["a", "b", "c", "d"], captions=caps, kind="exact")
+    got = gallery_matches(index, "dog couch")
+    assert [i for _, i in got] == [h.image_id for h in index.find_text("dog couch", 50)] == ["d", "b", "c"]
+    assert got[0][0] == "d · d · a [dog] on a [couch]"
+    assert got[1][0] == "b · b · a [dog] and a ball on a [couch]"  # the caption that matched, not the first
 
 
 def test_caption_uploads_rows_in_order_with_thumbnails(tiny_model_dir: Path, apps_data: AppData) -> None:
