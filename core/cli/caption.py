@@ -359,7 +359,7 @@ def run_on_ray(args: argparse.Namespace, options: RayOptions, gen: dict[str, Any
                                device=args.device, batch_size=args.batch_size,
                                max_pixels=args.max_pixels, resume=args.resume,
                                overwrite=args.overwrite, progress=not args.quiet,
-                               **options.run_kwargs(), **gen)
+                               verbose=args.verbose, **options.run_kwargs(), **gen)
     if summary.errors:  # listed as in local mode, not only in the parts
         for key, why in error_rows(parts):
             print(f"img2text: skipped {key}: {why}", file=sys.stderr)

@@ -219,9 +219,10 @@ def run_embed_on_ray(args: argparse.Namespace, options: RayOptions) -> int:
     parse_memory(args.memory_budget)  # a bad budget fails before the cluster works
     if args.captions is not None and not args.captions.exists():
         raise DatasetError(f"--captions {args.captions}: file not found")
-    run = {"resume": args.resume, "progress": not args.quiet, **options.run_kwargs()}
+    run = {"resume": args.resume, "progress": not args.quiet, "verbose": args.verbose,
+           **options.run_kwargs()}
     # With --caption both runs share one connection (one cluster start for --ray local).
-    hold = connect(options.ray, timeout_s=options.ray_connect_timeout, verbose=options.verbose)
+    hold = connect(options.ray, timeout_s=options.ray_connect_timeout, verbose=args.verbose)
     with hold if args.caption else contextlib.nullcontext():
         summary = embed_to_parts(str(args.data), args.out, checkpoint=args.checkpoint,
                                  encoder=args.encoder, device=args.device, batch_size=args.batch_size, **run)

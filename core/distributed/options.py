@@ -22,9 +22,6 @@ class RayOptions:
     ray_connect_timeout: float = field(default=DEFAULT_CONNECT_TIMEOUT_S, metadata={
         "help": "seconds to wait for the cluster at --ray to answer before giving up (exit 2); "
                 "nothing is written to the output folder before it has"})
-    verbose: bool = field(default=False, metadata={
-        "help": "--ray: show Ray's own output (its log lines, the actors' output); otherwise it goes "
-                "to a log file, named if the run fails"})
     concurrency: int | None = field(default=None, metadata={
         "help": "actors in the pool; none: one per GPU, or on CPU nodes the CPUs less one per 8"})
     num_gpus_per_actor: float | None = field(default=None, metadata={
@@ -39,9 +36,10 @@ class RayOptions:
     key_column: str = field(default="key", metadata={"help": "parquet sources: the key column"})
 
     def run_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments of ``caption_to_parts`` / ``embed_to_parts``."""
+        """Keyword arguments of ``caption_to_parts`` / ``embed_to_parts`` (``verbose`` comes from
+        the every-command ``--verbose`` flag)."""
         return {"address": self.ray, "connect_timeout": self.ray_connect_timeout,
-                "verbose": self.verbose, "concurrency": self.concurrency,
+                "concurrency": self.concurrency,
                 "num_gpus_per_actor": self.num_gpus_per_actor,
                 "num_cpus_per_actor": self.num_cpus_per_actor, "shard_size": self.shard_size,
                 "columns": Columns(self.path_column, self.image_column, self.key_column)}
