@@ -62,6 +62,9 @@ class EmbeddingIndex(SearchMixin):
 
     def __post_init__(self) -> None:
         n = self.embeddings.shape[0]
+        # NumPy / pandas scalars become the Python ints and strings they stand for: SQLite would
+        # store an np.int64 as an 8-byte blob, and results must give back the ids that went in.
+        self.image_ids = [plain_id(i) for i in self.image_ids]
         self.sources = self.sources or [None] * n
         columns = (self.image_ids, self.paths, self.relative_paths, self.captions, self.categories,
                    self.sources)
@@ -274,6 +277,24 @@ class EmbeddingIndex(SearchMixin):
 
     def _gallery_rows(self) -> list[GalleryRow]:
         return gallery_rows(self)
+
+
+def plain_id(image_id: Any) -> int | str:
+    """``image_id`` as a Python ``int`` or ``str`` (NumPy and pandas scalars are unwrapped).
+
+    Raises:
+        IndexFormatError: anything else (a float, bytes, None, a bool): ids are ints or strings.
+    """
+    if isinstance(image_id, np.generic):
+        image_id = image_id.item()
+    if isinstance(image_id, str):
+        return str(image_id)  # np.str_ -> str
+    if isinstance(image_id, int) and not isinstance(image_id, bool):
+        return int(image_id)
+    raise IndexFormatError(
+        f"image id {image_id!r} is a {type(image_id).__name__}: ids must be ints or strings "
+        "(convert them, e.g. ids.astype(int) or ids.astype(str))"
+    )
 
 
 def _gallery_entries(records_or_paths: Any, progress: bool | None) -> tuple[Any, int]:
