@@ -25,7 +25,7 @@ from core.search.metrics import (
     precision_at_k,
     retrieval_metrics,
 )
-from core.search.result_images import gallery_entry, gallery_image, result_image
+from core.search.result_images import gallery_entry, gallery_image, result_bytes, result_image
 from core.search.topk import SearchResult, validate_k
 
 if TYPE_CHECKING:  # the same names for type checkers; at run time they load on first use
@@ -58,6 +58,7 @@ __all__ = [
     "plot_retrieval",
     "plot_retrieval_grid",
     "precision_at_k",
+    "result_bytes",
     "result_image",
     "retrieval_grid_figure",
     "retrieval_metrics",

@@ -34,7 +34,11 @@ class EmbeddingIndex(SearchMixin):
         embeddings: Shape: (N, D), float32, rows L2-normalised (memory-mapped after
             ``load(mmap=True)``).
         image_ids, paths, relative_paths, captions, categories, sources: per row
-            (``relative_paths`` is relative to ``data_root`` when the image lies under it).
+            (``relative_paths`` is relative to ``data_root`` when the image lies under it;
+            after ``load``, ``paths`` of image files are absolute, found relative to the index).
+        content_hashes: per row, the sha256 of the image's encoded bytes as indexed (``None``
+            when not known: indexes from arrays, Ray parts, or older indexes); a query with the
+            same bytes is the same image (``core.workflows.find_neighbours``).
         category_names: COCO category id -> name.
         data_root: the dataset folder the gallery came from, if any.
         checkpoint: the encoder that made the embeddings.
@@ -57,6 +61,7 @@ class EmbeddingIndex(SearchMixin):
     skipped: list[dict[str, str]] = field(default_factory=list)
     encoder: EncoderLike | None = field(default=None, repr=False)
     sources: list[str | None] = field(default_factory=list)
+    content_hashes: list[str | None] = field(default_factory=list)
     ann_info: dict[str, Any] = field(default_factory=lambda: {"kind": ann.EXACT, "recall_at_10": 1.0})
     backend: Any = field(default=None, repr=False)
 
@@ -66,8 +71,9 @@ class EmbeddingIndex(SearchMixin):
         # store an np.int64 as an 8-byte blob, and results must give back the ids that went in.
         self.image_ids = [plain_id(i) for i in self.image_ids]
         self.sources = self.sources or [None] * n
+        self.content_hashes = self.content_hashes or [None] * n
         columns = (self.image_ids, self.paths, self.relative_paths, self.captions, self.categories,
-                   self.sources)
+                   self.sources, self.content_hashes)
         if self.embeddings.ndim != 2 or {len(x) for x in columns} != {n}:
             raise IndexFormatError(f"index metadata does not have one entry per embedding row ({n} rows)")
         self._rows: dict[Any, int] = {}
@@ -198,6 +204,7 @@ class EmbeddingIndex(SearchMixin):
             captions=[list(it["captions"]) for it in kept],
             categories=[[int(c) for c in it["categories"]] for it in kept],
             sources=[it.get("source") for it in kept],
+            content_hashes=[it.get("sha256") for it in kept],
             category_names={int(k): str(v) for k, v in (category_names or {}).items()},
             data_root=root,
             checkpoint=checkpoint_info(encoder),

@@ -46,10 +46,10 @@ def head(index: Any) -> dict[str, Any]:
 def gallery_rows(index: Any) -> list[GalleryRow]:
     """One :class:`GalleryRow` per embedding row, in order."""
     return [
-        GalleryRow(i, str(p), r, list(c), [int(x) for x in cat], s)
-        for i, p, r, c, cat, s in zip(
+        GalleryRow(i, str(p), r, list(c), [int(x) for x in cat], s, h)
+        for i, p, r, c, cat, s, h in zip(
             index.image_ids, index.paths, index.relative_paths, index.captions, index.categories,
-            index.sources, strict=True,
+            index.sources, index.content_hashes, strict=True,
         )
     ]
 
@@ -71,6 +71,7 @@ def index_fields(parts: Any) -> dict[str, Any]:
             "captions": [list(r.captions) for r in rows],
             "categories": [list(r.categories) for r in rows],
             "sources": [r.source for r in rows],
+            "content_hashes": [r.sha256 for r in rows],
             "category_names": {int(k): str(v) for k, v in manifest.get("category_names", {}).items()},
             "data_root": Path(manifest["data_root"]) if manifest.get("data_root") else None,
             "checkpoint": CheckpointInfo(
