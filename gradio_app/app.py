@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import gradio as gr
@@ -25,17 +26,41 @@ footer { display: none !important; }
 PRIVATE: dict[str, Any] = {"api_visibility": "private"}
 
 
-def paths_only(component: Any) -> Any:
-    """Hand handlers the uploads' paths undecoded (``core.load_image`` checks them and says why).
+UPLOADS = (gr.Image, gr.File)  # the inputs that carry a user's file
 
-    Also avoids ``gr.File``'s own preprocessing, which leaves an empty temp file per upload. An
-    instance attribute, not a subclass: Gradio writes a ``.pyi`` next to every Component subclass.
+
+def upload_paths(payload: Any) -> Any:
+    """An upload's raw payload (what the browser or gradio_client sent, already moved into
+    Gradio's cache) -> its path; a list of paths for a multi-file ``gr.File``; ``None`` if empty."""
+    if isinstance(payload, (list, tuple)):
+        return [p for p in (upload_paths(item) for item in payload) if p]
+    if isinstance(payload, dict):
+        return str(payload["path"]) if payload.get("path") else None
+    return str(getattr(payload, "path", None) or "") or None
+
+
+def undecoded(fn: Any, inputs: list[Any]) -> Any:
+    """``fn`` for an event wired with ``preprocess=False`` (see :func:`on`): each upload reaches
+    it as its path, every other input through its own component's checks (bounds, choices)."""
+    @functools.wraps(fn)  # keeps fn's signature: Gradio injects gr.Progress by it
+    def run(*values: Any, **kwargs: Any) -> Any:
+        args = [upload_paths(v) if isinstance(c, UPLOADS) else v if c.stateful else c.preprocess(v)
+                for c, v in zip(inputs, values, strict=False)]
+        return fn(*args, *values[len(inputs):], **kwargs)
+    return run
+
+
+def on(trigger: Any, fn: Any, inputs: list[Any], **kwargs: Any) -> Any:
+    """``trigger(fn, inputs=inputs, **kwargs)`` with Gradio's own preprocessing off.
+
+    Every event that takes an image or file input is wired through here, so no interaction can
+    hand an upload to Gradio's decoding: the app's ``core.load_image`` checks it (header, pixel
+    and decode caps) and says why. Patching the components' ``preprocess`` was not enough: an
+    update returned to a component (``gr.skip()``, ``gr.update``) makes Gradio rebuild it for
+    the session from its constructor arguments, and the rebuilt ``gr.Image`` decodes again.
+    Also avoids ``gr.File``'s preprocessing, which leaves an empty temp file per upload.
     """
-    def preprocess(payload: Any) -> Any:
-        paths = [str(f.path) for f in (payload if hasattr(payload, "root") else [payload]) if getattr(f, "path", None)]
-        return paths if isinstance(component, gr.File) else (paths[0] if paths else None)
-    component.preprocess = preprocess
-    return component
+    return trigger(undecoded(fn, inputs), inputs=inputs, preprocess=False, **kwargs)
 
 
 def _generation_panel() -> list[Any]:
@@ -60,8 +85,8 @@ def _caption_tab(services: Services) -> None:
     config = services.config
     with gr.Row(equal_height=False):
         with gr.Column(scale=1):
-            image = paths_only(gr.Image(type="filepath", sources=["upload", "clipboard", "webcam"], label="Image",
-                                        height=320, elem_id="caption-image"))
+            image = gr.Image(type="filepath", sources=["upload", "clipboard", "webcam"], label="Image",
+                             height=320, elem_id="caption-image")
             settings = _generation_panel()
             button = gr.Button("Caption", variant="primary", elem_id="caption-button")
             examples = [[str(p)] for p in example_files(config.examples, config.example_limit)]
@@ -74,25 +99,24 @@ def _caption_tab(services: Services) -> None:
                 note = gr.HTML(elem_id="caption-neighbours-note")
                 gallery = gr.Gallery(label="Nearest gallery images", columns=4, height="auto", fit_columns=False,
                                      elem_id="caption-neighbours", object_fit="cover")
-    page = dict(inputs=[image, *settings], outputs=[caption, status], concurrency_id="caption",
-                concurrency_limit=config.batch_size, **PRIVATE)
-    events = [button.click(handlers.caption(services, api=False), **page)]  # type: ignore[arg-type]
+    page = dict(outputs=[caption, status], concurrency_id="caption", concurrency_limit=config.batch_size, **PRIVATE)
+    events = [on(button.click, handlers.caption(services, api=False), [image, *settings], **page)]
     if ex is not None:  # clicking an example captions it, as in the Streamlit app
-        events.append(ex.load_input_event.then(handlers.caption(services, api=False), **page))  # type: ignore[arg-type]
+        events.append(on(ex.load_input_event.then, handlers.caption(services, api=False), [image, *settings], **page))
     if gallery is not None:
         for event in events:
-            event.then(handlers.neighbours(services), inputs=[image, caption], outputs=[gallery, note], **PRIVATE)
+            on(event.then, handlers.neighbours(services), [image, caption], outputs=[gallery, note], **PRIVATE)
     api = gr.Button(visible=False)  # the scripting endpoint: same work, errors raised as gr.Error
-    api.click(handlers.caption(services, api=True), inputs=[image, *settings], outputs=[caption], api_name="caption",
-              concurrency_id="caption", concurrency_limit=config.batch_size,
+    on(api.click, handlers.caption(services, api=True), [image, *settings], outputs=[caption], api_name="caption",
+       concurrency_id="caption", concurrency_limit=config.batch_size,
               api_description="Caption one image; raises an error with the reason for an unusable image or model.")
 
 
 def _batch_tab(services: Services) -> None:
     with gr.Row(equal_height=False):
         with gr.Column(scale=1):
-            files = paths_only(gr.File(file_count="multiple", file_types=["image"], label="Images",
-                                       elem_id="batch-files", height=200))
+            files = gr.File(file_count="multiple", file_types=["image"], label="Images", elem_id="batch-files",
+                            height=200)
             settings = _generation_panel()
             button = gr.Button("Caption all", variant="primary", elem_id="batch-button")
             status = gr.HTML(elem_id="batch-status")
@@ -111,8 +135,8 @@ def _batch_tab(services: Services) -> None:
         return handlers.batch(services)(files, decoding, beams, max_tokens, temperature, top_p, seed, precision,
                                         progress=progress)
 
-    button.click(run, inputs=[files, *settings], outputs=[table, csv, jsonl, status, sidecars], api_name="caption_batch",
-                 show_progress_on=[table])
+    on(button.click, run, [files, *settings], outputs=[table, csv, jsonl, status, sidecars],
+       api_name="caption_batch", show_progress_on=[table])
 
 
 def _similar_tab(services: Services) -> None:
@@ -124,8 +148,8 @@ def _similar_tab(services: Services) -> None:
         with gr.Column(scale=1):
             index_choice = gr.Dropdown(services.indexes.choices, value=services.indexes.choices[0], label="Index",
                                        elem_id="similar-index")
-            query = paths_only(gr.Image(type="filepath", sources=["upload", "clipboard"], label="Query image",
-                                        height=220, elem_id="similar-image"))
+            query = gr.Image(type="filepath", sources=["upload", "clipboard"], label="Query image", height=220,
+                             elem_id="similar-image")
             find = gr.Textbox(label="…or pick a gallery image as the query: type an id, file name or caption words",
                               elem_id="similar-find")
             pick = gr.Dropdown(handlers.pick_choices(services, None)["choices"], value=None, label="Gallery image",
@@ -145,8 +169,8 @@ def _similar_tab(services: Services) -> None:
                 raw = gr.JSON(label="results")
     picked = gr.State(None)  # the gallery id whose image is in the query slot; an upload clears it
     show: dict[str, Any] = dict(inputs=[raw], outputs=[gallery, table, status], queue=False, **PRIVATE)
-    button.click(handlers.similar(services), inputs=[query, k, index_choice, picked], outputs=[raw], api_name="similar",
-                 api_description="Find the k indexed images most similar to an image; returns {'results': [{rank, "
+    on(button.click, handlers.similar(services), [query, k, index_choice, picked], outputs=[raw], api_name="similar",
+       api_description="Find the k indexed images most similar to an image; returns {'results': [{rank, "
                                  "image_id, image_path, score, captions, categories}], 'error': None or why, 'note', "
                                  "'same_image': the gallery id of the query itself or None, 'warning': None or "
                                  "why the scores mean little, 'search': how the index ranks}.",

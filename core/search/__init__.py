@@ -27,7 +27,7 @@ from core.search.metrics import (
     retrieval_metrics,
 )
 from core.search.pretrained import PretrainedEncoder, load_index_encoder, load_pretrained
-from core.search.result_images import gallery_entry, gallery_image, result_image
+from core.search.result_images import gallery_entry, gallery_image, result_bytes, result_image
 from core.search.textsearch import TEXT_MODES, reciprocal_rank_fusion
 from core.search.topk import SearchResult, validate_k
 
@@ -72,6 +72,7 @@ __all__ = [
     "precision_at_k",
     "query_words",
     "reciprocal_rank_fusion",
+    "result_bytes",
     "result_image",
     "retrieval_grid_figure",
     "retrieval_metrics",

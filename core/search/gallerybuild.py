@@ -22,6 +22,7 @@ import torch
 from tqdm import tqdm
 
 from core.errors import DatasetError, InvalidImageError
+from core.fileio import sha256_bytes, sha256_file
 from core.images import ImageInput
 from core.search.embed import OnError, embed_images
 from core.search.encoder import EncoderLike
@@ -99,6 +100,7 @@ def embed_gallery(
                 if caption_images is not None and done:
                     _add_captions(done, caption_images([images[i] for i in result.kept]))
                 for it in done:
+                    it["sha256"] = _content_hash(it.get("image", it["path"]))
                     it.pop("image", None)  # the encoded bytes are not kept past their chunk
                     it.pop("error", None)
                 kept += done
@@ -110,6 +112,19 @@ def embed_gallery(
         detail = f" (first: {skipped[0]['reason']})" if skipped else ""
         raise DatasetError(f"nothing to embed: {what}{detail}")
     return EmbeddedGallery(torch.cat(blocks), kept, skipped)
+
+
+def _content_hash(image: Any) -> str | None:
+    """sha256 of an item's encoded bytes (its file's, for a path), so that a query with the same
+    bytes is known to be this image whatever the source; None when there are no bytes to hash."""
+    try:
+        if isinstance(image, (bytes, bytearray, memoryview)):
+            return sha256_bytes(bytes(image))
+        if isinstance(image, (str, Path)) and Path(image).is_file():
+            return sha256_file(Path(image))
+    except OSError:
+        return None
+    return None
 
 
 def _chunks(entries: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:

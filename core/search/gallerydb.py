@@ -1,8 +1,12 @@
 """Gallery metadata in SQLite (stdlib ``sqlite3``): one row per image plus an FTS5 caption table.
 
-Tables: ``images(row, image_id, path, relative_path, captions, categories, source, generated)``
-(captions, categories and ``generated``, the captions a captioner wrote rather than the data set,
-as JSON lists; a database from before ``generated`` reads as all reference captions; ``image_id`` keeps its int or text type) and ``captions``, an FTS5
+Tables: ``images(row, image_id, path, relative_path, captions, categories, source, generated,
+sha256, file)`` (captions, categories and ``generated``, the captions a captioner wrote rather than
+the data set, as JSON lists; ``image_id`` keeps its int or text type; ``sha256`` the image's
+encoded bytes as indexed; ``file`` the image file's path relative to the index folder, so an index
+works from any working directory and after its folder moves together with its images; databases
+written before ``generated``, ``sha256`` or ``file`` read as all reference captions and with those
+empty) and ``captions``, an FTS5
 table whose rowid is the image's row and whose text is its captions joined. Text search ranks
 with FTS5's BM25. Every value reaches SQLite as a bound parameter; the words of a text query
 are each quoted as an FTS5 string, so FTS operators, quotes and SQL text in a query are just words.
@@ -16,6 +20,7 @@ marks its words for display.
 from __future__ import annotations
 
 import json
+import os
 import re
 import sqlite3
 import unicodedata
@@ -28,7 +33,8 @@ from core.search.errors import IndexFormatError
 
 _SCHEMA = """
 CREATE TABLE images (row INTEGER PRIMARY KEY, image_id, path TEXT NOT NULL, relative_path TEXT,
-                     captions TEXT NOT NULL, categories TEXT NOT NULL, source TEXT, generated TEXT);
+                     captions TEXT NOT NULL, categories TEXT NOT NULL, source TEXT, generated TEXT,
+                     sha256 TEXT, file TEXT);
 CREATE VIRTUAL TABLE captions USING fts5(text, tokenize = 'unicode61 remove_diacritics 2');
 """
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -52,12 +58,26 @@ class GalleryRow:
     categories: list[int]
     source: str | None = None
     generated: list[str] = field(default_factory=list)  # which of ``captions`` a captioner wrote
+    sha256: str | None = None  # of the image's encoded bytes when it was indexed (None: not known)
 
 
-def write_gallery(path: Path, rows: Iterable[GalleryRow], *, batch: int = 10_000) -> int:
+def index_relative(path: str | Path, base: Path) -> str | None:
+    """``path`` relative to the index folder ``base`` (``../images/a.jpg``) when it is an image
+    file, else ``None`` (a tar member's or byte row's key, or a file gone since)."""
+    if not Path(path).is_file():
+        return None
+    try:
+        return Path(os.path.relpath(os.path.abspath(path), os.path.abspath(base))).as_posix()
+    except ValueError:  # another drive (Windows): no relative form
+        return None
+
+
+def write_gallery(path: Path, rows: Iterable[GalleryRow], *, batch: int = 10_000,
+                  base: Path | None = None) -> int:
     """Create the database at ``path`` (an empty or new file) from ``rows`` in order; returns the count.
 
     Rows are inserted in batches, so an iterator over a huge gallery is never held at once.
+    ``base`` is the index folder: each image file's path is also recorded relative to it.
     """
     con = sqlite3.connect(path)
     try:
@@ -69,7 +89,8 @@ def write_gallery(path: Path, rows: Iterable[GalleryRow], *, batch: int = 10_000
             pending.append((count, row.image_id, str(row.path), row.relative_path,
                             json.dumps(list(row.captions), ensure_ascii=False),
                             json.dumps([int(c) for c in row.categories]), row.source,
-                            json.dumps(list(row.generated), ensure_ascii=False)))
+                            json.dumps(list(row.generated), ensure_ascii=False), row.sha256,
+                            index_relative(row.path, base) if base is not None else None))
             count += 1
             if len(pending) >= batch:
                 _insert(con, pending)
@@ -82,7 +103,7 @@ def write_gallery(path: Path, rows: Iterable[GalleryRow], *, batch: int = 10_000
 
 
 def _insert(con: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
-    con.executemany("INSERT INTO images VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    con.executemany("INSERT INTO images VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
     con.executemany("INSERT INTO captions(rowid, text) VALUES (?, ?)",
                     [(r[0], "\n".join(json.loads(r[4]))) for r in rows])
 
@@ -94,23 +115,27 @@ def _connect_ro(path: Path) -> sqlite3.Connection:
                            check_same_thread=False)
 
 
-def read_gallery(path: Path) -> Iterator[GalleryRow]:
-    """Every row, in row order.
+def read_gallery(path: Path, base: Path | None = None) -> Iterator[GalleryRow]:
+    """Every row, in row order; with ``base`` (the index folder), an image file's path is the
+    recorded one relative to it, made absolute.
 
     Raises:
         IndexFormatError: not a gallery database.
     """
     con = _connect_ro(path)
     try:
-        columns = {r[1] for r in con.execute("PRAGMA table_info(images)")}
-        generated = "generated" if "generated" in columns else "NULL"  # older databases: none
+        have = {r[1] for r in con.execute("PRAGMA table_info(images)")}
+        extra = ", ".join(c if c in have else "NULL" for c in ("generated", "sha256", "file"))  # older databases
         cursor = con.execute("SELECT row, image_id, path, relative_path, captions, categories, source, "
-                             f"{generated} FROM images ORDER BY row")
-        for expected, (row, image_id, p, rel, caps, cats, source, gen) in enumerate(cursor):
+                             f"{extra} FROM images ORDER BY row")
+        root = os.path.abspath(base) if base is not None else None
+        for expected, (row, image_id, p, rel, caps, cats, source, gen, sha, file) in enumerate(cursor):
             if row != expected:
                 raise IndexFormatError(f"{path}: image rows are not numbered 0..N-1; rebuild the index")
+            if file is not None and root is not None:
+                p = os.path.normpath(os.path.join(root, file))
             yield GalleryRow(image_id, p, rel, list(json.loads(caps)), [int(c) for c in json.loads(cats)],
-                             source, list(json.loads(gen)) if gen else [])
+                             source, list(json.loads(gen)) if gen else [], sha)
     except (sqlite3.DatabaseError, ValueError, TypeError) as exc:
         raise IndexFormatError(f"{path}: unreadable gallery database ({exc}); rebuild the index") from exc
     finally:
@@ -172,7 +197,7 @@ class CaptionSearch:
             self._con = sqlite3.connect(":memory:", check_same_thread=False)
             self._con.executescript(_SCHEMA)
             pending = [(i, r.image_id, str(r.path), r.relative_path, json.dumps(list(r.captions)),
-                        "[]", r.source, "[]") for i, r in enumerate(rows or [])]
+                        "[]", r.source, "[]", r.sha256, None) for i, r in enumerate(rows or [])]
             _insert(self._con, pending)
 
     def has_captions(self) -> bool:

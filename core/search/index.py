@@ -35,7 +35,11 @@ class EmbeddingIndex(SearchMixin):
         embeddings: Shape: (N, D), float32, rows L2-normalised (memory-mapped after
             ``load(mmap=True)``).
         image_ids, paths, relative_paths, captions, categories, sources: per row
-            (``relative_paths`` is relative to ``data_root`` when the image lies under it).
+            (``relative_paths`` is relative to ``data_root`` when the image lies under it;
+            after ``load``, ``paths`` of image files are absolute, found relative to the index).
+        content_hashes: per row, the sha256 of the image's encoded bytes as indexed (``None``
+            when not known: indexes from arrays, Ray parts, or older indexes); a query with the
+            same bytes is the same image (``core.workflows.find_neighbours``).
         category_names: COCO category id -> name.
         data_root: the dataset folder the gallery came from, if any.
         checkpoint: the encoder that made the embeddings.
@@ -58,16 +62,21 @@ class EmbeddingIndex(SearchMixin):
     skipped: list[dict[str, str]] = field(default_factory=list)
     encoder: EncoderLike | None = field(default=None, repr=False)
     sources: list[str | None] = field(default_factory=list)
+    content_hashes: list[str | None] = field(default_factory=list)
     ann_info: dict[str, Any] = field(default_factory=lambda: {"kind": ann.EXACT, "recall_at_10": 1.0})
     backend: Any = field(default=None, repr=False)
     generated: list[list[str]] = field(default_factory=list)  # per row: its captions a captioner wrote
 
     def __post_init__(self) -> None:
         n = self.embeddings.shape[0]
+        # NumPy / pandas scalars become the Python ints and strings they stand for: SQLite would
+        # store an np.int64 as an 8-byte blob, and results must give back the ids that went in.
+        self.image_ids = [plain_id(i) for i in self.image_ids]
         self.sources = self.sources or [None] * n
         self.generated = self.generated or [[] for _ in range(n)]
+        self.content_hashes = self.content_hashes or [None] * n
         columns = (self.image_ids, self.paths, self.relative_paths, self.captions, self.categories,
-                   self.sources, self.generated)
+                   self.sources, self.generated, self.content_hashes)
         if self.embeddings.ndim != 2 or {len(x) for x in columns} != {n}:
             raise IndexFormatError(f"index metadata does not have one entry per embedding row ({n} rows)")
         self._rows: dict[Any, int] = {}
@@ -199,6 +208,7 @@ class EmbeddingIndex(SearchMixin):
             categories=[[int(c) for c in it["categories"]] for it in kept],
             sources=[it.get("source") for it in kept],
             generated=[list(it.get("generated", [])) for it in kept],
+            content_hashes=[it.get("sha256") for it in kept],
             category_names={int(k): str(v) for k, v in (category_names or {}).items()},
             data_root=root,
             checkpoint=checkpoint_info(encoder),
@@ -281,6 +291,24 @@ class EmbeddingIndex(SearchMixin):
 
     def _gallery_rows(self) -> list[GalleryRow]:
         return gallery_rows(self)
+
+
+def plain_id(image_id: Any) -> int | str:
+    """``image_id`` as a Python ``int`` or ``str`` (NumPy and pandas scalars are unwrapped).
+
+    Raises:
+        IndexFormatError: anything else (a float, bytes, None, a bool): ids are ints or strings.
+    """
+    if isinstance(image_id, np.generic):
+        image_id = image_id.item()
+    if isinstance(image_id, str):
+        return str(image_id)  # np.str_ -> str
+    if isinstance(image_id, int) and not isinstance(image_id, bool):
+        return int(image_id)
+    raise IndexFormatError(
+        f"image id {image_id!r} is a {type(image_id).__name__}: ids must be ints or strings "
+        "(convert them, e.g. ids.astype(int) or ids.astype(str))"
+    )
 
 
 def _gallery_entries(records_or_paths: Any, progress: bool | None) -> tuple[Any, int]:

@@ -49,10 +49,10 @@ def head(index: Any) -> dict[str, Any]:
 def gallery_rows(index: Any) -> list[GalleryRow]:
     """One :class:`GalleryRow` per embedding row, in order."""
     return [
-        GalleryRow(i, str(p), r, list(c), [int(x) for x in cat], s, list(g))
-        for i, p, r, c, cat, s, g in zip(
+        GalleryRow(i, str(p), r, list(c), [int(x) for x in cat], s, list(g), h)
+        for i, p, r, c, cat, s, g, h in zip(
             index.image_ids, index.paths, index.relative_paths, index.captions, index.categories,
-            index.sources, index.generated, strict=True,
+            index.sources, index.generated, index.content_hashes, strict=True,
         )
     ]
 
@@ -75,6 +75,7 @@ def index_fields(parts: Any) -> dict[str, Any]:
             "categories": [list(r.categories) for r in rows],
             "sources": [r.source for r in rows],
             "generated": [list(r.generated) for r in rows],
+            "content_hashes": [r.sha256 for r in rows],
             "category_names": {int(k): str(v) for k, v in manifest.get("category_names", {}).items()},
             "data_root": Path(manifest["data_root"]) if manifest.get("data_root") else None,
             "checkpoint": CheckpointInfo(

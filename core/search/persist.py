@@ -64,14 +64,14 @@ def save_parts(
     folder.mkdir(parents=True, exist_ok=True)
     n, d = embeddings.shape
     vectors = stage_vectors(folder, tensor_chunks(embeddings), n, d)
-    attached = {"gallery": stage(folder, "gallery", lambda tmp: _write_rows(tmp, rows, n))}
+    attached = {"gallery": stage(folder, "gallery", lambda tmp: _write_rows(tmp, rows, n, folder))}
     if isinstance(backend, ann.FaissBackend):
         attached["ann"] = stage_bytes(folder, "ann", backend.to_bytes())
     write_index(folder, (vectors, (n, d)), head, attached=attached)
 
 
-def _write_rows(tmp: Path, rows: Iterable[GalleryRow], n: int) -> None:
-    count = write_gallery(tmp, rows)
+def _write_rows(tmp: Path, rows: Iterable[GalleryRow], n: int, folder: Path) -> None:
+    count = write_gallery(tmp, rows, base=folder)
     if count != n:
         raise IndexFormatError(f"{count} metadata rows for {n} embeddings")
 
@@ -87,7 +87,7 @@ def load_parts(path: Path, *, mmap: bool, verify: bool) -> LoadedParts:
     if "images" in manifest:  # formats 1 and 2 (and write_index's callers): metadata inline
         rows = _rows_from_manifest(manifest, folder)
     else:
-        rows = list(read_gallery(verified_path(folder, manifest, "gallery", verify=verify)))
+        rows = list(read_gallery(verified_path(folder, manifest, "gallery", verify=verify), base=folder))
     if len(rows) != emb.shape[0]:
         raise IndexFormatError(
             f"{folder}: {len(rows)} images described for {emb.shape[0]} embeddings; rebuild the index"
@@ -111,7 +111,7 @@ def _rows_from_manifest(manifest: dict[str, Any], folder: Path) -> list[GalleryR
         return [
             GalleryRow(im["image_id"], str(im["path"]), im.get("relative_path"),
                        list(im.get("captions", [])), [int(c) for c in im.get("categories", [])],
-                       im.get("source"))
+                       im.get("source"), list(im.get("generated", [])), im.get("sha256"))
             for im in manifest["images"]
         ]
     except (KeyError, TypeError, ValueError, AttributeError) as exc:

@@ -46,18 +46,40 @@ def result_image(
         indexing, or the image is refused): a result without a picture, never an error.
     """
     fields = hit if isinstance(hit, Mapping) else hit.to_dict()
-    path, source = Path(str(fields["path"])), fields.get("source")
+    path = Path(str(fields["path"]))
     try:
         if path.is_file():
             return load_image(path, max_pixels=max_pixels, max_bytes=max_bytes)
-        if not _is_tar(source) or not Path(str(source)).is_file():
-            return None
-        item = find_tar_item(str(source), str(fields["image_id"]), max_bytes=max_bytes)
-        if item is None or item.image is None:
-            return None
-        return load_image(item.image, max_pixels=max_pixels, max_bytes=max_bytes)
+        data = _tar_member(fields, max_bytes)
+        return None if data is None else load_image(data, max_pixels=max_pixels, max_bytes=max_bytes)
     except (InvalidImageError, DatasetError, OSError):
         return None
+
+
+def result_bytes(hit: Any, *, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes | None:
+    """The encoded bytes of a search result's image (its file, or its tar shard member), undecoded;
+    ``None`` when they cannot be read (moved since indexing, over ``max_bytes``, no picture)."""
+    fields = hit if isinstance(hit, Mapping) else hit.to_dict()
+    path = Path(str(fields["path"]))
+    try:
+        if path.is_file():
+            return path.read_bytes() if path.stat().st_size <= max_bytes else None
+        return _tar_member(fields, max_bytes)
+    except (DatasetError, OSError):
+        return None
+
+
+def _tar_member(fields: Mapping[str, Any], max_bytes: int) -> bytes | None:
+    """The bytes of a tar-member row's image (headers read only up to it), else None.
+
+    Raises:
+        DatasetError: the shard cannot be read.
+    """
+    source = fields.get("source")
+    if not _is_tar(source) or not Path(str(source)).is_file():
+        return None
+    item = find_tar_item(str(source), str(fields["image_id"]), max_bytes=max_bytes)
+    return None if item is None or not isinstance(item.image, bytes) else item.image
 
 
 def gallery_entry(index: Any, image_id: Any) -> dict[str, Any]:

@@ -69,7 +69,7 @@ def _rows(sources: Sequence[Path], captions: dict[str, str] | None) -> Iterator[
             extra = captions.get(row.path) if captions else None
             added = [extra] if extra and extra not in row.captions else []
             yield GalleryRow(row.image_id, row.path, row.relative_path, [*row.captions, *added],
-                             row.categories, row.source or str(src), [*row.generated, *added])
+                             row.categories, row.source or str(src), [*row.generated, *added], row.sha256)
 
 
 def build_from_folders(
@@ -173,7 +173,7 @@ def write_streamed(
     """
     n, d = shape
     staged = stage_vectors(folder, vectors(), n, d)
-    gallery = stage(folder, "gallery", lambda tmp: _checked_rows(tmp, rows(), n))
+    gallery = stage(folder, "gallery", lambda tmp: _checked_rows(tmp, rows(), n, folder))
     emb = read_vectors(folder / staged.name, mmap=True)
     backend, info = make_backend(emb, kind, memory_budget=memory_budget,
                                  target_recall=target_recall, seed=seed)
@@ -214,8 +214,8 @@ def _part_rows(files: Sequence[Path], lookup: Callable[[str, str | None], str | 
         yield GalleryRow(row.key, row.path or row.key, None, caps, [], source, list(caps))
 
 
-def _checked_rows(tmp: Path, rows: Iterator[GalleryRow], n: int) -> None:
-    count = write_gallery(tmp, rows)
+def _checked_rows(tmp: Path, rows: Iterator[GalleryRow], n: int, folder: Path) -> None:
+    count = write_gallery(tmp, rows, base=folder)
     if count != n:
         raise IndexFormatError(f"the sources describe {count} images for {n} embeddings "
                                f"(a source's {MANIFEST_NAME} is inconsistent); rebuild it")

@@ -83,20 +83,33 @@ def find_neighbours(index: Any, image: Any, data: bytes | None, k: int) -> Neigh
     Args:
         index: an ``EmbeddingIndex``.
         image: the query as ``find_similar`` takes it (a loaded image).
-        data: the upload's bytes; a hit whose file has the same sha256 is the same image.
+        data: the upload's bytes; a hit whose indexed bytes have the same sha256 is the same
+            image (the hash recorded at build time; for indexes without one, its file's or tar
+            member's bytes now).
         k: neighbours wanted.
     """
     hits = index.find_similar(image, k=min(k + 1, len(index)))
     same = None
     if data is not None:
         digest = sha256_bytes(data)
-        for hit in hits:
-            path = Path(hit.path)
-            if path.is_file() and path.stat().st_size == len(data) and sha256_file(path) == digest:
-                same = hit
-                break
+        same = next((hit for hit in hits if _same_bytes(index, hit, data, digest)), None)
     others = [h for h in hits if h is not same][:k]
     return Neighbours(same, [replace(h, rank=rank) for rank, h in enumerate(others, start=1)])
+
+
+def _same_bytes(index: Any, hit: Any, data: bytes, digest: str) -> bool:
+    """Whether gallery image ``hit`` has exactly the bytes ``data`` (sha256 ``digest``)."""
+    from core.search import result_bytes
+
+    hashes = getattr(index, "content_hashes", None)
+    recorded = hashes[index.row_of_id(hit.image_id)] if hashes else None
+    if recorded is not None:
+        return bool(recorded == digest)
+    path = Path(hit.path)
+    if path.is_file():  # cheap size check before hashing the file
+        return path.stat().st_size == len(data) and sha256_file(path) == digest
+    stored = result_bytes(hit, max_bytes=len(data))  # a tar member; a larger one differs anyway
+    return stored is not None and sha256_bytes(stored) == digest
 
 
 def gallery_matches(index: Any, text: str = "", limit: int = 50) -> list[tuple[str, str]]:

@@ -168,3 +168,34 @@ def test_model_bar_example_click_and_greyed_out_controls(page, gradio_server: Gr
     page.wait_for_function("document.querySelector('#caption-output textarea').value.length > 0")
     want = core.caption(gradio_server.data.examples / "example0.png", model=str(gradio_server.model), device="cpu")
     assert page.locator("#caption-output textarea").input_value() == want
+
+
+@pytest.mark.parametrize(("name", "close"), [("bomb-100000x100000.png", "Escape"), ("text.jpg", "click elsewhere")])
+def test_gallery_list_closed_unchosen_then_a_hostile_upload(page, gradio_server: GradioServer, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                            name: str, close: str) -> None:
+    """Issue 23 item 1: open the "Gallery image" list, close it without choosing, upload a file the
+    app must refuse, press Find similar: the app's own reason, never Gradio's decoding toast."""
+    import re
+
+    from tests.reliability.corpus import BY_NAME
+
+    path = tmp_path / name
+    path.write_bytes(BY_NAME[name].data)
+    page.get_by_role("tab", name="Similar images").click()
+    page.locator("#similar-pick input").click()
+    page.get_by_role("option").first.wait_for()
+    if close == "Escape":
+        page.keyboard.press("Escape")
+    else:
+        page.locator("#similar-status").click(force=True)
+    page.get_by_role("option").first.wait_for(state="hidden")
+    page.locator("#similar-image input[type=file]").set_input_files(str(path))
+    page.wait_for_selector("#similar-image img")
+    page.click("#similar-button")
+    error = page.locator("#similar-status .i2t-error")
+    error.wait_for()
+    text = error.inner_text()
+    assert text.startswith(name) and re.search(BY_NAME[name].expect, text), text
+    page.wait_for_timeout(1000)  # a toast would have shown by now
+    assert "Could not preprocess" not in page.locator("body").inner_text()
+    assert page.locator("[data-testid=toast-body]").count() == 0

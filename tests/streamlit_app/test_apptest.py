@@ -237,3 +237,54 @@ def test_pick_list_is_bounded(at: AppTest) -> None:
     at.text_input(key="similar-find").input("square")
     at.run()
     assert 0 < len(at.selectbox(key="similar-id").options) < 16
+
+
+HOSTILE = ["bomb-100000x100000.png", "text.jpg", "drawing.svg", "truncated.png", "strips-20000.tiff"]
+
+
+def _interact(at: AppTest, kind: str) -> None:
+    """One kind of interaction the Similar images tab offers, before an upload."""
+    if kind == "pick a gallery image":
+        at.selectbox(key="similar-id").set_value("g02")
+    elif kind == "type in the find box":
+        at.text_input(key="similar-find").input("g0")
+    elif kind == "change k":
+        at.slider(key="similar-k").set_value(3)
+    elif kind == "find by words":
+        at.text_input(key="similar-words").input("a")
+        at.button(key="similar-words-run").click()
+    at.run()
+    assert not at.exception, at.exception
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("kind", ["none", "pick a gallery image", "type in the find box", "change k",
+                                  "find by words"])
+def test_every_image_input_refuses_the_hostile_corpus_after_each_interaction(at: AppTest, kind: str) -> None:
+    """Issue 23 item 1, Streamlit side: each upload reaches core.load_image as bytes (Streamlit
+    decodes nothing), whatever was done on the page before; the app names the file and the reason."""
+    import re
+
+    from tests.reliability.corpus import BY_NAME
+
+    for name in HOSTILE:
+        _interact(at, kind)
+        at.file_uploader(key="similar-upload").set_value((name, BY_NAME[name].data, "image/png"))
+        at.run()
+        at.button(key="similar-run").click()
+        at.run()
+        assert not at.exception, at.exception
+        error = at.session_state["similar_result"][1].error or ""
+        assert error.startswith(name) and re.search(BY_NAME[name].expect, error), (kind, name, error)
+        at.file_uploader(key="caption-upload").set_value((name, BY_NAME[name].data, "image/png"))
+        at.run()
+        message = " ".join(e.value for e in at.error)
+        assert name in message and re.search(BY_NAME[name].expect, message), (kind, name, message)
+    at.file_uploader(key="batch-upload").set_value([(n, BY_NAME[n].data, "image/png") for n in HOSTILE])
+    at.run()
+    at.button(key="batch-run").click()
+    at.run()
+    records = [r.record for r in at.session_state["batch_result"]["rows"]]
+    assert [r.path for r in records] == HOSTILE
+    for name, record in zip(HOSTILE, records, strict=True):
+        assert not record.ok and re.search(BY_NAME[name].expect, record.error), (kind, name, record.error)
