@@ -20,8 +20,14 @@ CSS = """
 .i2t-note { color: #475569; padding: 6px 2px; font-size: 0.95em; }
 #caption-output textarea { font-size: 1.25em; font-weight: 600; }
 #batch-table img { max-height: 64px; }
+/* gallery labels ("#rank · id · score · caption") in full, under the picture, not cut on it */
+.i2t-gallery .thumbnail-item { aspect-ratio: auto; height: auto; display: flex; flex-direction: column; }
+.i2t-gallery .thumbnail-item > img { aspect-ratio: 1; height: auto; }
+.i2t-gallery .caption-label { position: static; max-width: none; white-space: normal; overflow: visible;
+                              text-overflow: clip; border: none; border-radius: 0; }
 .gradio-container { width: 100% !important; max-width: 1240px !important; margin: auto !important; }
 footer { display: none !important; }
+.i2t-settings [data-testid="block-info"] { white-space: nowrap; }  /* "Top-p", not "Top-" over "p" */
 """
 PRIVATE: dict[str, Any] = {"api_visibility": "private"}
 
@@ -65,16 +71,16 @@ def on(trigger: Any, fn: Any, inputs: list[Any], **kwargs: Any) -> Any:
 
 def _generation_panel() -> list[Any]:
     """The collapsed generation settings (controls that do not apply are greyed out)."""
-    with gr.Accordion("Generation settings", open=False):
+    with gr.Accordion("Generation settings", open=False, elem_classes=["i2t-settings"]):
         decoding = gr.Radio(list(handlers.DECODING), value="Beam search", label="Decoding",
                             info="Beam search follows the model card; sampling gives varied captions")
         with gr.Row():
             beams = gr.Slider(1, 8, value=4, step=1, label="Beams")
             max_tokens = gr.Slider(1, 64, value=15, step=1, label="Max new tokens")
-        with gr.Row():
+        with gr.Row():  # two a row: three squeezed "Top-p" onto two lines
             temperature = gr.Slider(0.1, 2.0, value=1.0, step=0.05, label="Temperature", interactive=False)
             top_p = gr.Slider(0.05, 1.0, value=1.0, step=0.05, label="Top-p", interactive=False)
-            seed = gr.Number(value=-1, precision=0, label="Seed (-1 = random)", interactive=False)
+        seed = gr.Number(value=-1, precision=0, label="Seed (-1 = random)", interactive=False)
         precision = gr.Radio(list(PRECISIONS), value="float32", label="Precision", info=PRECISION_HELP)
     decoding.change(lambda d: [gr.update(interactive=d == "Beam search")] + [gr.update(interactive=d == "Sampling")] * 3,
                     inputs=[decoding], outputs=[beams, temperature, top_p, seed], queue=False, **PRIVATE)
@@ -98,9 +104,13 @@ def _caption_tab(services: Services) -> None:
             if config.indexes:
                 note = gr.HTML(elem_id="caption-neighbours-note")
                 gallery = gr.Gallery(label="Nearest gallery images", columns=4, height="auto", fit_columns=False,
-                                     elem_id="caption-neighbours", object_fit="cover")
-    page = dict(outputs=[caption, status], concurrency_id="caption", concurrency_limit=config.batch_size, **PRIVATE)
-    events = [on(button.click, handlers.caption(services, api=False), [image, *settings], **page)]
+                                     elem_id="caption-neighbours", object_fit="cover", elem_classes=["i2t-gallery"])
+    # a bad upload is taken out of the image slot (no broken-image icon); the message box says why
+    page = dict(outputs=[caption, status, image], concurrency_id="caption", concurrency_limit=config.batch_size,
+                show_progress_on=[caption], **PRIVATE)
+    # as in the Streamlit app: an upload captions at once; Caption captions again (new settings)
+    events = [on(image.upload, handlers.caption(services, api=False), [image, *settings], **page),
+              on(button.click, handlers.caption(services, api=False), [image, *settings], **page)]
     if ex is not None:  # clicking an example captions it, as in the Streamlit app
         events.append(on(ex.load_input_event.then, handlers.caption(services, api=False), [image, *settings], **page))
     if gallery is not None:
@@ -161,7 +171,7 @@ def _similar_tab(services: Services) -> None:
         with gr.Column(scale=2):
             status = gr.HTML(elem_id="similar-status")
             gallery = gr.Gallery(label="Result images", columns=4, height="auto", elem_id="similar-results",
-                                 object_fit="cover")
+                                 object_fit="cover", elem_classes=["i2t-gallery"])
             table = gr.Dataframe(headers=["rank", "image id", "score", "captions"], interactive=False, wrap=True,
                                  label="Results", elem_id="similar-table", column_count=4,
                                  column_widths=["70px", "110px", "90px", "60%"])
@@ -179,7 +189,8 @@ def _similar_tab(services: Services) -> None:
                  api_name="find_text", api_description="Find the k indexed images that best match the words: by "
                  "meaning for a CLIP/SigLIP index, by caption words (BM25), or both fused (text_mode "
                  "says which); returns the same JSON as /similar.").then(handlers.render_results, **show)
-    query.input(lambda: None, outputs=[picked], queue=False, **PRIVATE)
+    # an upload (or clearing the slot) ends a picked query: the Gallery image choice goes too
+    on(query.input, handlers.query_changed(services), [query], outputs=[query, picked, pick, status], **PRIVATE)
     pick.input(lambda c, i: handlers.pick(services, c, i), inputs=[index_choice, pick], outputs=[query, picked],
                **PRIVATE)
     index_choice.change(lambda c, i: handlers.index_changed(services, c, i), inputs=[index_choice, picked],
@@ -203,7 +214,7 @@ def _run_tab(services: Services) -> tuple[Any, gr.Dropdown, list[Any]] | None:
                            elem_id="run-history", column_count=len(HISTORY_COLUMNS))
     samples_note = gr.HTML(elem_id="run-samples-note")  # the index's collapse warning, if any
     samples = gr.Gallery(label="Sample retrievals (query, then its nearest images)", columns=5, height="auto",
-                         object_fit="cover", elem_id="run-samples")
+                         object_fit="cover", elem_id="run-samples", elem_classes=["i2t-gallery"])
     show = handlers.run_view(services)
     outputs = [loss, history, summary, samples_note, samples]
     run_choice.change(show, inputs=[run_choice], outputs=outputs, **PRIVATE)

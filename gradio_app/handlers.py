@@ -11,7 +11,7 @@ from typing import Any
 import gradio as gr
 from PIL import Image
 
-from core import Img2TextError
+from core import Img2TextError, InvalidImageError
 from core import workflows as wf
 from core.captioning import DECODING_MODES, decoding_kwargs, for_command
 from gradio_app.services import Services
@@ -60,16 +60,31 @@ def caption_text(services: Services, image: str | None, *settings: Any) -> str:
 
 def caption(services: Services, api: bool):  # type: ignore[no-untyped-def]
     """``/caption`` (``api``): the caption or ``gr.Error`` with the reason (gradio_client raises it);
-    the page's button: ``(caption, message box)``, an error going to the message box."""
+    the page (upload, button, example): ``(caption, message box, image slot)``, an error going to
+    the message box and an unusable image out of the slot (the browser would show a broken icon)."""
     def run(image: str | None, *settings: Any) -> Any:
         try:
             text = caption_text(services, image, *settings)
         except UserError as exc:
             if api:
                 raise gr.Error(gradio_fix(str(exc)), print_exception=False) from exc
-            return "", error_html(gradio_fix(str(exc)))
-        return text if api else (text, "")
+            return "", error_html(gradio_fix(str(exc))), (None if isinstance(exc, InvalidImageError) else gr.skip())
+        return text if api else (text, "", gr.skip())
     return run
+
+
+def query_changed(services: Services):  # type: ignore[no-untyped-def]
+    """Similar images: a new upload (or a cleared slot) ends a picked query, so the Gallery image
+    choice clears; an unusable upload leaves the slot with the reason in the message box.
+    Returns ``(query slot, picked id, gallery image choice, message box)``."""
+    def changed(query: str | None) -> tuple[Any, None, Any, str]:
+        if query is not None:
+            try:
+                services.load(query)
+            except UserError as exc:
+                return None, None, gr.update(value=None), error_html(str(exc))
+        return gr.skip(), None, gr.update(value=None), ""
+    return changed
 
 
 def items(hits: list[Any]) -> list[tuple[Any, str]]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 # `streamlit run` puts this folder, not the repository root, on sys.path.
@@ -15,6 +17,7 @@ from core import ConfigError, quiet_libraries  # noqa: E402
 quiet_libraries()  # before torch is imported: torch's/torchao's warnings only with IMG2TEXT_LOG_LEVEL
 
 import streamlit as st  # noqa: E402
+from streamlit.starlette import App  # noqa: E402
 
 from streamlit_app import resources  # noqa: E402
 from streamlit_app.config import parse_settings  # noqa: E402
@@ -44,4 +47,19 @@ def main() -> None:
         common.follow_model_load(bar, loader)
 
 
-main()
+@asynccontextmanager
+async def _load_at_start(_app: object) -> AsyncIterator[None]:
+    """The server's start: the model begins loading now, not when the first browser arrives."""
+    try:
+        settings, _ = parse_settings(sys.argv[1:])
+    except ConfigError:  # the page says what is wrong
+        settings = None
+    if settings is not None:
+        resources.model(settings.model, settings.device)  # the cached loaders every page uses
+    yield
+
+
+if __name__ == "__main__":  # a page run (each browser session; AppTest)
+    main()
+else:  # `streamlit run` finds this App and serves it: one hook at server start (Streamlit >= 1.53)
+    app = App(__file__, lifespan=_load_at_start)

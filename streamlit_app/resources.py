@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import streamlit as st
@@ -9,11 +10,16 @@ import streamlit as st
 from core.workflows import IndexShelf, ModelChoices
 
 
+def _log(line: str) -> None:
+    """The model's state in the server's log (so its start is seen before any browser)."""
+    print(f"image-to-text: {line}", file=sys.stderr, flush=True)
+
+
 @st.cache_resource(show_spinner=False)
 def model(name: str | None, device: str) -> ModelChoices:
     """The shared model loaders by precision; float32 starts at once (loads in the background;
     failures are remembered), int8 on first use."""
-    choices = ModelChoices(name, device)
+    choices = ModelChoices(name, device, report=_log)
     choices.loader().start()
     return choices
 

@@ -47,13 +47,15 @@ class ModelLoader:
         load: the loading function (``core.get_captioner``; its cache makes a reload cheap).
         clock: monotonic seconds (tests pass a fake clock).
         dtype: as for :func:`core.get_captioner` (``"int8"``: the opt-in int8 mode); None = auto.
+        report: called with the bar's line when a load starts and ends (a server's log); None = quiet.
     """
 
     def __init__(self, model: str | None, device: str = "auto", *, retry_after: float = 60.0,
                  load: Callable[..., Captioner] = get_captioner,
-                 clock: Callable[[], float] = time.monotonic, dtype: str | None = None) -> None:
+                 clock: Callable[[], float] = time.monotonic, dtype: str | None = None,
+                 report: Callable[[str], None] | None = None) -> None:
         self.model, self.device, self.retry_after, self.dtype = model, device, retry_after, dtype
-        self._load, self._clock = load, clock
+        self._load, self._clock, self._report = load, clock, report
         self._lock = threading.Lock()
         self._done = threading.Event()
         self._captioner: Captioner | None = None
@@ -117,6 +119,8 @@ class ModelLoader:
     def _run(self, done: threading.Event) -> None:
         captioner: Any = None
         error: str | None = None
+        if self._report is not None:
+            self._report(self.state.text)
         try:
             captioner = self._load(self.model, device=self.device, dtype=self.dtype)
         except Img2TextError as exc:
@@ -131,6 +135,8 @@ class ModelLoader:
                 self._failed_at = self._clock()
                 self._thread = None
                 done.set()
+        if self._report is not None:
+            self._report(self.state.text)
 
 
 # The precisions the apps' settings panel offers; float32 is the default everywhere.
@@ -143,15 +149,16 @@ class ModelChoices:
     """An app's captioners by precision: float32 loads at start-up, int8 on first use.
 
     Args:
-        model, device: as for :class:`ModelLoader`.
+        model, device, report: as for :class:`ModelLoader`.
         make: builds a loader (tests pass their own).
     """
 
     def __init__(self, model: str | None, device: str = "auto", *,
-                 make: Callable[..., ModelLoader] = ModelLoader) -> None:
+                 make: Callable[..., ModelLoader] = ModelLoader, report: Callable[[str], None] | None = None) -> None:
         self.model, self.device, self._make = model, device, make
+        self._extra = {} if report is None else {"report": report}
         self._lock = threading.Lock()
-        self._loaders = {"float32": make(model, device)}
+        self._loaders = {"float32": make(model, device, **self._extra)}
 
     def loader(self, precision: str = "float32") -> ModelLoader:
         """The loader of ``precision`` (created and started in the background on first use).
@@ -163,6 +170,6 @@ class ModelChoices:
             raise ConfigError(f"precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
         with self._lock:
             if precision not in self._loaders:
-                self._loaders[precision] = self._make(self.model, self.device, dtype=precision)
+                self._loaders[precision] = self._make(self.model, self.device, dtype=precision, **self._extra)
                 self._loaders[precision].start()
             return self._loaders[precision]

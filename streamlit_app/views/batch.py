@@ -10,6 +10,9 @@ from core.workflows import batch_downloads, batch_problem, batch_summary, captio
 from streamlit_app.views import common
 
 STATE = "batch_result"  # session_state key: {"key", "rows"}
+ROW_HEIGHT = 72  # px; Streamlit wraps a cell's text only in rows taller than 64 px (4rem)
+HEADER_HEIGHT = 36  # px, the table's header row
+ROWS_SHOWN = 20  # rows in view without scrolling the table
 
 
 def render(settings: AppSettings) -> None:
@@ -39,12 +42,16 @@ def render(settings: AppSettings) -> None:
         return
     records = [r.record for r in stored["rows"]]
     st.caption(batch_summary(records))
-    st.dataframe(
+    rows = stored["rows"]
+    st.dataframe(  # rows over 64 px wrap their text; the height shows every row (up to ROWS_SHOWN)
         [{"thumbnail": r.thumbnail or "", "file": r.record.path, "caption": r.record.caption,
-          "error": r.record.error or ""} for r in stored["rows"]],
-        hide_index=True, width="stretch", row_height=64, key="batch-table",
-        column_config={"thumbnail": st.column_config.ImageColumn("", width="small"),
-                       "caption": st.column_config.TextColumn("caption", width="large")})
+          "error": r.record.error or ""} for r in rows],
+        hide_index=True, width="stretch", row_height=ROW_HEIGHT, key="batch-table",
+        height=HEADER_HEIGHT + ROW_HEIGHT * min(len(rows), ROWS_SHOWN) + 3,
+        column_config={"thumbnail": st.column_config.ImageColumn("", width=80),
+                       "file": st.column_config.TextColumn("file", width=160),
+                       "caption": st.column_config.TextColumn("caption", width=360),
+                       "error": st.column_config.TextColumn("error", width=360)})
     columns = st.columns([1, 1, 2, 1])
     for column, download, key in zip(columns, batch_downloads(records), ("batch-csv", "batch-jsonl", "batch-sidecars"),
                                      strict=False):

@@ -25,6 +25,9 @@ def _current_image(settings: AppSettings) -> tuple[str, bytes] | None:
     examples = example_files(settings.examples, settings.example_limit)
     if examples:
         st.caption("…or click an example")
+        # Streamlit cuts a button's label to one line ("holiday-2026-…"): wrap file names instead
+        st.html('<style>[class*="st-key-example-"] [data-testid=stMarkdownContainer], [class*="st-key-example-"] p'
+                '{white-space:normal !important;overflow-wrap:anywhere;text-overflow:clip}</style>')
         cols = st.columns(4)
         for i, path in enumerate(examples):
             with cols[i % len(cols)]:
@@ -62,14 +65,15 @@ def render(settings: AppSettings) -> None:
     with left:
         current = _current_image(settings)
         generation = common.generation_settings("caption")
+        again = st.button("Caption", type="primary", key="caption-run", width="stretch", disabled=current is None)
     with right:
         if current is None:
             st.info("Upload an image (or take a photo, or click an example) to caption it.")
             return
         name, data = current
-        key = (common.digest(data), tuple(sorted(generation.items())))
+        key = common.digest(data)  # as in the Gradio app: a new image captions at once, new settings on Caption
         stored = st.session_state.get(STATE)
-        if stored is None or stored["key"] != key or stored.get("model_error"):  # a Retry may have fixed it
+        if stored is None or stored["key"] != key or again or stored.get("model_error"):  # a Retry may have fixed it
             stored = st.session_state[STATE] = {"key": key, **_caption(name, data, generation, settings)}
         if stored["preview"] is not None:
             st.image(stored["preview"], caption=name, width=320)

@@ -27,6 +27,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 MAX_PIXELS = 1_000_000  # the apps under test refuse images above this
 MAX_UPLOAD_MB = 1
+LONG_EXAMPLE = "holiday-2026-08-14-beach-sunset-panorama.png"  # an example whose name needs two lines
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ class AppData:
     run: Path  # a 2-epoch SimCLR run over the gallery
     index: Path  # EmbeddingIndex of the gallery built from the run's checkpoint
     collapsed: Path  # the same index with every embedding near one point and no captions
-    examples: Path  # 3 example images
+    examples: Path  # 3 example images (example0..2.png) and one with a long name (LONG_EXAMPLE)
     good: Path  # a valid query / caption image
     not_image: Path  # a text file named .jpg
     too_many_pixels: Path  # small file, 2000x1000 pixels (over MAX_PIXELS)
@@ -66,6 +67,8 @@ def app_data(base: Path) -> AppData:
         records.append(ImageRecord(f"g{i:02d}", path, [caption], []))
         if i < 3:
             image.save(data.examples / f"example{i}.png")
+        if i == 3:
+            image.save(data.examples / LONG_EXAMPLE)
     synthetic_pairs(2, seed=11)[1][0].save(data.good)
     data.not_image.write_text("this is a text file, not a JPEG\n")
     Image.new("RGB", (2000, 1000), (200, 200, 200)).save(data.too_many_pixels)

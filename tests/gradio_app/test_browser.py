@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 import core
+from core.workflows import hit_label
 from tests.browser.support import page_session, tall_screenshot
 from tests.gradio_app.conftest import GradioServer
 
@@ -18,36 +19,85 @@ def page(browser, gradio_server: GradioServer):  # type: ignore[no-untyped-def]
     yield from page_session(browser, gradio_server.url, "#caption-button")
 
 
+CAPTION = "#caption-output textarea"
+
+
 def _caption_in_page(page, image: Path) -> str:  # type: ignore[no-untyped-def]
+    """Upload ``image``: it captions at once, with no click (as in the Streamlit app)."""
     page.locator("#caption-image input[type=file]").set_input_files(str(image))
     page.wait_for_selector("#caption-image img")
-    page.click("#caption-button")
-    page.wait_for_function(
-        "document.querySelector('#caption-output textarea').value.length > 0")
-    return page.locator("#caption-output textarea").input_value()
+    page.wait_for_function(f"document.querySelector('{CAPTION}').value.length > 0")
+    return page.locator(CAPTION).input_value()
+
+
+# every gallery label shows in full under its picture: no ellipsis, nothing outside its tile
+LABELS_IN_FULL = """sel => [...document.querySelectorAll(sel + ' .caption-label')].map(l => {
+    const tile = l.closest('.thumbnail-item').getBoundingClientRect(), box = l.getBoundingClientRect();
+    return l.scrollWidth <= l.clientWidth + 1 && l.scrollHeight <= l.clientHeight + 1
+        && box.bottom <= tile.bottom + 1 && box.right <= tile.right + 1; })"""
 
 
 def test_caption_in_browser_equals_core(page, gradio_server: GradioServer, test_output_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    from core.search import EmbeddingIndex
+
     image = gradio_server.data.good
     text = _caption_in_page(page, image)
     assert text == core.caption(image, model=str(gradio_server.model), device="cpu")
-    # with an index loaded, the nearest gallery images follow the caption
+    # with an index loaded, the nearest gallery images follow the caption, their labels in full
     page.wait_for_selector("#caption-neighbours img")
+    hits = EmbeddingIndex.load(gradio_server.data.index).find_similar(core.load_image(image), k=4)
+    labels = page.locator("#caption-neighbours .caption-label").all_inner_texts()
+    assert labels == [hit_label(h) for h in hits]
+    assert all(" · " in label and label.split(" · ")[-1] for label in labels), labels  # score and caption
+    assert page.evaluate(LABELS_IN_FULL, "#caption-neighbours") == [True] * len(hits)
     page.wait_for_timeout(500)
     tall_screenshot(page, test_output_dir / "gradio-caption.png")
 
 
+def test_new_settings_caption_on_the_button_only(page, gradio_server: GradioServer) -> None:  # type: ignore[no-untyped-def]
+    image = gradio_server.data.good
+    first = _caption_in_page(page, image)
+    page.get_by_text("Generation settings").first.click()
+    tokens = page.locator("input[aria-label='number input for Max new tokens']").first
+    tokens.fill("2")
+    tokens.press("Enter")
+    page.wait_for_timeout(2000)
+    assert page.locator(CAPTION).input_value() == first  # a settings change alone does not caption
+    page.click("#caption-button")
+    want = core.caption(image, model=str(gradio_server.model), device="cpu", max_new_tokens=2)
+    assert want != first
+    page.wait_for_function("w => document.querySelector('#caption-output textarea').value === w", arg=want)
+
+
 def test_bad_upload_shows_message_in_page(page, gradio_server: GradioServer, test_output_dir: Path) -> None:  # type: ignore[no-untyped-def]
     page.locator("#caption-image input[type=file]").set_input_files(str(gradio_server.data.too_many_pixels))
-    page.wait_for_selector("#caption-image img")
-    page.click("#caption-button")
     error = page.locator("#caption-status .i2t-error")
-    error.wait_for()
+    error.wait_for()  # the upload alone captions: no click
     assert "over the limit" in error.inner_text()
     tall_screenshot(page, test_output_dir / "gradio-caption-error.png")
     # the page stays usable: a good image captions next
     assert _caption_in_page(page, gradio_server.data.good)
     page.wait_for_function("!document.querySelector('#caption-status .i2t-error')")
+
+
+def test_unusable_upload_leaves_no_broken_image(page, gradio_server: GradioServer) -> None:  # type: ignore[no-untyped-def]
+    page.locator("#caption-image input[type=file]").set_input_files(str(gradio_server.data.not_image))
+    page.locator("#caption-status .i2t-error").get_by_text("not a supported image").wait_for()
+    page.wait_for_function("!document.querySelector('#caption-image img')")  # the slot is empty again
+    page.get_by_role("tab", name="Similar images").click()
+    page.locator("#similar-image input[type=file]").set_input_files(str(gradio_server.data.not_image))
+    page.locator("#similar-status .i2t-error").get_by_text("not a supported image").wait_for()
+    page.wait_for_function("!document.querySelector('#similar-image img')")
+
+
+def test_top_p_label_on_one_line(page) -> None:  # type: ignore[no-untyped-def]
+    for tab, nth in (("Caption", 0), ("Batch", 1)):
+        page.get_by_role("tab", name=tab).click()
+        page.get_by_text("Generation settings").nth(nth).click()
+        top_p = page.get_by_text("Top-p", exact=True).nth(nth).bounding_box()
+        beams = page.get_by_text("Beams", exact=True).nth(nth).bounding_box()
+        assert top_p is not None and beams is not None
+        assert top_p["height"] <= beams["height"] + 1, (tab, top_p, beams)  # one line, as "Beams"
 
 
 def test_similar_search_in_browser(page, gradio_server: GradioServer, test_output_dir: Path) -> None:  # type: ignore[no-untyped-def]
@@ -60,6 +110,8 @@ def test_similar_search_in_browser(page, gradio_server: GradioServer, test_outpu
     page.click("#similar-button")
     page.wait_for_selector("#similar-results img")
     found = EmbeddingIndex.load(gradio_server.data.index).find_similar(core.load_image(query), k=6)
+    page.wait_for_function("document.querySelectorAll('#similar-results .caption-label').length === 5")
+    assert page.evaluate(LABELS_IN_FULL, "#similar-results") == [True] * 5
     assert found[0].image_id == "g06"
     want = found[1:]  # the gallery copy of the query is named, not counted
     assert "The query is gallery image g06 (not counted)" in page.locator("#similar-status").inner_text()
@@ -107,6 +159,8 @@ def test_picked_gallery_image_is_the_query(page, gradio_server: GradioServer, te
     # an upload replaces the picked image as the query
     page.locator("#similar-image input[type=file]").set_input_files(str(gradio_server.data.good))
     page.wait_for_function("(document.querySelector('#similar-image img')?.src || 'g09.png').endsWith('query.png')")
+    # ...and the Gallery image choice no longer shows the picked image
+    page.wait_for_function("document.querySelector('#similar-pick input').value === ''")
     page.click("#similar-button")
     _status_has(page, "Top 3 for the uploaded image")
     _table_shows(page, index.find_similar(core.load_image(gradio_server.data.good), k=3))

@@ -32,8 +32,9 @@ def test_unloadable_model_gives_fix_text_at_once_until_retry(tmp_path: Path, sam
     services = Services(config)
     assert build_app(config, services) is not None  # building does not load the model
     assert services.model.state.status == "idle"
-    caption, page = handlers.caption(services, api=False)(str(sample_images[0]), *GREEDY)
+    caption, page, slot = handlers.caption(services, api=False)(str(sample_images[0]), *GREEDY)
     assert caption == "" and 'class="i2t-error"' in page and "does not exist" in page
+    assert slot is not None  # a model failure leaves the good image in its slot
     assert services.model.attempts == 1
     for _ in range(3):  # the failure is remembered: answered without another attempt
         with pytest.raises(gr.Error, match="does not exist"):
@@ -54,11 +55,11 @@ def test_no_image_and_bad_upload_are_errors(tiny_model_dir: Path, sample_images:
     services = Services(AppConfig(model=str(tiny_model_dir), device="cpu"))
     with pytest.raises(gr.Error, match="no image"):
         handlers.caption(services, api=True)(None, *GREEDY)
-    caption, page = handlers.caption(services, api=False)(str(bad), *GREEDY)
-    assert caption == ""
+    caption, page, slot = handlers.caption(services, api=False)(str(bad), *GREEDY)
+    assert caption == "" and slot is None  # the unusable upload leaves the image slot
     assert "notes.jpg: not a supported image (expected JPEG, PNG, WebP, GIF, BMP or TIFF)" in page
-    good, page = handlers.caption(services, api=False)(str(sample_images[0]), *GREEDY)
-    assert good and page == ""
+    good, page, slot = handlers.caption(services, api=False)(str(sample_images[0]), *GREEDY)
+    assert good and page == "" and slot is not None
 
 
 def test_allowed_paths_are_only_examples_and_index_images(tmp_path: Path) -> None:

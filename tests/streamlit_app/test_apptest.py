@@ -62,6 +62,29 @@ def test_caption_shown_and_kept_in_session_state(at: AppTest, app_env: AppData, 
     assert at.session_state["caption_result"]["neighbours"].same is None
 
 
+def test_settings_change_captions_only_on_the_caption_button(at: AppTest, app_env: AppData, tiny_model_dir: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """As in the Gradio app: an upload captions at once; new settings wait for Caption."""
+    want = core.caption(app_env.good, model=str(tiny_model_dir), device="cpu", max_new_tokens=2)
+    calls: list[dict[str, object]] = []
+    original = Captioner.caption
+
+    def recording(self: Captioner, image: object, **generation: object) -> str:
+        calls.append(generation)
+        return original(self, image, **generation)
+
+    monkeypatch.setattr(Captioner, "caption", recording)
+    _upload(at, "caption-upload", app_env.good)
+    first = at.session_state["caption_result"]["caption"]
+    at.slider(key="caption-max-tokens").set_value(2)
+    at.run()
+    assert len(calls) == 1 and at.session_state["caption_result"]["caption"] == first
+    at.button(key="caption-run").click()
+    at.run()
+    assert len(calls) == 2 and calls[1]["max_new_tokens"] == 2
+    assert at.session_state["caption_result"]["caption"] == want != first
+
+
 def test_int8_precision_captions_with_the_int8_captioner(at: AppTest, app_env: AppData, tiny_model_dir: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     want = core.caption(app_env.good, model=str(tiny_model_dir), device="cpu", dtype="int8", max_new_tokens=15)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import core
-from tests.browser.support import page_session, streamlit_choose, tall_screenshot
+from tests.browser.support import LONG_EXAMPLE, page_session, streamlit_choose, tall_screenshot
 from tests.streamlit_app.conftest import StreamlitServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -32,6 +32,36 @@ def test_caption_in_browser_equals_core(page, streamlit_server: StreamlitServer,
     page.get_by_text("Nearest gallery images").wait_for()
     page.wait_for_timeout(1000)
     tall_screenshot(page, test_output_dir / "streamlit-caption.png")
+
+
+def test_new_settings_caption_on_the_button_only(page, streamlit_server: StreamlitServer) -> None:  # type: ignore[no-untyped-def]
+    """As in the Gradio app: an upload captions at once; new settings caption on Caption."""
+    image = streamlit_server.data.good
+    page.locator(".st-key-caption-upload input[type=file]").set_input_files(str(image))
+    caption = page.locator("#caption-text")
+    caption.wait_for()
+    first = caption.inner_text()
+    page.get_by_text("Generation settings").first.click()
+    page.locator(".st-key-caption-max-tokens input[type=range]").focus()
+    page.keyboard.press("Home")  # 1 new token
+    page.locator(".st-key-caption-max-tokens [data-testid=stSliderThumbValue]").get_by_text("1", exact=True).wait_for()
+    page.wait_for_timeout(2000)
+    assert caption.inner_text() == first  # the settings change alone did not caption
+    want = core.caption(image, model=str(streamlit_server.model), device="cpu", max_new_tokens=1)
+    assert want != first
+    page.locator(".st-key-caption-run button").click()
+    page.wait_for_function("w => document.querySelector('#caption-text')?.innerText === w", arg=want)
+
+
+def test_example_names_and_top_p_label_are_not_cut(page) -> None:  # type: ignore[no-untyped-def]
+    label = page.locator(".st-key-example-3 [data-testid=stMarkdownContainer]")
+    assert label.inner_text() == LONG_EXAMPLE
+    assert label.evaluate("e => e.scrollWidth <= e.clientWidth + 1 && e.scrollHeight <= e.clientHeight + 1")
+    page.get_by_text("Generation settings").first.click()
+    panel = page.get_by_role("tabpanel", name="Caption")
+    top_p = panel.get_by_text("Top-p", exact=True).bounding_box()
+    beams = panel.get_by_text("Beams", exact=True).bounding_box()
+    assert top_p is not None and beams is not None and top_p["height"] <= beams["height"] + 1
 
 
 def test_bad_upload_shows_error_in_browser(page, streamlit_server: StreamlitServer, test_output_dir: Path) -> None:  # type: ignore[no-untyped-def]
@@ -120,13 +150,18 @@ def test_find_images_by_words_in_browser(page, streamlit_server: StreamlitServer
 
 def test_batch_tab_in_browser(page, streamlit_server: StreamlitServer, test_output_dir: Path) -> None:  # type: ignore[no-untyped-def]
     page.get_by_role("tab", name="Batch").click()
-    files = [streamlit_server.data.gallery / "g02.png", streamlit_server.data.not_image,
-             streamlit_server.data.gallery / "g07.png"]
+    gallery = streamlit_server.data.gallery
+    files = [gallery / "g02.png", streamlit_server.data.not_image, gallery / "g07.png",
+             *(gallery / f"g0{i}.png" for i in (0, 1, 3, 4)), streamlit_server.data.too_many_pixels]
     page.locator(".st-key-batch-upload input[type=file]").set_input_files([str(p) for p in files])
     page.locator(".st-key-batch-run button").click()
     panel = page.get_by_role("tabpanel", name="Batch")
-    panel.get_by_text("2 captioned, 1 failed").wait_for()
+    panel.get_by_text("6 captioned, 2 failed").wait_for()
     page.wait_for_timeout(1500)
+    # every row in view (the last one was hidden) and no column cut off to the right
+    table = panel.locator(".dvn-scroller")
+    assert table.evaluate("e => [e.scrollHeight <= e.clientHeight + 1, e.scrollWidth <= e.clientWidth + 1]") == \
+        [True, True]
     tall_screenshot(page, test_output_dir / "streamlit-batch.png")
 
 

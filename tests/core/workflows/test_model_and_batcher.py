@@ -112,3 +112,10 @@ def test_model_choices_load_int8_on_first_use_only(tiny_model_dir: Path) -> None
     assert PRECISIONS == ("float32", "int8")
     with pytest.raises(core.ConfigError, match="precision 'fp8'"):
         choices.loader("fp8")
+
+
+def test_report_gets_the_bar_line_when_a_load_starts_and_ends(tiny_model_dir: Path) -> None:
+    lines: list[str] = []
+    loader = ModelLoader(str(tiny_model_dir), "cpu", report=lines.append)
+    loader.get()
+    assert lines == [f"Loading the captioning model {tiny_model_dir}…", f"Model ready: {loader.get().spec}"]
