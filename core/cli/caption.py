@@ -1,6 +1,7 @@
 """``img2text caption``: caption files, folders or stdin; stream results; resume safely.
 
-``--output F`` writes ``F.meta.json`` (model, revision, dtype, format, every generation option)
+``--output F`` writes ``F.meta.json`` (model, revision, family, dtype, format, every generation
+option with the family's defaults and prompt filled in)
 before the first caption. ``--resume`` continues ``F`` only when those settings match (exit 2
 naming each difference otherwise); an existing ``F`` is never replaced without ``--overwrite``.
 """
@@ -122,13 +123,22 @@ def check_output(args: argparse.Namespace, generation: dict[str, Any]) -> dict[s
         raise ConfigError(f"{args.output} already exists: add --resume to continue it, "
                           "--overwrite to replace it, or choose another --output")
     saved = _saved_meta(args.output)
-    wanted = {"format": args.format, "generation": GenerationOptions.from_kwargs(**generation).to_dict()}
+    wanted = {"format": args.format, "generation": resolved_generation(args, generation)}
     diffs = _differences(saved, wanted, ("format",))
     diffs += [f"generation.{d}" for d in _differences(
         saved["generation"], wanted["generation"], tuple(wanted["generation"]))]
     if diffs:
         _refuse(args.output, diffs)
     return saved
+
+
+def resolved_generation(args: argparse.Namespace, generation: dict[str, Any]) -> dict[str, Any]:
+    """Every generation option a caption of ``--model`` is made with (its family's defaults and
+    prompt filled in), read from the model's config.json without loading it."""
+    from core.captioning import model_family
+
+    family = model_family(args.model, trust_remote_code=getattr(args, "trust_remote_code", False))
+    return family.options(generation).to_dict()
 
 
 def _inputs(
@@ -225,9 +235,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"img2text: nothing to do ({len(done)} already captioned)", file=sys.stderr)
         return 0
     quiet_transformers()
-    captioner = get_captioner(args.model, device=args.device, dtype=args.dtype)
-    meta = {**captioner.info, "generation": GenerationOptions.from_kwargs(**gen).to_dict(),
-            "format": args.format}
+    captioner = get_captioner(args.model, device=args.device, dtype=args.dtype,
+                              trust_remote_code=args.trust_remote_code)
+    meta = {**captioner.info, "generation": captioner.options(**gen).to_dict(), "format": args.format}
     if saved is not None and (diffs := _differences(saved, meta, MODEL_KEYS)):
         _refuse(args.output, diffs)
     stream = _open(args, meta, resuming=saved is not None)
@@ -270,6 +280,7 @@ def run_on_ray(args: argparse.Namespace, options: RayOptions, gen: dict[str, Any
                           "img2text caption SOURCE --ray ADDRESS -o OUT_DIR --format parquet")
     quiet_transformers()
     summary = caption_to_parts(args.paths[0], args.output, model=args.model, dtype=args.dtype,
+                               trust_remote_code=args.trust_remote_code,
                                device=args.device, batch_size=args.batch_size,
                                max_pixels=args.max_pixels, resume=args.resume,
                                progress=not args.quiet, **options.run_kwargs(), **gen)
