@@ -19,13 +19,16 @@ import core
 from core.captioning.families import FAMILIES, FLORENCE_TASKS, family_for_config
 from core.captioning.generation import GenerationOptions, clean_caption
 from core.captioning.prompted import trim_row
-from tests.fixtures.tiny_families import test_images, tiny_family_model
+from tests.fixtures.tiny_families import family_images, tiny_family_model
 
-FAMILY_OF = {"blip": "blip", "git": "git", "florence2": "florence2", "qwen2_vl": "qwen2-vl"}
+FAMILY_OF = {"blip": "blip", "git": "git", "florence2": "florence2", "qwen2_vl": "qwen2-vl",
+             "blip_2": "blip-2", "paligemma": "paligemma", "llava": "llava", "smolvlm": "smolvlm"}
+ECHOES_PROMPT = ("qwen2_vl", "llava", "smolvlm", "blip_2", "paligemma")  # decoder-only: output starts with the input
 PREFIX = "a photo of"
-GREEDY = {"num_beams": 1, "max_new_tokens": 12}
-BEAMS = {"num_beams": 3, "max_new_tokens": 8}
+GREEDY = {"num_beams": 1, "max_new_tokens": 8}
+BEAMS = {"num_beams": 3, "max_new_tokens": 6}
 _LOADED: dict[str, core.Captioner] = {}
+_PLAIN: dict[str, tuple[Any, Any]] = {}  # family -> (plain transformers model, processor)
 
 
 def captioner(name: str) -> core.Captioner:
@@ -37,38 +40,57 @@ def captioner(name: str) -> core.Captioner:
 
 def _reference(name: str, prompt: str | None, settings: dict[str, Any]) -> list[list[int]]:
     """Per image: plain ``model.generate`` on model-card inputs, cut to the caption's tokens."""
+    if name not in _PLAIN:
+        _PLAIN[name] = _load_plain(name)
+    model, processor = _PLAIN[name]
+    tok = processor.tokenizer
+    out = []
+    for image in family_images():
+        inputs = _model_card_inputs(name, processor, image, prompt)
+        with torch.no_grad():  # the same generate keywords (beams add early_stopping=True)
+            ids = model.generate(**inputs, **GenerationOptions.from_kwargs(**settings).to_hf_kwargs())[0]
+        if name in ECHOES_PROMPT:
+            ids = ids[inputs["input_ids"].shape[1]:]
+        out.append(trim_row(ids.tolist(), model.generation_config.pad_token_id, set(tok.all_special_ids)))
+    return out
+
+
+def _load_plain(name: str) -> tuple[Any, Any]:
     import transformers
 
     folder = tiny_family_model(name)
     model_class = {"blip": "BlipForConditionalGeneration", "git": "GitForCausalLM",
                    "florence2": "Florence2ForConditionalGeneration",
-                   "qwen2_vl": "Qwen2VLForConditionalGeneration"}[name]
+                   "qwen2_vl": "Qwen2VLForConditionalGeneration",
+                   "blip_2": "Blip2ForConditionalGeneration",
+                   "paligemma": "PaliGemmaForConditionalGeneration",
+                   "llava": "LlavaForConditionalGeneration",
+                   "smolvlm": "SmolVLMForConditionalGeneration"}[name]
     model = getattr(transformers, model_class).from_pretrained(folder).eval()
-    processor = transformers.AutoProcessor.from_pretrained(folder)
+    return model, transformers.AutoProcessor.from_pretrained(folder)
+
+
+def _model_card_inputs(name: str, processor: Any, image: Any, prompt: str | None) -> Any:
+    """One image's inputs, built as each model card shows (nothing from the project)."""
     tok = processor.tokenizer
-    out = []
-    for image in test_images():
-        if name == "blip":
-            inputs = processor(images=image, text=prompt, return_tensors="pt") if prompt else \
-                processor(images=image, return_tensors="pt")
-        elif name == "git":
-            inputs = processor(images=image, return_tensors="pt")
-            if prompt:
-                ids = [tok.cls_token_id, *tok(prompt, add_special_tokens=False).input_ids]
-                inputs["input_ids"] = torch.tensor([ids])
-        elif name == "florence2":
-            inputs = processor(text=prompt, images=image, return_tensors="pt")
-        else:
-            turn = [{"role": "user", "content": [{"type": "image", "image": image},
-                                                 {"type": "text", "text": prompt}]}]
-            inputs = processor.apply_chat_template(turn, add_generation_prompt=True, tokenize=True,
-                                                   return_dict=True, return_tensors="pt")
-        with torch.no_grad():  # the same generate keywords (4 beams add early_stopping=True)
-            ids = model.generate(**inputs, **GenerationOptions.from_kwargs(**settings).to_hf_kwargs())[0]
-        if name == "qwen2_vl":
-            ids = ids[inputs["input_ids"].shape[1]:]
-        out.append(trim_row(ids.tolist(), model.generation_config.pad_token_id, set(tok.all_special_ids)))
-    return out
+    if name == "blip":
+        inputs = processor(images=image, text=prompt, return_tensors="pt") if prompt else \
+            processor(images=image, return_tensors="pt")
+    elif name == "git":
+        inputs = processor(images=image, return_tensors="pt")
+        if prompt:
+            ids = [tok.cls_token_id, *tok(prompt, add_special_tokens=False).input_ids]
+            inputs["input_ids"] = torch.tensor([ids])
+    elif name in ("florence2", "paligemma"):
+        inputs = processor(text=prompt, images=image, return_tensors="pt")
+    elif name == "blip_2":  # no prompt: "" (a real OPT tokenizer makes it the BOS generate starts with)
+        inputs = processor(images=image, text=prompt or "", return_tensors="pt")
+    else:
+        turn = [{"role": "user", "content": [{"type": "image", "image": image},
+                                             {"type": "text", "text": prompt}]}]
+        inputs = processor.apply_chat_template(turn, add_generation_prompt=True, tokenize=True,
+                                               return_dict=True, return_tensors="pt")
+    return inputs
 
 
 CASES = [
@@ -77,6 +99,10 @@ CASES = [
     ("florence2", "<CAPTION>", GREEDY), ("florence2", "<CAPTION>", BEAMS),
     ("florence2", "<DETAILED_CAPTION>", GREEDY),
     ("qwen2_vl", "Describe this image in one sentence.", GREEDY), ("qwen2_vl", "What is it?", GREEDY),
+    ("blip_2", None, GREEDY), ("blip_2", "Question: what is it? Answer:", GREEDY),
+    ("paligemma", "caption en", GREEDY), ("paligemma", "caption en", BEAMS),
+    ("llava", "Describe this image in one sentence.", GREEDY),
+    ("smolvlm", "Describe this image in one sentence.", GREEDY),
 ]
 
 
@@ -86,11 +112,11 @@ def test_batch_equals_plain_generate_per_image(name: str, prompt: str | None, se
     token (float32, CPU)."""
     cap = captioner(name)
     reference = _reference(name, prompt, settings)
-    ours = cap.prompted.generated_ids(test_images(), cap.options(prompt=prompt, **settings))
+    ours = cap.prompted.generated_ids(family_images(), cap.options(prompt=prompt, **settings))
     assert ours == reference
     texts = [clean_caption(t) for t in cap.tokenizer.batch_decode(reference, skip_special_tokens=True)]
-    assert cap.caption_batch(test_images(), batch_size=6, prompt=prompt, **settings) == texts
-    assert len(set(texts)) > 1, "the tiny model should caption different images differently"
+    assert cap.caption_batch(family_images(), batch_size=6, prompt=prompt, **settings) == texts
+    assert len({tuple(r) for r in reference}) > 1, "the tiny model should caption different images differently"
 
 
 def test_family_comes_from_config_model_type() -> None:
@@ -101,7 +127,7 @@ def test_family_comes_from_config_model_type() -> None:
 
 @pytest.mark.parametrize("name", ["blip", "git"])
 def test_prefix_prompt_begins_the_caption(name: str) -> None:
-    for caption in captioner(name).caption_batch(test_images()[:3], prompt=PREFIX):
+    for caption in captioner(name).caption_batch(family_images()[:3], prompt=PREFIX):
         assert caption.startswith(PREFIX + " "), caption
 
 
@@ -119,29 +145,35 @@ def test_defaults_are_greedy_with_a_token_budget() -> None:
     assert "max_new_tokens" not in captioner("git").options(max_length=20).to_hf_kwargs()
 
 
-def test_chat_caption_is_only_the_answer() -> None:
-    cap = captioner("qwen2_vl")
-    rows = cap.prompted.generated_ids(test_images()[:2], cap.options(max_new_tokens=5))
-    assert all(0 < len(r) <= 5 for r in rows), rows  # the 60-odd prompt tokens are cut away
+@pytest.mark.parametrize("name", ECHOES_PROMPT)
+def test_decoder_only_caption_is_only_the_answer(name: str) -> None:
+    cap = captioner(name)
+    rows = cap.prompted.generated_ids(family_images()[:2], cap.options(max_new_tokens=5))
+    assert all(0 < len(r) <= 5 for r in rows), rows  # the prompt's tokens (16 to 60-odd) are cut away
     assert cap.tokenizer.padding_side == "left"
+
+
+def test_paligemma_default_prompt() -> None:
+    assert captioner("paligemma").options().prompt == "caption en"
+    assert captioner("llava").options().prompt == "Describe this image in one sentence."
 
 
 def test_florence_takes_only_its_caption_tasks() -> None:
     with pytest.raises(core.ConfigError, match="<CAPTION>.*<OCR>"):
-        captioner("florence2").caption(test_images()[0], prompt="<OD>")
-    assert isinstance(captioner("florence2").caption(test_images()[0], prompt="<OCR>", max_new_tokens=4), str)
+        captioner("florence2").caption(family_images()[0], prompt="<OD>")
+    assert isinstance(captioner("florence2").caption(family_images()[0], prompt="<OCR>", max_new_tokens=4), str)
 
 
 def test_vit_gpt2_takes_no_prompt(tiny_model_dir: Path) -> None:
     vit = core.Captioner(str(tiny_model_dir), device="cpu", dtype="float32")
     assert vit.family.name == "vit-gpt2" and vit.options().num_beams == 4
     with pytest.raises(core.ConfigError, match="takes no prompt"):
-        vit.caption(test_images()[0], prompt="a photo of")
+        vit.caption(family_images()[0], prompt="a photo of")
 
 
 def test_empty_prompt_is_refused() -> None:
     with pytest.raises(core.ConfigError, match="prompt"):
-        captioner("blip").caption(test_images()[0], prompt="  ")
+        captioner("blip").caption(family_images()[0], prompt="  ")
 
 
 def test_int8_is_refused_outside_vit_gpt2() -> None:
