@@ -46,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
             from bench import caption
 
             results.append(caption.run(device, args.quick, coco, info["cpu_bf16_native"], info["fp32_matmul_gflops"]))
+            from bench import caption_families
+
+            results.append(caption_families.run(device, args.quick, coco))
         elif area == "distributed":  # not in the default run: it starts a Ray cluster
             from bench import distributed
 

@@ -1,4 +1,4 @@
-"""Image captioning with a ViT-GPT2 ``VisionEncoderDecoderModel``."""
+"""Image captioning: ViT-GPT2 and the other families of :mod:`core.captioning.families`."""
 
 from typing import TYPE_CHECKING
 
@@ -7,6 +7,7 @@ from core._lazy import lazy_exports
 if TYPE_CHECKING:  # the same names for type checkers; at run time each loads on first use
     from core.captioning.api import caption, caption_batch, clear_cache, get_captioner
     from core.captioning.captioner import Captioner
+    from core.captioning.families import FAMILIES, Checkpoint, Family, model_family
     from core.captioning.generation import DECODING_MODES, GenerationOptions, decoding_kwargs
     from core.captioning.imagefolder import (
         METADATA_NAME,
@@ -59,6 +60,7 @@ if TYPE_CHECKING:  # the same names for type checkers; at run time each loads on
 __getattr__, __dir__ = lazy_exports(__name__, {
     "core.captioning.api": ("caption", "caption_batch", "clear_cache", "get_captioner",),
     "core.captioning.captioner": ("Captioner",),
+    "core.captioning.families": ("FAMILIES", "Checkpoint", "Family", "model_family",),
     "core.captioning.generation": ("GenerationOptions", "DECODING_MODES", "decoding_kwargs",),
     "core.captioning.modelspec": (
         "DEFAULT_MODEL", "ModelSpec", "for_command", "preflight_model", "resolve_model_spec",
@@ -107,6 +109,10 @@ __all__ = [
     "write_shard",
     "write_sidecar",
     "DEFAULT_MODEL",
+    "FAMILIES",
+    "Checkpoint",
+    "Family",
+    "model_family",
     "DECODING_MODES",
     "FORMATS",
     "METRICS",

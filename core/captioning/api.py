@@ -15,7 +15,7 @@ from core.errors import InvalidImageError
 from core.images import ImageInput
 
 # The one piece of global state: loaded models, keyed by where they came from and how.
-_CACHE: dict[tuple[str, str, str], Captioner] = {}
+_CACHE: dict[tuple[str, str, str, bool], Captioner] = {}
 _CACHE_LOCK = threading.Lock()
 
 
@@ -24,15 +24,19 @@ def get_captioner(
     *,
     device: str | torch.device | None = None,
     dtype: str | torch.dtype | None = None,
+    trust_remote_code: bool = False,
 ) -> Captioner:
-    """Return a cached `Captioner` for this model/device/dtype, loading it on first use."""
+    """Return a cached `Captioner` for this model/device/dtype, loading it on first use.
+
+    ``trust_remote_code`` (off by default) lets a checkpoint run its own model code.
+    """
     spec = resolve_model_spec(model)
     dev = resolve_device(device)
-    key = (str(spec), str(dev), precision_name(dtype, dev))
+    key = (str(spec), str(dev), precision_name(dtype, dev), bool(trust_remote_code))
     with _CACHE_LOCK:
         captioner = _CACHE.get(key)
         if captioner is None:
-            captioner = Captioner(spec, device=dev, dtype=dtype)
+            captioner = Captioner(spec, device=dev, dtype=dtype, trust_remote_code=trust_remote_code)
             _CACHE[key] = captioner
         return captioner
 

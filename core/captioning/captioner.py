@@ -10,10 +10,18 @@ from typing import Any, Literal
 import torch
 from PIL import Image
 
+from core.captioning.families import VIT_GPT2, Family, family_for_config
 from core.captioning.fast_decode import fast_generate, fast_path_blocker
 from core.captioning.generation import GenerationOptions, clean_caption
 from core.captioning.jpeg import decode_jpegs, read_plain_jpeg
-from core.captioning.loading import ModelSpec, load_components, resolve_model_spec
+from core.captioning.loading import (
+    ModelSpec,
+    load_components,
+    load_with,
+    read_model_config,
+    resolve_model_spec,
+)
+from core.captioning.prompted import PromptedModel, load_prompted
 from core.captioning.quantize import INT8, quantize_int8
 from core.devices import precision_name, resolve_device, resolve_dtype
 from core.errors import ConfigError, InvalidImageError
@@ -24,7 +32,8 @@ ErrorMode = Literal["raise", "return"]
 
 
 class Captioner:
-    """A ViT-GPT2 (``VisionEncoderDecoderModel``) captioner.
+    """A captioner of any supported family (ViT-GPT2, BLIP, GIT, Florence-2, BLIP-2, PaliGemma,
+    chat VLMs; :mod:`core.captioning.families`), chosen from the model's ``config.json``.
 
     Args:
         model: hub id (``"id@revision"`` pins a revision), local ``save_pretrained`` folder, or
@@ -41,9 +50,13 @@ class Captioner:
             decoders give the same pixels.
         threads: CPU threads for this captioner's forward passes; set around each call and
             restored afterwards. ``None`` leaves torch's setting alone.
+        trust_remote_code: run a checkpoint's own model code (``config.json`` with ``auto_map``);
+            off by default, such checkpoints are refused with the native alternative named.
 
     Raises:
-        ModelUnavailableError: the model cannot be found or loaded (the message says how to fix it).
+        ModelUnavailableError: the model cannot be found or loaded, its family is not supported,
+            or it needs its own code without ``trust_remote_code`` (the message says how to fix it).
+        ConfigError: a precision the family does not support (int8 is ViT-GPT2's only).
     """
 
     def __init__(
@@ -56,6 +69,7 @@ class Captioner:
         fast_decode: bool = True,
         device_decode: bool | None = None,
         threads: int | None = None,
+        trust_remote_code: bool = False,
     ) -> None:
         if threads is not None and threads < 1:
             raise ConfigError(f"threads must be >= 1, got {threads}")
@@ -70,15 +84,42 @@ class Captioner:
         self.fast_decode = fast_decode
         self.device_decode = self.device.type == "cuda" if device_decode is None else device_decode
         self.threads = threads
-        self.model, self.processor, self.tokenizer = load_components(
-            self.spec, device=self.device, dtype=self.dtype
-        )
+        self.trust_remote_code = trust_remote_code
+        self.family: Family = family_for_config(
+            read_model_config(self.spec), source=str(self.spec), trust_remote_code=trust_remote_code)
+        self.prompted: PromptedModel | None = None
+        if self.family.name == VIT_GPT2:
+            self.model, self.processor, self.tokenizer = load_components(
+                self.spec, device=self.device, dtype=self.dtype
+            )
+        else:
+            self._load_prompted()
         if self.precision == INT8:
             quantize_int8(self.model)
         # generate() mutates per-call state and seeding touches the global RNG: one call at a time.
         self._lock = threading.Lock()
 
+    def _load_prompted(self) -> None:
+        if self.precision == INT8:
+            raise ConfigError(f"{self.spec}: dtype int8 is for ViT-GPT2 models only (its torchao path); "
+                              f"a {self.family.name} model runs in float32, or bfloat16 on a GPU")
+        self.fast_decode = self.device_decode = False  # ViT-GPT2's decoder and pixel path only
+        self.prompted = load_with(self.spec, lambda **hub: load_prompted(
+            self.spec.name, self.family, device=self.device, dtype=self.dtype,
+            trust_remote_code=self.trust_remote_code, **hub))
+        self.model, self.processor = self.prompted.model, self.prompted.processor
+        self.tokenizer = self.prompted.tokenizer
+
     # -- public API -------------------------------------------------------------------------
+
+    def options(self, **generation: Any) -> GenerationOptions:
+        """``**generation`` over this model family's defaults, prompt resolved (what a caption
+        is made with; recorded in result files' ``.meta.json``).
+
+        Raises:
+            ConfigError: invalid options, or a prompt this family does not take.
+        """
+        return self.family.options(generation)
 
     def caption(self, image: ImageInput, **generation: Any) -> str:
         """Caption one image. ``generation`` takes Hugging Face names plus ``seed``."""
@@ -118,7 +159,7 @@ class Captioner:
         cap = self.max_pixels if max_pixels is None else max_pixels
         if cap < 1:
             raise ConfigError(f"max_pixels must be >= 1, got {cap}")
-        options = GenerationOptions.from_kwargs(**generation)
+        options = self.options(**generation)
         results: list[str | InvalidImageError] = []
         chunk: list[ImageInput] = []
         for image in images:
@@ -182,6 +223,7 @@ class Captioner:
         return {
             "model": self.spec.name,
             "revision": self.spec.revision,
+            "family": self.family.name,
             "device": str(self.device),
             "dtype": self.precision,
         }
@@ -203,6 +245,25 @@ class Captioner:
             yield
         finally:
             torch.set_num_threads(before)
+
+    def _captions(self, images: list[Image.Image | torch.Tensor], options: GenerationOptions) -> list[str]:
+        if self.prompted is None:
+            return self.decode(self.generate_ids(self.preprocess(images), options))
+        pictures = [im for im in images if isinstance(im, Image.Image)]  # no device decode here
+        with self._lock, self._thread_scope(), self._seeded(options.seed):
+            ids = self.prompted.generated_ids(pictures, options)
+        return self.prompted.decode(ids)
+
+    @contextlib.contextmanager
+    def _seeded(self, seed: int | None) -> Iterator[None]:
+        """Seed a forked RNG so sampling is reproducible without disturbing the caller's RNG."""
+        if seed is None:
+            yield
+            return
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            yield
 
     def _caption_chunk(
         self, chunk: list[ImageInput], options: GenerationOptions, errors: ErrorMode, max_pixels: int,
@@ -240,7 +301,7 @@ class Captioner:
                     raise err from exc
                 out[i] = err
         if images:
-            captions = self.decode(self.generate_ids(self.preprocess(images), options))
+            captions = self._captions(images, options)
             for slot, text in zip(slots, captions, strict=True):
                 out[slot] = text
         return out  # type: ignore[return-value]

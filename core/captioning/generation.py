@@ -20,6 +20,7 @@ GENERATION_KEYS = (
     "no_repeat_ngram_size",
     "repetition_penalty",
     "seed",
+    "prompt",
 )
 
 
@@ -50,6 +51,10 @@ class GenerationOptions:
     repetition_penalty: float = field(default=1.0, metadata={
         "help": "values > 1 discourage repeated tokens"})
     seed: int | None = field(default=None, metadata={"help": "seed for reproducible sampling"})
+    prompt: str | None = field(default=None, metadata={
+        "help": "text the model is asked with (a Florence-2 task such as <DETAILED_CAPTION>, a "
+        "question for a chat model, a caption prefix for BLIP/GIT); none = the family's default, "
+        "see `img2text models`"})
 
     def __post_init__(self) -> None:
         if self.num_beams < 1:
@@ -68,6 +73,9 @@ class GenerationOptions:
             raise ConfigError(f"no_repeat_ngram_size must be >= 0, got {self.no_repeat_ngram_size}")
         if self.repetition_penalty <= 0:
             raise ConfigError(f"repetition_penalty must be > 0, got {self.repetition_penalty}")
+        if self.prompt is not None and (not isinstance(self.prompt, str) or not self.prompt.strip()):
+            raise ConfigError(f"prompt must be non-empty text, got {self.prompt!r}; leave it unset "
+                              "for the model family's default")
 
     @classmethod
     def from_kwargs(cls, **kwargs: Any) -> GenerationOptions:
@@ -78,7 +86,7 @@ class GenerationOptions:
                 f"unknown generation option(s): {', '.join(unknown)}; "
                 f"known: {', '.join(GENERATION_KEYS)}"
             )
-        clean = {k: v for k, v in kwargs.items() if v is not None or k in ("seed",)}
+        clean = {k: v for k, v in kwargs.items() if v is not None or k in ("seed", "prompt")}
         if "max_new_tokens" in clean and "max_length" not in clean:
             clean["max_length"] = None
         return cls(**clean)
@@ -87,7 +95,7 @@ class GenerationOptions:
         return asdict(self)
 
     def to_hf_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for ``model.generate`` (the seed is handled by the caller)."""
+        """Keyword arguments for ``model.generate`` (the seed and prompt are handled by the caller)."""
         out: dict[str, Any] = {"num_beams": self.num_beams, "do_sample": self.do_sample}
         if self.max_new_tokens is not None:
             out["max_new_tokens"] = self.max_new_tokens

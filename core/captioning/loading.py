@@ -7,9 +7,11 @@ through unrestricted pickle.
 
 from __future__ import annotations
 
+import json
 import pickle
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from safetensors import SafetensorError
@@ -25,7 +27,9 @@ from core.captioning.modelspec import (
 from core.errors import ModelUnavailableError
 
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
-__all__ = ["DEFAULT_MODEL", "MODEL_ENV", "ModelSpec", "load_components", "resolve_model_spec", "unavailable_message"]
+T = TypeVar("T")
+__all__ = ["DEFAULT_MODEL", "MODEL_ENV", "ModelSpec", "load_components", "load_with", "read_model_config",
+           "resolve_model_spec", "unavailable_message"]
 
 
 def _check_local_folder(spec: ModelSpec) -> None:
@@ -84,6 +88,27 @@ def hub_unreachable_reason(timeout: float = HUB_PROBE_TIMEOUT) -> str | None:
     return None
 
 
+def read_model_config(spec: ModelSpec) -> dict[str, Any]:
+    """The model's ``config.json`` as a dict (a hub model's from the cache first, as for loading).
+
+    Raises:
+        ModelUnavailableError: not found, not reachable, not cached, or not JSON.
+    """
+    def read(**hub: Any) -> dict[str, Any]:
+        if spec.is_local:
+            path = Path(spec.name).expanduser() / "config.json"
+        else:
+            from huggingface_hub import hf_hub_download
+
+            path = Path(hf_hub_download(spec.name, "config.json", revision=spec.revision, **hub))
+        config = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(config, dict):
+            raise ValueError("config.json is not a JSON object")
+        return config
+
+    return _guarded(spec, read)
+
+
 def load_components(
     spec: ModelSpec, *, device: torch.device, dtype: torch.dtype
 ) -> tuple[Any, Any, Any]:
@@ -97,12 +122,30 @@ def load_components(
     Raises:
         ModelUnavailableError: not found, not reachable, not cached, or unsafe/corrupt weights.
     """
+    model, processor, tokenizer = _guarded(spec, lambda **hub: _load_all(spec, dtype, **hub))
+    model.to(device)  # type: ignore[arg-type]  # transformers' stub types .to oddly
+    model.eval()
+    return model, processor, tokenizer
+
+
+def load_with(spec: ModelSpec, load: Callable[..., T]) -> T:
+    """Run ``load(**hub_kwargs)`` the way :func:`load_components` loads (cache first, one hub
+    probe, errors turned into :class:`ModelUnavailableError`); for the other families' loaders."""
+    def with_revision(**hub: Any) -> T:
+        if spec.revision:
+            hub["revision"] = spec.revision
+        return load(**hub)
+
+    return _guarded(spec, with_revision)
+
+
+def _guarded(spec: ModelSpec, load: Callable[..., T]) -> T:
+    """``load`` from the local folder or the hub, every load failure as a fix-it message."""
     try:
         if spec.is_local:
             _check_local_folder(spec)
-            model, processor, tokenizer = _load_all(spec, dtype)
-        else:
-            model, processor, tokenizer = _load_from_hub(spec, dtype)
+            return load()
+        return _load_from_hub(spec, load)
     except ModelUnavailableError:
         raise
     except _LOAD_ERRORS as exc:
@@ -110,15 +153,12 @@ def load_components(
         if not isinstance(exc, (OSError, ValueError)):
             reason = f"{type(exc).__name__}: {reason}"
         raise ModelUnavailableError(unavailable_message(spec, reason)) from exc
-    model.to(device)  # type: ignore[arg-type]  # transformers' stub types .to oddly
-    model.eval()
-    return model, processor, tokenizer
 
 
-def _load_from_hub(spec: ModelSpec, dtype: torch.dtype) -> tuple[Any, Any, Any]:
+def _load_from_hub(spec: ModelSpec, load: Callable[..., T]) -> T:
     """The cached copy, else one reachability check, then the download."""
     try:
-        return _load_all(spec, dtype, local_files_only=True)
+        return load(local_files_only=True)
     except OSError:  # not (completely) in the cache (the library's "couldn't connect to
         pass  # huggingface.co" is not what happened offline: it never tried)
     if _hub_offline():
@@ -126,7 +166,7 @@ def _load_from_hub(spec: ModelSpec, dtype: torch.dtype) -> tuple[Any, Any, Any]:
     reason = hub_unreachable_reason()
     if reason is not None:
         raise ModelUnavailableError(unavailable_message(spec, f"it is not in the local cache, and {reason}"))
-    return _load_all(spec, dtype)
+    return load()
 
 
 def _first_line(exc: BaseException) -> str:

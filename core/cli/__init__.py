@@ -21,12 +21,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog="img2text",
-        description="Caption images with ViT-GPT2, learn image embeddings without labels "
+        description="Caption images (ViT-GPT2, BLIP, GIT, Florence-2, chat VLMs; see `img2text models`), learn image embeddings without labels "
         "(SimCLR), and search similar images.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (caption, evaluate, ssl, data, models):
+    for module in (caption, evaluate, models, ssl, data):
         module.register(sub)
     _add_verbose(parser)
     return parser

@@ -1,6 +1,7 @@
 """``img2text caption``: caption files, folders or stdin; stream results; resume safely.
 
-``--output F`` writes ``F.meta.json`` (model, revision, dtype, format, every generation option)
+``--output F`` writes ``F.meta.json`` (model, revision, family, dtype, format, every generation
+option with the family's defaults and prompt filled in)
 before the first caption. ``--resume`` continues ``F`` only when those settings match (exit 2
 naming each difference otherwise); an existing ``F`` is never replaced without ``--overwrite``.
 """
@@ -136,13 +137,22 @@ def check_output(args: argparse.Namespace, generation: dict[str, Any],
         raise ConfigError(f"{args.output} already exists: add --resume to continue it, "
                           "--overwrite to replace it, or choose another --output")
     saved = _saved_meta(args.output)
-    wanted = {"format": args.format, "generation": GenerationOptions.from_kwargs(**generation).to_dict()}
+    wanted = {"format": args.format, "generation": resolved_generation(args, generation)}
     diffs = _differences(saved, wanted, ("format", "generation"))
     words = triggers.to_meta()  # files written before trigger words existed have none
     diffs += changed_settings({k: saved.get(k, "") for k in words}, words)
     if diffs:
         _refuse(args.output, diffs)
     return saved
+
+
+def resolved_generation(args: argparse.Namespace, generation: dict[str, Any]) -> dict[str, Any]:
+    """Every generation option a caption of ``--model`` is made with (its family's defaults and
+    prompt filled in), read from the model's config.json without loading it."""
+    from core.captioning import model_family
+
+    family = model_family(args.model, trust_remote_code=getattr(args, "trust_remote_code", False))
+    return family.options(generation).to_dict()
 
 
 def _inputs(
@@ -282,8 +292,8 @@ def run(args: argparse.Namespace) -> int:
         iter_caption_records,
     )
 
-    meta = {**captioner.info, "generation": GenerationOptions.from_kwargs(**gen).to_dict(),
-            "format": args.format, **triggers.to_meta()}
+    meta = {**captioner.info, "generation": captioner.options(**gen).to_dict(), "format": args.format,
+            **triggers.to_meta()}
     if saved is not None and (diffs := _differences(saved, meta, MODEL_KEYS)):
         _refuse(args.output, diffs)
     stream = _open(args, meta, resuming=saved is not None)
@@ -334,7 +344,8 @@ def _load_captioner(args: argparse.Namespace) -> Any:
         from core.captioning import get_captioner  # imports torch: only once the model may load
 
         quiet_transformers()
-        return get_captioner(args.model, device=args.device, dtype=args.dtype)
+        return get_captioner(args.model, device=args.device, dtype=args.dtype,
+                             trust_remote_code=args.trust_remote_code)
     except ModelUnavailableError as exc:
         raise ModelUnavailableError(for_command(str(exc), "img2text caption " + shlex.join(args.paths))) from exc
 
@@ -356,6 +367,7 @@ def run_on_ray(args: argparse.Namespace, options: RayOptions, gen: dict[str, Any
     quiet_transformers()
     parts = args.output / "parts" if webdataset else args.output
     summary = caption_to_parts(args.paths[0], parts, model=args.model, dtype=args.dtype,
+                               trust_remote_code=args.trust_remote_code,
                                device=args.device, batch_size=args.batch_size,
                                max_pixels=args.max_pixels, resume=args.resume,
                                overwrite=args.overwrite, progress=not args.quiet,

@@ -148,12 +148,11 @@ def run(args: argparse.Namespace, gen: dict[str, Any], triggers: Triggers) -> in
 
 def _load_and_record(args: argparse.Namespace, gen: dict[str, Any], triggers: Triggers, fmt: str,
                      saved: dict[str, Any] | None) -> tuple[Any, dict[str, Any]]:
-    from core.captioning import GenerationOptions
     from core.cli.caption import MODEL_KEYS, _differences, _load_captioner, _refuse, meta_path
     from core.fileio import atomic_write_json
 
     captioner = _load_captioner(args)  # refused before torch loads when offline and not cached
-    meta = {**captioner.info, "generation": GenerationOptions.from_kwargs(**gen).to_dict(),
+    meta = {**captioner.info, "generation": captioner.options(**gen).to_dict(),  # the family's defaults filled in
             "format": fmt, **triggers.to_meta()}
     if saved is not None and (diffs := _differences(saved, meta, MODEL_KEYS)):
         _refuse(args.output, diffs)

@@ -108,7 +108,8 @@ def _caption_images(args: argparse.Namespace, images: list[Path]) -> tuple[list[
     from core.captioning import get_captioner, iter_caption_records
 
     quiet_transformers()
-    captioner = get_captioner(args.model, device=args.device, dtype=args.dtype)
+    captioner = get_captioner(args.model, device=args.device, dtype=args.dtype,
+                              trust_remote_code=args.trust_remote_code)
     inputs = [(str(p), str(p)) for p in images]
     with tqdm(total=len(inputs), unit="img", desc="captioning", file=sys.stderr,
               disable=args.quiet) as bar:

@@ -87,8 +87,12 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
                        f"default: ${MODEL_ENV} or {DEFAULT_MODEL}")
     add_device(group)
     group.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES,
-                       help="auto = bfloat16 on a capable GPU, float32 on CPU; int8 (CPU, opt-in) = "
-                       "int8 weights through torchao: faster, captions may differ from float32")
+                       help="auto = bfloat16 on a capable GPU, float32 on CPU; int8 (CPU, opt-in, "
+                       "ViT-GPT2 only) = int8 weights through torchao: faster, captions may differ "
+                       "from float32")
+    group.add_argument("--trust-remote-code", action="store_true",
+                       help="run a checkpoint's own model code (config.json with auto_map); only for "
+                       "authors you trust; prefer a natively supported checkpoint (img2text models)")
 
 
 def add_generation_args(parser: argparse.ArgumentParser) -> None:

@@ -98,6 +98,10 @@ def _add_caption_options(p: argparse.ArgumentParser) -> None:
                    help="captioning model dtype: auto = bfloat16 on a capable GPU, float32 on CPU")
     g.add_argument("--caption-batch-size", type=int, default=CAPTION_BATCH_SIZE, metavar="N",
                    help="images per captioning forward pass")
+    g.add_argument("--prompt", default=None, help="captioning prompt (default: the model family's; "
+                   "see `img2text models`)")
+    g.add_argument("--trust-remote-code", action="store_true",
+                   help="let the captioning checkpoint run its own model code (opt-in)")
 
 
 def find_dataset_or_fail(args: argparse.Namespace) -> Any:
@@ -159,10 +163,13 @@ def caption_function(args: argparse.Namespace) -> Any:
 
     preflight_model(args.model)  # offline and not cached: refused before torch is imported
     quiet_transformers()
-    captioner = core.get_captioner(args.model, device=args.device, dtype=args.dtype)
+    captioner = core.get_captioner(args.model, device=args.device, dtype=args.dtype,
+                                   trust_remote_code=args.trust_remote_code)
+    captioner.options(prompt=args.prompt)  # a prompt the family does not take fails before any image
 
     def caption(images: Any) -> list[str | None]:
-        out = captioner.caption_batch(images, batch_size=args.caption_batch_size, errors="return")
+        out = captioner.caption_batch(images, batch_size=args.caption_batch_size, errors="return",
+                                      prompt=args.prompt)
         return [c if isinstance(c, str) else None for c in out]
 
     return caption
@@ -231,7 +238,8 @@ def run_embed_on_ray(args: argparse.Namespace, options: RayOptions) -> int:
 
             quiet_transformers()
             caption_to_parts(str(args.data), args.out / CAPTIONS_DIR, model=args.model, dtype=args.dtype,
-                             device=args.device, batch_size=args.caption_batch_size, **run)
+                             device=args.device, batch_size=args.caption_batch_size, prompt=args.prompt,
+                             trust_remote_code=args.trust_remote_code, **run)
     built = build_index(args.out, checkpoint=args.checkpoint, encoder=args.encoder, kind=args.kind,
                         memory_budget=args.memory_budget, target_recall=args.target_recall,
                         captions_file=args.captions,

@@ -97,6 +97,7 @@ def caption_to_parts(
     progress: bool = True,
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_S,
     verbose: bool = False,
+    trust_remote_code: bool = False,
     **generation: Any,
 ) -> RunSummary:
     """Caption ``source`` on Ray into ``out_dir/part-NNNNN.parquet`` (key, path, caption, error).
@@ -120,6 +121,7 @@ def caption_to_parts(
         connect_timeout: seconds to wait for the cluster at ``address`` to answer; nothing is
             created in ``out_dir`` before it has.
         verbose: let Ray's own output through (else it goes to a log file, named if the run fails).
+        trust_remote_code: let the checkpoint run its own model code (as for ``core.Captioner``).
         **generation: options of ``core.GenerationOptions``.
 
     Returns:
@@ -135,14 +137,17 @@ def caption_to_parts(
     """
     if batch_size < 1:
         raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
-    from core.captioning import GenerationOptions, resolve_model_spec
+    from core.captioning import model_family, resolve_model_spec
 
-    # Every option spelled out: the CLI and the library name the same run the same way on resume.
-    options = GenerationOptions.from_kwargs(**generation).to_dict()  # bad options fail here, first
     spec = str(resolve_model_spec(model))
     if Path(spec).is_dir():
         spec = str(Path(spec).resolve())  # actors run in another working directory
-    job = CaptionJob(spec, dtype or "auto", batch_size, max_pixels, max_bytes, options, device)
+    # Every option spelled out, the model family's defaults and prompt filled in (read from its
+    # config.json): the CLI and the library name the same run the same way on resume.
+    family = model_family(spec, trust_remote_code=trust_remote_code)
+    options = family.options(generation).to_dict()  # bad options fail here, first
+    job = CaptionJob(spec, dtype or "auto", batch_size, max_pixels, max_bytes, options, device,
+                     trust_remote_code)
     return _run("caption", CaptionWorker, job, job.settings(), source, out_dir, address=address,
                 pool=(concurrency, num_cpus_per_actor, num_gpus_per_actor), shard_size=shard_size,
                 columns=columns, run=_Run(resume, overwrite, progress, connect_timeout, verbose))

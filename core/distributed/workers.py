@@ -35,10 +35,13 @@ class CaptionJob:
     max_bytes: int = DEFAULT_MAX_BYTES  # refuse larger encoded inputs
     generation: dict[str, Any] = field(default_factory=dict)  # options of core.GenerationOptions
     device: str | None = None  # where each actor runs; None: its GPU if it has one, else CPU
+    trust_remote_code: bool = False  # let the checkpoint run its own model code (opt-in)
 
     def settings(self) -> dict[str, Any]:
         out = asdict(self)
         out.pop("device")  # where it runs does not decide the text (dtype does, and is kept)
+        if not out["trust_remote_code"]:
+            out.pop("trust_remote_code")  # runs from before the option resume as they were
         return json.loads(json.dumps(out, sort_keys=True, default=str))
 
 
@@ -210,7 +213,8 @@ class CaptionWorker(_ShardWorker):
         hf_logging.disable_progress_bar()  # one "Loading weights" bar per actor is noise in the driver's log
         start = time.perf_counter()
         self.job, self.digest = job, digest
-        self.captioner = get_captioner(job.model, device=job.device, dtype=job.dtype)
+        self.captioner = get_captioner(job.model, device=job.device, dtype=job.dtype,
+                                       trust_remote_code=job.trust_remote_code)
         self.info = {k: v for k, v in self.captioner.info.items() if k != "device"}
         warm_up(self.captioner, job)
         self.init_s, self.ready_at = time.perf_counter() - start, time.time()

@@ -4,6 +4,7 @@
 * uploads: example-file discovery and upload loading under the pixel and byte caps
 * batch: the Batch tab (uploads -> caption records with thumbnails, the file limit, the summary, the CSV/JSONL/sidecar-zip downloads)
 * model: the captioner loading in the background, with a remembered failure; one per precision
+* prompts: the model picker's suggested ids and the prompt box of a chosen model's family
 * batcher: concurrent caption requests merged into one model call
 * indexes: the configured indexes, loaded once
 * similarity: the collapse warning and "this upload is a gallery image"
@@ -22,6 +23,7 @@ from core.workflows.batch import (
 from core.workflows.batcher import CaptionBatcher
 from core.workflows.indexes import IndexShelf
 from core.workflows.model import PRECISION_HELP, PRECISIONS, ModelChoices, ModelLoader, ModelState
+from core.workflows.prompts import PromptField, prompt_field, suggested_models
 from core.workflows.runs import (
     HISTORY_COLUMNS,
     RunInfo,
@@ -57,6 +59,9 @@ from core.workflows.similarity import (
 from core.workflows.uploads import example_files, load_upload, load_uploads
 
 __all__ = [
+    "PromptField",
+    "prompt_field",
+    "suggested_models",
     "HISTORY_COLUMNS",
     "NO_CAPTIONS",
     "PRECISIONS",

@@ -108,6 +108,8 @@ def _other_value(f: dataclasses.Field, default: object) -> object:
         return not default
     if f.name == "top_p":
         return 0.5
+    if f.name == "prompt":  # the one text option
+        return "a photo of"
     if isinstance(default, float):
         return default * 2
     return 1 + (default or 2)  # ints and optional ints

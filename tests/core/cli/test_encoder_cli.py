@@ -85,7 +85,7 @@ def test_eval_with_an_encoder_scores_it_next_to_raw_pixels(
 def test_models_lists_suggested_encoders_of_every_family(capsys: pytest.CaptureFixture[str]) -> None:
     from core.ssl.backbones import FAMILIES
 
-    rows = _json(["models", "--format", "json"], capsys)["encoders"]
+    rows = _json(["models", "--json"], capsys)["encoders"]
     assert {r["family"] for r in rows} == set(FAMILIES)
     clip = next(r for r in rows if r["id"] == "openai/clip-vit-base-patch32")
     assert clip["dimension"] == 512 and clip["licence"] == "MIT" and clip["text"] is True

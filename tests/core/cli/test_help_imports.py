@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[3]
 HEAVY = ("torch", "torchvision", "transformers", "matplotlib")
 COMMANDS = [
     [], ["caption"], ["eval"], ["ssl"], ["ssl", "train"], ["ssl", "embed"], ["ssl", "search"],
-    ["ssl", "eval"], ["data"], ["data", "tiny-coco"], ["data", "check"],
+    ["ssl", "eval"], ["data"], ["data", "tiny-coco"], ["data", "check"], ["models"],
 ]
 PROBE = r"""
 import json, sys

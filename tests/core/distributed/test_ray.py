@@ -78,6 +78,27 @@ def test_every_val2017_caption_equals_caption_batch(folder_run, tiny_model_dir, 
     assert manifest["settings"]["batch_size"] == BATCH
 
 
+def test_a_prompted_family_captions_on_ray_like_caption_batch(ray_cluster, tiny_coco_dir, tmp_path):
+    """A non-ViT-GPT2 family (the tiny BLIP) with a prompt: the actors use the family's defaults."""
+    from tests.fixtures.tiny_families import tiny_family_model
+
+    blip = tiny_family_model("blip")
+    images = val_images(tiny_coco_dir)[:SHARD]
+    folder = tmp_path / "few"
+    folder.mkdir()
+    for p in images:
+        (folder / p.name).write_bytes(p.read_bytes())
+    out = tmp_path / "out"
+    summary = _run(folder, out, ray_cluster, blip, prompt="a photo of", max_new_tokens=6)
+    expected = core.caption_batch([str(folder / p.name) for p in images], model=str(blip), batch_size=BATCH,
+                                  prompt="a photo of", max_new_tokens=6)
+    rows = _rows(out)
+    assert [rows[p.name]["caption"] for p in images] == expected
+    assert all(c.startswith("a photo of") for c in expected) and summary.errors == 0
+    settings = json.loads((out / MANIFEST_NAME).read_text())["settings"]["generation"]
+    assert (settings["prompt"], settings["num_beams"], settings["max_new_tokens"]) == ("a photo of", 1, 6)
+
+
 def test_rerun_over_a_finished_output_does_nothing_and_says_so(folder_run, ray_cluster, tiny_model_dir,
                                                                tiny_coco_dir, capsys):
     out, _ = folder_run
