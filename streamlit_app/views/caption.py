@@ -61,7 +61,7 @@ def render(settings: AppSettings) -> None:
     left, right = st.columns([1, 1], gap="large")
     with left:
         current = _current_image(settings)
-        generation = common.generation_settings("caption")
+        generation = common.generation_settings("caption", settings.precision)
     with right:
         if current is None:
             st.info("Upload an image (or take a photo, or click an example) to caption it.")
