@@ -15,7 +15,7 @@ EXIT_OK, EXIT_PARTIAL, EXIT_ERROR = 0, 1, 2
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from core.cli import caption, data, evaluate, ssl
+    from core.cli import caption, data, deploy, evaluate, ssl
 
     parser = argparse.ArgumentParser(
         prog="img2text",
@@ -24,7 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (caption, evaluate, ssl, data):
+    for module in (caption, evaluate, ssl, data, deploy):
         module.register(sub)
     return parser
 
