@@ -13,6 +13,11 @@ FROM ${BASE_IMAGE}
 # cpu: torch's CPU-only wheels (about 1 GB smaller); cu130 (or another CUDA tag): that CUDA build;
 # pypi: whatever PyPI serves (CUDA on Linux x86_64).
 ARG TORCH_INDEX=cpu
+# Behind a TLS-inspecting proxy or with a local package mirror: the CA bundle pip must trust and
+# extra index URLs (space-separated), e.g. --volume /etc/ssl/certs:/host-certs:ro
+# --build-arg PIP_CERT_FILE=/host-certs/ca-certificates.crt. Empty: pip's defaults.
+ARG PIP_CERT_FILE=""
+ARG PIP_EXTRA_INDEXES=""
 ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PATH=/opt/venv/bin:$PATH \
     HF_HOME=/data/hf GRADIO_ANALYTICS_ENABLED=False \
@@ -26,6 +31,8 @@ COPY gradio_app ./gradio_app
 COPY streamlit_app ./streamlit_app
 COPY docker/entrypoint.sh /usr/local/bin/image-to-text
 RUN python3 -m venv /opt/venv \
+    && if [ -n "$PIP_CERT_FILE" ]; then export PIP_CERT="$PIP_CERT_FILE"; fi \
+    && if [ -n "$PIP_EXTRA_INDEXES" ]; then export PIP_EXTRA_INDEX_URL="$PIP_EXTRA_INDEXES"; fi \
     && if [ "$TORCH_INDEX" != "pypi" ]; then \
         pip install "torch>=2.14.1" "torchvision>=0.29.1" --index-url "https://download.pytorch.org/whl/${TORCH_INDEX}"; \
     fi \
