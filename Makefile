@@ -5,6 +5,7 @@
 #   make test      run the whole test suite (offline, 2 workers)
 #   make bench     run the benchmark suite
 #   make lint      ruff + mypy on core
+#   make space     write a Hugging Face Space folder (SPACE_SDK=gradio|streamlit, SPACE_DIR, SPACE_ARGS)
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -13,7 +14,7 @@ STAMP  := $(VENV)/.stamp-install
 TINY_COCO_DIR ?= $(abspath ../shared/data/tiny_coco)
 export TINY_COCO_DIR
 
-.PHONY: install demo streamlit test bench lint clean
+.PHONY: install demo streamlit test bench lint space clean
 
 install: $(STAMP)
 
@@ -44,6 +45,13 @@ bench: install
 lint: install
 	$(BIN)/ruff check core gradio_app streamlit_app tests bench
 	$(BIN)/mypy core
+
+# A folder to push to a Space / Streamlit Community Cloud (docs/deploy.md), e.g.
+#   make space SPACE_SDK=streamlit SPACE_ARGS="--precision int8 --index index/"
+SPACE_SDK ?= gradio
+SPACE_DIR ?= space-$(SPACE_SDK)
+space: install
+	$(BIN)/img2text deploy space --sdk $(SPACE_SDK) $(SPACE_DIR) $(SPACE_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-output

@@ -23,10 +23,16 @@ EXAMPLES_ENV = "IMG2TEXT_EXAMPLES"  # folder of example images
 DEVICE_ENV = "IMG2TEXT_DEVICE"  # auto, cpu, cuda, cuda:N or mps
 MAX_PIXELS_ENV = "IMG2TEXT_MAX_PIXELS"  # pixel cap per image
 MAX_UPLOAD_ENV = "IMG2TEXT_MAX_UPLOAD_MB"  # upload cap in MB (Gradio; Streamlit has its own option)
+PRECISION_ENV = "IMG2TEXT_PRECISION"  # the precision the apps load first and preselect: float32 or int8
+# Gradio-only settings (gradio_app.config reads them; named here so a deployment can set them)
+HOST_ENV = "IMG2TEXT_HOST"  # interface to bind
+PORT_ENV = "IMG2TEXT_PORT"  # TCP port
+QUEUE_SIZE_ENV = "IMG2TEXT_QUEUE_SIZE"  # requests allowed to wait
+MCP_ENV = "IMG2TEXT_MCP"  # "1": also serve the MCP tools at /gradio_api/mcp/
 
 __all__ = [
-    "DEVICE_ENV", "EXAMPLES_ENV", "INDEX_ENV", "MAX_PIXELS_ENV", "MAX_UPLOAD_ENV", "MODEL_ENV",
-    "RUN_ENV", "AppSettings", "add_arguments", "env_int", "path_list", "settings_from_args",
+    "DEVICE_ENV", "EXAMPLES_ENV", "HOST_ENV", "INDEX_ENV", "MAX_PIXELS_ENV", "MAX_UPLOAD_ENV", "MCP_ENV",
+    "MODEL_ENV", "PORT_ENV", "PRECISION_ENV", "QUEUE_SIZE_ENV", "RUN_ENV", "env_flag", "AppSettings", "add_arguments", "env_int", "path_list", "settings_from_args",
 ]
 
 
@@ -39,6 +45,8 @@ class AppSettings:
     model: str | None = None
     # "auto" = CUDA, then MPS, then CPU.
     device: str = "auto"
+    # The precision loaded at start-up and preselected in the generation panel: float32 or int8.
+    precision: str = "float32"
     # Saved EmbeddingIndex folders offered under "Similar images"; the first one is the default.
     indexes: tuple[Path, ...] = ()
     # Training run folders (checkpoint.safetensors, history.json, loss.png) for "Training run".
@@ -83,6 +91,20 @@ def env_int(value: Any, name: str, default: int, minimum: int = 1) -> int:
     return number
 
 
+def env_flag(value: str | None, name: str) -> bool:
+    """An on/off setting from the environment: 1/true/yes/on or 0/false/no/off/empty.
+
+    Raises:
+        ConfigError: any other text; the message names ``name``.
+    """
+    text = (value or "").strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("", "0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name}: {value!r} is not on or off; use 1 or 0")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags both apps share (``--model --device --index --run --examples --max-pixels``)."""
     parser.add_argument("--model", default=None, help=f"hub id or save_pretrained folder (env {MODEL_ENV})")
@@ -108,9 +130,13 @@ def settings_from_args(args: argparse.Namespace, env: Mapping[str, str] | None =
     env = os.environ if env is None else env
     defaults = AppSettings()
     examples = args.examples or env.get(EXAMPLES_ENV)
+    precision = env.get(PRECISION_ENV) or defaults.precision
+    if precision not in ("float32", "int8"):
+        raise ConfigError(f"{PRECISION_ENV}: {precision!r} is not a precision; use float32 or int8")
     values = {
         "model": args.model or env.get(MODEL_ENV) or None,
         "device": args.device or env.get(DEVICE_ENV) or defaults.device,
+        "precision": precision,
         "indexes": tuple(Path(p).expanduser() for p in args.index) if args.index else path_list(env.get(INDEX_ENV)),
         "runs": tuple(Path(p).expanduser() for p in args.run) if args.run else path_list(env.get(RUN_ENV)),
         "examples": Path(examples).expanduser() if examples else None,

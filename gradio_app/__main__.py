@@ -1,4 +1,4 @@
-"""``python -m gradio_app [--host H --port P --index DIR --model M --run DIR --examples DIR]``."""
+"""``python -m gradio_app [--host H --port P --index DIR --model M --run DIR --examples DIR --mcp]``."""
 
 from __future__ import annotations
 
@@ -21,6 +21,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     services.start()  # the model loads in the background; the page shows its state
     demo = build_app(config, services)
     print(f"image-to-text Gradio app on {config.url} (the model loads in the background)", flush=True)
+    if config.mcp:
+        print(f"MCP tools (streamable HTTP) on {config.url}/gradio_api/mcp/", flush=True)
     demo.launch(**launch_kwargs(config, services))
     return 0
 

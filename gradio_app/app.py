@@ -69,7 +69,7 @@ def on(trigger: Any, fn: Any, inputs: list[Any], **kwargs: Any) -> Any:
     return trigger(undecoded(fn, inputs), inputs=inputs, preprocess=False, **kwargs)
 
 
-def _generation_panel() -> list[Any]:
+def _generation_panel(precision_default: str = "float32") -> list[Any]:
     """The collapsed generation settings (controls that do not apply are greyed out)."""
     with gr.Accordion("Generation settings", open=False, elem_classes=["i2t-settings"]):
         decoding = gr.Radio(list(handlers.DECODING), value="Beam search", label="Decoding",
@@ -81,7 +81,7 @@ def _generation_panel() -> list[Any]:
             temperature = gr.Slider(0.1, 2.0, value=1.0, step=0.05, label="Temperature", interactive=False)
             top_p = gr.Slider(0.05, 1.0, value=1.0, step=0.05, label="Top-p", interactive=False)
         seed = gr.Number(value=-1, precision=0, label="Seed (-1 = random)", interactive=False)
-        precision = gr.Radio(list(PRECISIONS), value="float32", label="Precision", info=PRECISION_HELP)
+        precision = gr.Radio(list(PRECISIONS), value=precision_default, label="Precision", info=PRECISION_HELP)
     decoding.change(lambda d: [gr.update(interactive=d == "Beam search")] + [gr.update(interactive=d == "Sampling")] * 3,
                     inputs=[decoding], outputs=[beams, temperature, top_p, seed], queue=False, **PRIVATE)
     return [decoding, beams, max_tokens, temperature, top_p, seed, precision]
@@ -93,7 +93,7 @@ def _caption_tab(services: Services) -> None:
         with gr.Column(scale=1):
             image = gr.Image(type="filepath", sources=["upload", "clipboard", "webcam"], label="Image",
                              height=320, elem_id="caption-image")
-            settings = _generation_panel()
+            settings = _generation_panel(services.config.precision)
             button = gr.Button("Caption", variant="primary", elem_id="caption-button")
             examples = [[str(p)] for p in example_files(config.examples, config.example_limit)]
             ex = gr.Examples(examples=examples, inputs=[image], label="Examples", examples_per_page=12) if examples else None
@@ -127,7 +127,7 @@ def _batch_tab(services: Services) -> None:
         with gr.Column(scale=1):
             files = gr.File(file_count="multiple", file_types=["image"], label="Images", elem_id="batch-files",
                             height=200)
-            settings = _generation_panel()
+            settings = _generation_panel(services.config.precision)
             button = gr.Button("Caption all", variant="primary", elem_id="batch-button")
             status = gr.HTML(elem_id="batch-status")
             with gr.Row():
@@ -247,6 +247,10 @@ def build_app(config: AppConfig, services: Services | None = None) -> gr.Blocks:
         if initial is not None:
             show, run_choice, outputs = initial
             demo.load(show, inputs=[run_choice], outputs=outputs, **PRIVATE)
+        if config.mcp:
+            from gradio_app.mcp_tools import add_tools  # it uses on() from this module
+
+            add_tools(demo, services)
     demo.queue(max_size=config.queue_size, default_concurrency_limit=2)
     return demo
 
@@ -255,4 +259,4 @@ def launch_kwargs(config: AppConfig, services: Services) -> dict[str, Any]:
     """Server settings: bind address, upload limit, and the only folders that may be served."""
     return {"server_name": config.host, "server_port": config.port, "max_file_size": config.max_upload_bytes,
             "allowed_paths": services.allowed_paths(), "css": CSS, "theme": gr.themes.Soft(primary_hue="indigo"),
-            "footer_links": ["api"], "show_error": True, "quiet": True}
+            "footer_links": ["api"], "show_error": True, "quiet": True, "mcp_server": config.mcp}

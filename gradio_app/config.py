@@ -8,11 +8,21 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from core import ConfigError
-from core.settings import MAX_UPLOAD_ENV, AppSettings, add_arguments, env_int, settings_from_args
+from core.settings import (
+    HOST_ENV,
+    MAX_UPLOAD_ENV,
+    MCP_ENV,
+    PORT_ENV,
+    QUEUE_SIZE_ENV,
+    AppSettings,
+    add_arguments,
+    env_flag,
+    env_int,
+    settings_from_args,
+)
 
-HOST_ENV = "IMG2TEXT_HOST"
-PORT_ENV = "IMG2TEXT_PORT"
-QUEUE_SIZE_ENV = "IMG2TEXT_QUEUE_SIZE"
+__all__ = ["CACHE_ENV", "HOST_ENV", "MCP_ENV", "PORT_ENV", "QUEUE_SIZE_ENV", "AppConfig", "build_parser", "parse_config"]
+
 CACHE_ENV = "IMG2TEXT_CACHE_SECONDS"
 
 
@@ -30,6 +40,8 @@ class AppConfig(AppSettings):
     queue_size: int = 32
     # Cached uploads/downloads older than this are deleted (checked every min(this, 600) s).
     cache_seconds: int = 3600
+    # Also serve captioning and search as MCP tools at /gradio_api/mcp/ (gradio_app/mcp_tools.py).
+    mcp: bool = False
 
     @property
     def max_upload_bytes(self) -> int:
@@ -51,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"upload size limit in MB (env {MAX_UPLOAD_ENV}; default 10)")
     parser.add_argument("--queue-size", default=None,
                         help=f"requests allowed to wait; more get 'queue full' (env {QUEUE_SIZE_ENV}; default 32)")
+    parser.add_argument("--mcp", action="store_true", default=None,
+                        help=f"also serve the MCP tools at /gradio_api/mcp/ (env {MCP_ENV}=1)")
     return parser
 
 
@@ -72,6 +86,7 @@ def parse_config(argv: Sequence[str] | None = None, env: Mapping[str, str] | Non
                                   AppConfig.max_upload_mb),
             queue_size=env_int(args.queue_size or env.get(QUEUE_SIZE_ENV), "--queue-size", AppConfig.queue_size),
             cache_seconds=env_int(env.get(CACHE_ENV), CACHE_ENV, AppConfig.cache_seconds),
+            mcp=bool(args.mcp) or env_flag(env.get(MCP_ENV), MCP_ENV),
         )
     except ConfigError as exc:
         parser.error(str(exc))

@@ -18,7 +18,7 @@ class Services:
     def __init__(self, config: AppConfig) -> None:
         self.config = config
         self.models = wf.ModelChoices(config.model, config.device)
-        self.model = self.models.loader()  # float32: the model bar shows this one
+        self.model = self.models.loader(config.precision)  # the model bar shows this one
         self._batchers: dict[str, wf.CaptionBatcher] = {}
         self.indexes = wf.IndexShelf(config.indexes)
 

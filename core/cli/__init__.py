@@ -17,7 +17,7 @@ EXIT_OK, EXIT_PARTIAL, EXIT_ERROR = 0, 1, 2
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from core.cli import caption, data, evaluate, models, ssl
+    from core.cli import caption, data, deploy, evaluate, models, ssl
 
     parser = argparse.ArgumentParser(
         prog="img2text",
@@ -26,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (caption, evaluate, models, ssl, data):
+    for module in (caption, evaluate, models, ssl, data, deploy):
         module.register(sub)
     _add_verbose(parser)
     return parser

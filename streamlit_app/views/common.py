@@ -71,8 +71,9 @@ def show_model_error(exc: ModelUnavailableError) -> None:
     st.code(streamlit_fix(str(exc)), language=None, wrap_lines=True)
 
 
-def generation_settings(key: str) -> dict[str, Any]:
-    """The collapsed generation panel -> ``Captioner.caption_batch`` keywords, plus ``precision``."""
+def generation_settings(key: str, precision: str = "float32") -> dict[str, Any]:
+    """The collapsed generation panel -> ``Captioner.caption_batch`` keywords, plus ``precision``
+    (preselected: ``precision``, the app's setting)."""
     with st.expander("Generation settings", expanded=False):
         decoding = st.radio("Decoding", tuple(DECODING_MODES), horizontal=True, key=f"{key}-decoding",
                             help="Beam search follows the model card; sampling gives varied captions")
@@ -84,7 +85,8 @@ def generation_settings(key: str) -> dict[str, Any]:
         temperature = c3.slider("Temperature", 0.1, 2.0, 1.0, 0.05, key=f"{key}-temp", disabled=off)
         top_p = c4.slider("Top-p", 0.05, 1.0, 1.0, 0.05, key=f"{key}-top-p", disabled=off)
         seed = c5.number_input("Seed (-1 = random)", -1, 2**31 - 1, -1, key=f"{key}-seed", disabled=off)
-        precision = st.radio("Precision", wf.PRECISIONS, horizontal=True, key=f"{key}-precision", help=wf.PRECISION_HELP)
+        precision = st.radio("Precision", wf.PRECISIONS, index=list(wf.PRECISIONS).index(precision), horizontal=True,
+                             key=f"{key}-precision", help=wf.PRECISION_HELP)
     return {**decoding_kwargs(decoding, num_beams=int(beams), max_new_tokens=int(max_tokens),
                               temperature=temperature, top_p=top_p, seed=int(seed)), "precision": precision}
 

@@ -45,3 +45,18 @@ def test_path_list_and_env_int() -> None:
     assert env_int(None, "n", 5) == 5 and env_int("", "n", 5) == 5 and env_int("9", "n", 5) == 9
     with pytest.raises(ConfigError, match="n must be >= 2"):
         env_int("1", "n", 5, minimum=2)
+
+
+def test_precision_from_environment_and_refused_when_unknown() -> None:
+    assert parse([], {}).precision == "float32"
+    assert parse([], {"IMG2TEXT_PRECISION": "int8"}).precision == "int8"
+    with pytest.raises(ConfigError, match="IMG2TEXT_PRECISION: 'fp8'"):
+        parse([], {"IMG2TEXT_PRECISION": "fp8"})
+
+
+def test_env_flag() -> None:
+    from core.settings import env_flag
+
+    assert [env_flag(v, "X") for v in ("1", "true", "On", None, "", "0", "no")] == [True] * 3 + [False] * 4
+    with pytest.raises(ConfigError, match="X: 'maybe'"):
+        env_flag("maybe", "X")

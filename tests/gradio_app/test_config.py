@@ -52,3 +52,12 @@ def test_bad_values_exit_with_usage(argv: list[str]) -> None:
 def test_bad_port_in_environment_exits() -> None:
     with pytest.raises(SystemExit):
         parse_config([], env={"IMG2TEXT_PORT": "eighty"})
+
+
+def test_mcp_from_flag_or_environment() -> None:
+    assert parse_config([], env={}).mcp is False
+    assert parse_config(["--mcp"], env={}).mcp is True
+    assert parse_config([], env={"IMG2TEXT_MCP": "1"}).mcp is True
+    assert parse_config([], env={"IMG2TEXT_MCP": "off"}).mcp is False
+    with pytest.raises(SystemExit):  # argparse prints "IMG2TEXT_MCP: 'maybe' is not on or off"
+        parse_config([], env={"IMG2TEXT_MCP": "maybe"})

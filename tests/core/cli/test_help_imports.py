@@ -19,6 +19,7 @@ HEAVY = ("torch", "torchvision", "transformers", "matplotlib")
 COMMANDS = [
     [], ["caption"], ["eval"], ["ssl"], ["ssl", "train"], ["ssl", "embed"], ["ssl", "search"],
     ["ssl", "eval"], ["data"], ["data", "tiny-coco"], ["data", "check"], ["models"],
+    ["deploy"], ["deploy", "space"],
 ]
 PROBE = r"""
 import json, sys
