@@ -14,6 +14,7 @@ import json
 import multiprocessing
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -133,8 +134,8 @@ def _train_worker(rank: int, store: Path, data: Path, out: Path, epochs: int) ->
         steps = [0]
         real_build, real_forward = train_mod.build_model, NTXentLoss.forward
 
-        def build(config: SSLConfig) -> torch.nn.Module:
-            built.append(real_build(config))
+        def build(config: SSLConfig, **kwargs: Any) -> torch.nn.Module:
+            built.append(real_build(config, **kwargs))
             return built[-1]
 
         def counting_forward(self: NTXentLoss, z1: torch.Tensor, z2: torch.Tensor,
@@ -248,8 +249,8 @@ def _figures_worker(rank: int, store: Path, data: Path, out: Path) -> None:
         real_build, real_forward = train_mod.build_model, NTXentLoss.forward
         real_top1, real_std = train_mod.positive_top1, train_mod.embedding_std
 
-        def build(config: SSLConfig) -> torch.nn.Module:
-            built.append(real_build(config))
+        def build(config: SSLConfig, **kwargs: Any) -> torch.nn.Module:
+            built.append(real_build(config, **kwargs))
             return built[-1]
 
         def forward(self: NTXentLoss, z1: torch.Tensor, z2: torch.Tensor,
