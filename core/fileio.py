@@ -27,10 +27,7 @@ def atomic_write(dest: str | os.PathLike, write: Callable[[Path], Any]) -> None:
         Whatever ``write`` raises; the temporary file is removed and ``dest`` is left as it was.
     """
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.parent / f".{dest.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
-    # os.open with 0o666 honours the umask (mkstemp would force 0600 on shared folders).
-    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    tmp = _new_temp(dest)
     try:
         write(tmp)
         with tmp.open("rb+") as fh:
@@ -43,6 +40,15 @@ def atomic_write(dest: str | os.PathLike, write: Callable[[Path], Any]) -> None:
     fsync_dir(dest.parent)
 
 
+def _new_temp(dest: Path) -> Path:
+    """A new empty ``.NAME.PID.HEX.tmp`` beside ``dest`` (its folder created), to fill and rename."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.parent / f".{dest.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+    # os.open with 0o666 honours the umask (mkstemp would force 0600 on shared folders).
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    return tmp
+
+
 @contextlib.contextmanager
 def atomic_open(dest: str | os.PathLike) -> Iterator[BinaryIO]:
     """A binary file to fill bit by bit that appears at ``dest`` whole, or not at all.
@@ -53,9 +59,8 @@ def atomic_open(dest: str | os.PathLike) -> Iterator[BinaryIO]:
     it was. A process killed inside the block leaves only the temporary file behind.
     """
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.parent / f".{dest.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
-    fh = open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb")
+    tmp = _new_temp(dest)
+    fh = open(tmp, "wb")  # closed by the with block below
     try:
         with fh:
             yield fh

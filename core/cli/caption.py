@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Generator
 from pathlib import Path
 from typing import IO, Any
 
@@ -286,11 +287,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"img2text: nothing to do ({len(done)} already captioned)", file=sys.stderr)
         return 0
     captioner = _load_captioner(args)
-    from core.captioning import (  # torch: after the model check
-        CaptionRecord,
-        ResultWriter,
-        iter_caption_records,
-    )
+    from core.captioning import CaptionRecord, ResultWriter  # torch: after the model check
 
     meta = {**captioner.info, "generation": captioner.options(**gen).to_dict(), "format": args.format,
             **triggers.to_meta()}
@@ -302,14 +299,9 @@ def run(args: argparse.Namespace) -> int:
     failed = len(unreadable)
     for key, why in unreadable:
         _write_failure(writer, CaptionRecord(key, "", why))
-    bar = tqdm(total=len(todo), unit="img", disable=args.quiet or len(todo) < PROGRESS_MIN,
-               file=sys.stderr, desc="captioning")
+    records = captioned(args, captioner, todo, gen, triggers)
     try:
-        for record in iter_caption_records(
-            captioner, todo, batch_size=args.batch_size, max_pixels=args.max_pixels,
-            progress=lambda n, _total: bar.update(n - bar.n), **gen,
-        ):
-            record = triggers.apply(record)
+        for record in records:
             reason = record.error
             if record.ok:
                 try:
@@ -322,13 +314,31 @@ def run(args: argparse.Namespace) -> int:
             tqdm.write(f"img2text: skipped {record.path}: {reason}", file=sys.stderr)
         writer.close()
     finally:
-        bar.close()
+        records.close()  # its progress bar
         if stream is not sys.stdout:
             stream.close()
     if not args.quiet:
         print(f"img2text: captioned {len(todo) + len(unreadable) - failed} image(s), {failed} failed"
               + (f", {len(done)} already done" if done else ""), file=sys.stderr)
     return 1 if failed else 0
+
+
+def captioned(args: argparse.Namespace, captioner: Any, todo: list[tuple[str, Any]], gen: dict[str, Any],
+              triggers: Triggers) -> Generator[Any, None, None]:
+    """The records of ``todo`` as they are made (trigger words applied), with a progress bar on
+    stderr for more than a few images; ``close()`` the generator to end the bar early."""
+    from core.captioning import iter_caption_records
+
+    bar = tqdm(total=len(todo), unit="img", disable=args.quiet or len(todo) < PROGRESS_MIN,
+               file=sys.stderr, desc="captioning")
+    try:
+        for record in iter_caption_records(
+            captioner, todo, batch_size=args.batch_size, max_pixels=args.max_pixels,
+            progress=lambda n, _total: bar.update(n - bar.n), **gen,
+        ):
+            yield triggers.apply(record)
+    finally:
+        bar.close()
 
 
 def _load_captioner(args: argparse.Namespace) -> Any:

@@ -164,23 +164,18 @@ def _load_and_record(args: argparse.Namespace, gen: dict[str, Any], triggers: Tr
 
 def _caption_into(args: argparse.Namespace, captioner: Any, gen: dict[str, Any], triggers: Triggers,
                   todo: list[tuple[str, Any]], plan: Any, tally: Tally) -> None:
-    from core.captioning import iter_caption_records
-    from core.cli.caption import PROGRESS_MIN
+    from core.cli.caption import captioned
 
-    bar = tqdm(total=len(todo), unit="img", disable=args.quiet or len(todo) < PROGRESS_MIN,
-               file=sys.stderr, desc="captioning")
+    records = captioned(args, captioner, todo, gen, triggers)
     try:
-        for record in iter_caption_records(
-            captioner, todo, batch_size=args.batch_size, max_pixels=args.max_pixels,
-            progress=lambda n, _total: bar.update(n - bar.n), **gen,
-        ):
-            plan.write(triggers.apply(record), tally)
+        for record in records:
+            plan.write(record, tally)
         plan.close()
     except BaseException as exc:
         plan.abort(exc)
         raise
     finally:
-        bar.close()
+        records.close()  # its progress bar
 
 
 class _SidecarPlan:
