@@ -22,6 +22,16 @@ from core.search.storage import (
 from tests.core.search.helpers import FakeEncoder, make_encoder, random_image
 
 
+@dataclasses.dataclass
+class Rec:
+    """A data set record as a user's own loader might yield it (any object with these fields)."""
+
+    image_id: int | str
+    path: Path
+    captions: list[str] = dataclasses.field(default_factory=list)
+    categories: list[int] = dataclasses.field(default_factory=list)
+
+
 @pytest.fixture
 def index(encoder: FakeEncoder, gallery: list[Path]) -> EmbeddingIndex:
     return EmbeddingIndex.build(encoder, gallery, batch_size=4, data_root=gallery[0].parent)
@@ -105,15 +115,6 @@ def test_save_load_round_trip_is_exact(index: EmbeddingIndex, tmp_path: Path) ->
 def test_int_ids_captions_categories_survive(
     encoder: FakeEncoder, gallery: list[Path], tmp_path: Path
 ) -> None:
-    from dataclasses import dataclass, field
-
-    @dataclass
-    class Rec:
-        image_id: int | str
-        path: Path
-        captions: list[str] = field(default_factory=list)
-        categories: list[int] = field(default_factory=list)
-
     recs = [Rec(100 + i, p, [f"caption {i}"], [i % 2 + 1]) for i, p in enumerate(gallery)]
     idx = EmbeddingIndex.build(encoder, recs, category_names={1: "person", 2: "dog"})
     loaded = EmbeddingIndex.load(idx.save(tmp_path / "i2"))
@@ -130,15 +131,6 @@ def test_generated_captions_are_kept_apart_from_the_reference_ones(
     encoder: FakeEncoder, gallery: list[Path], tmp_path: Path
 ) -> None:
     # Issue 24: `ssl embed --caption` captions were indistinguishable from the data set's.
-    from dataclasses import dataclass, field
-
-    @dataclass
-    class Rec:
-        image_id: int | str
-        path: Path
-        captions: list[str] = field(default_factory=list)
-        categories: list[int] = field(default_factory=list)
-
     recs = [Rec(i, p, [f"reference {i}"]) for i, p in enumerate(gallery)]
     idx = EmbeddingIndex.build(encoder, recs, caption_images=lambda images: [f"generated {i}" for i in range(len(images))])
     loaded = EmbeddingIndex.load(idx.save(tmp_path / "gen"))
