@@ -56,7 +56,10 @@ def test_new_settings_caption_on_the_button_only(page, streamlit_server: Streaml
 def test_example_names_and_top_p_label_are_not_cut(page) -> None:  # type: ignore[no-untyped-def]
     label = page.locator(".st-key-example-3 [data-testid=stMarkdownContainer]")
     assert label.inner_text() == LONG_EXAMPLE
-    assert label.evaluate("e => e.scrollWidth <= e.clientWidth + 1 && e.scrollHeight <= e.clientHeight + 1")
+    # the wrapping style arrives with the page's other elements, maybe after the button's first
+    # paint: wait (bounded) until the name fits; a label that stays cut fails the wait
+    page.wait_for_function("e => e.scrollWidth <= e.clientWidth + 1 && e.scrollHeight <= e.clientHeight + 1",
+                           arg=label.element_handle(), timeout=15_000)
     page.get_by_text("Generation settings").first.click()
     panel = page.get_by_role("tabpanel", name="Caption")
     top_p = panel.get_by_text("Top-p", exact=True).bounding_box()
