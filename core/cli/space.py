@@ -114,7 +114,9 @@ def write_space(config: SpaceConfig, out: Path) -> Path:
         model, model_id = "model", None
     index = None
     if config.index is not None:
-        shutil.copytree(config.index, out / "index")
+        from core.search import copy_portable
+
+        copy_portable(config.index, out / "index", images=config.index_images)
         index = "index"
     from core.cli import space_files
 

@@ -24,8 +24,11 @@ class SpaceConfig:
     precision: Literal["float32", "int8"] = field(default="float32", metadata={
         "help": "the apps' default precision on a CPU Space: float32 (exact) or int8 (faster, captions may differ)"})
     index: Path | None = field(default=None, metadata={
-        "help": "a saved index folder shipped as index/ (its checkpoint and images must be inside it or be "
-                "shipped too; see docs/deploy.md); none = no Similar images"})
+        "help": "a saved index folder shipped as index/, with its SimCLR encoder and (see --index-images) its "
+                "gallery images copied in, so search by image works in the Space; none = no Similar images"})
+    index_images: bool = field(default=True, metadata={
+        "help": "copy the index's gallery images into index/images/ (--no-index-images: results show ids, "
+                "scores and captions without pictures)"})
     queue_size: int = field(default=16, metadata={"help": "requests allowed to wait (Gradio); more get 'queue full'"})
     max_upload_mb: int = field(default=10, metadata={"help": "largest accepted upload in MB"})
     mcp: bool = field(default=False, metadata={"help": "also serve the MCP tools at /gradio_api/mcp/ (Gradio)"})

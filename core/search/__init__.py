@@ -26,6 +26,7 @@ from core.search.metrics import (
     precision_at_k,
     retrieval_metrics,
 )
+from core.search.portable import PortableCopy, copy_portable
 from core.search.pretrained import PretrainedEncoder, load_index_encoder, load_pretrained
 from core.search.result_images import gallery_entry, gallery_image, result_bytes, result_image
 from core.search.textsearch import TEXT_MODES, reciprocal_rank_fusion
@@ -49,6 +50,7 @@ __all__ = [
     "EmbeddingResult",
     "IndexConfigError",
     "IndexFormatError",
+    "PortableCopy",
     "PretrainedEncoder",
     "QueryError",
     "RetrievalMetrics",
@@ -56,6 +58,7 @@ __all__ = [
     "STOP_WORDS",
     "SearchResult",
     "average_precision_at_k",
+    "copy_portable",
     "embed_images",
     "embed_one",
     "evaluate_retrieval",

@@ -21,6 +21,7 @@ from core.search.gallerybuild import CaptionImages, embed_gallery, source_entrie
 from core.search.gallerydb import CaptionSearch, GalleryRow
 from core.search.manifest import NO_CHECKPOINT, CheckpointInfo, gallery_rows, head, index_fields
 from core.search.persist import load_parts, save_parts
+from core.search.portable import bundled_encoder
 from core.search.pretrained import describe, encoder_record, reload_recorded
 from core.search.recall import DEFAULT_TARGET_RECALL, make_backend
 from core.search.searching import SearchMixin
@@ -89,6 +90,7 @@ class EmbeddingIndex(SearchMixin):
         self.backend = self.backend or ann.ExactBackend(self.embeddings)
         self._text: CaptionSearch | None = None
         self._gallery_file: Path | None = None
+        self._folder: Path | None = None  # the folder it was loaded from (its shipped encoder/)
 
     @property
     def kind(self) -> str:
@@ -243,6 +245,7 @@ class EmbeddingIndex(SearchMixin):
         """
         parts = load_parts(Path(path), mmap=mmap, verify=verify)
         index = cls(**index_fields(parts), backend=parts.backend)
+        index._folder = parts.folder
         if "gallery" in parts.manifest:
             index._gallery_file = data_path(parts.folder, parts.manifest, "gallery")
         if expect is not None:
@@ -264,7 +267,8 @@ class EmbeddingIndex(SearchMixin):
     def encoder_for_images(self, encoder: EncoderLike | None = None) -> EncoderLike:
         """The encoder that embeds new query images, checked against this index.
 
-        Uses ``encoder``, else the attached one, else loads the recorded weights path.
+        Uses ``encoder``, else the attached one, else loads the recorded weights path (or,
+        when that is gone, the copy shipped in the index folder: :mod:`core.search.portable`).
 
         Raises:
             FileNotFoundError: no encoder given and the recorded weights are gone.
@@ -275,6 +279,8 @@ class EmbeddingIndex(SearchMixin):
             encoder = reload_recorded(self.checkpoint.config, self.checkpoint.weights_path)
         if encoder is None:
             weights = Path(self.checkpoint.weights_path)
+            if not (self.checkpoint.weights_path and weights.exists()):
+                weights = bundled_encoder(self._folder) or weights  # a portable copy's encoder/
             if not self.checkpoint.weights_path or not weights.exists():
                 raise FileNotFoundError(
                     f"the index's checkpoint {weights} is gone; pass the encoder "

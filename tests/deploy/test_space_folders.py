@@ -62,6 +62,9 @@ def test_gradio_space_captions_through_gradio_client(gradio_space: tuple[str, Pa
     similar = client.predict(handle_file(str(apps_data.gallery / "g03.png")), 3, api_name="/similar")
     assert similar["error"] is None and len(similar["results"]) == 3  # the shipped index/ is searched
     assert similar["results"][0]["image_path"]
+    # the index travelled with its encoder and images (core.search.portable), not their old paths
+    assert (folder / "index" / "encoder" / "checkpoint.safetensors").is_file()
+    assert len(list((folder / "index" / "images").glob("*.png"))) == 16
 
 
 def test_gradio_space_runs_from_its_own_copy_and_serves_mcp(gradio_space: tuple[str, Path]) -> None:
