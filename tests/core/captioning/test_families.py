@@ -22,8 +22,8 @@ from core.captioning.prompted import trim_row
 from tests.fixtures.tiny_families import family_images, tiny_family_model
 
 FAMILY_OF = {"blip": "blip", "git": "git", "florence2": "florence2", "qwen2_vl": "qwen2-vl",
-             "blip_2": "blip-2", "paligemma": "paligemma", "llava": "llava", "smolvlm": "smolvlm"}
-ECHOES_PROMPT = ("qwen2_vl", "llava", "smolvlm", "blip_2", "paligemma")  # decoder-only: output starts with the input
+             "blip_2": "blip-2", "paligemma": "paligemma", "llava": "llava", "smolvlm": "smolvlm", "gemma3": "gemma3"}
+ECHOES_PROMPT = ("qwen2_vl", "llava", "smolvlm", "blip_2", "paligemma", "gemma3")  # decoder-only: output starts with the input
 PREFIX = "a photo of"
 GREEDY = {"num_beams": 1, "max_new_tokens": 8}
 BEAMS = {"num_beams": 3, "max_new_tokens": 6}
@@ -55,7 +55,7 @@ def _reference(name: str, prompt: str | None, settings: dict[str, Any]) -> list[
     return out
 
 
-def _load_plain(name: str) -> tuple[Any, Any]:
+def _load_plain(name: str, dtype: torch.dtype = torch.float32) -> tuple[Any, Any]:
     import transformers
 
     folder = tiny_family_model(name)
@@ -65,8 +65,9 @@ def _load_plain(name: str) -> tuple[Any, Any]:
                    "blip_2": "Blip2ForConditionalGeneration",
                    "paligemma": "PaliGemmaForConditionalGeneration",
                    "llava": "LlavaForConditionalGeneration",
-                   "smolvlm": "SmolVLMForConditionalGeneration"}[name]
-    model = getattr(transformers, model_class).from_pretrained(folder).eval()
+                   "smolvlm": "SmolVLMForConditionalGeneration",
+                   "gemma3": "Gemma3ForConditionalGeneration"}[name]
+    model = getattr(transformers, model_class).from_pretrained(folder, dtype=dtype).eval()
     return model, transformers.AutoProcessor.from_pretrained(folder)
 
 
@@ -103,6 +104,7 @@ CASES = [
     ("paligemma", "caption en", GREEDY), ("paligemma", "caption en", BEAMS),
     ("llava", "Describe this image in one sentence.", GREEDY),
     ("smolvlm", "Describe this image in one sentence.", GREEDY),
+    ("gemma3", "Describe this image in one sentence.", GREEDY), ("gemma3", "What is it?", BEAMS),
 ]
 
 
@@ -174,6 +176,25 @@ def test_vit_gpt2_takes_no_prompt(tiny_model_dir: Path) -> None:
 def test_empty_prompt_is_refused() -> None:
     with pytest.raises(core.ConfigError, match="prompt"):
         captioner("blip").caption(family_images()[0], prompt="  ")
+
+
+@pytest.mark.parametrize("name", sorted(FAMILY_OF))
+def test_bfloat16_captions_as_plain_bfloat16_generate(name: str) -> None:
+    """dtype bfloat16 loads the family in bfloat16 and captions each image as plain ``generate``
+    loaded in bfloat16, as model cards show (docs/models.md: bf16 yes for every family)."""
+    cap = core.Captioner(str(tiny_family_model(name)), device="cpu", dtype="bfloat16")
+    assert cap.precision == "bfloat16" and next(cap.model.parameters()).dtype == torch.bfloat16
+    model, processor = _load_plain(name, torch.bfloat16)
+    prompt = cap.options().prompt
+    for image in family_images()[:3]:
+        inputs = _model_card_inputs(name, processor, image, prompt)
+        inputs = {k: v.to(torch.bfloat16) if v.is_floating_point() else v for k, v in inputs.items()}
+        with torch.no_grad():
+            ids = model.generate(**inputs, **cap.options(max_new_tokens=6).to_hf_kwargs())[0]
+        if name in ECHOES_PROMPT:
+            ids = ids[inputs["input_ids"].shape[1]:]
+        want = trim_row(ids.tolist(), model.generation_config.pad_token_id, set(processor.tokenizer.all_special_ids))
+        assert cap.prompted.generated_ids([image], cap.options(max_new_tokens=6)) == [want]
 
 
 def test_int8_is_refused_outside_vit_gpt2() -> None:
