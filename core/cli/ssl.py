@@ -144,7 +144,7 @@ def _run_search(args: argparse.Namespace) -> int:
         query_image = index.paths[row]
         if args.plot is not None:  # its file, or its member of a tar shard
             query_image = gallery_image(index, index.image_ids[row]) or query_image
-    if args.text is None:  # text search ranks captions: the embeddings' health does not matter
+    if mode != "words":  # words search ranks captions: the embeddings' health does not matter
         warn_if_collapsed(index)
     if args.plot is not None and query_image is not None:
         from core.search import plot_retrieval  # loads matplotlib only here

@@ -48,6 +48,25 @@ def test_embed_with_a_hub_encoder_then_search_by_meaning_words_and_both(
     assert "text mode: hybrid" in capsys.readouterr().out
 
 
+def test_search_by_meaning_warns_on_a_collapsed_index(clip_index: Path, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """semantic and hybrid rank the image vectors, so their health matters (words mode: it does not)."""
+    import dataclasses
+
+    import torch
+
+    from core.search import EmbeddingIndex
+
+    index = EmbeddingIndex.load(clip_index)
+    point = torch.nn.functional.normalize(torch.ones(1, index.dim), dim=1)
+    near = torch.nn.functional.normalize(point + 1e-3 * torch.randn(len(index), index.dim), dim=1)
+    collapsed = dataclasses.replace(index, embeddings=near, backend=None).save(tmp_path / "collapsed")
+    base = ["ssl", "search", "--index", str(collapsed), "--text", "a man riding", "-k", "3", "--device", "cpu"]
+    for mode, warned in (("semantic", True), ("hybrid", True), ("words", False)):
+        assert main([*base, "--text-mode", mode]) == EXIT_OK
+        assert ("collapsed" in capsys.readouterr().err) is warned, mode
+
+
 def test_search_with_another_encoder_is_refused(
     clip_index: Path, tiny_coco_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
