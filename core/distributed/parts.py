@@ -55,9 +55,12 @@ def encode_caption_part(rows: Sequence[tuple[str, str | None, str, str | None]],
 
 def encode_embedding_part(
     keys: Sequence[str], paths: Sequence[str | None], embeddings: np.ndarray,
-    errors: Sequence[str | None], info: PartInfo,
+    errors: Sequence[str | None], info: PartInfo, hashes: Sequence[str | None] | None = None,
 ) -> bytes:
     """Parquet bytes of embedding rows; error rows have a null embedding.
+
+    ``hashes``: per row, the sha256 of the image's encoded bytes (``core.search.content_hash``;
+    None where unknown), which the index keeps so an upload of the same bytes is known as that image.
 
     Shape:
         embeddings: (len(keys), D) float32; rows of error entries are ignored.
@@ -70,7 +73,8 @@ def encode_embedding_part(
     vectors = pa.FixedSizeListArray.from_arrays(flat, dim, mask=mask)
     table = pa.table(
         {"key": pa.array(list(keys), pa.string()), "path": pa.array(list(paths), pa.string()),
-         "embedding": vectors, "error": pa.array(list(errors), pa.string())}
+         "embedding": vectors, "error": pa.array(list(errors), pa.string()),
+         "sha256": pa.array(list(hashes) if hashes is not None else [None] * n, pa.string())}
     )
     return _to_parquet(table, info)
 

@@ -136,11 +136,12 @@ def embed_shard(encoder: Any, shard: Shard, job: EmbedJob, digest: str, dim: int
     Returns:
         ``(part parquet bytes, rows, error rows)``.
     """
-    from core.search import embed_images
+    from core.search import content_hash, embed_images
 
     keys: list[str] = []
     paths: list[str | None] = []
     errors: list[str | None] = []
+    hashes: list[str | None] = []  # sha256 of each readable image's encoded bytes
     chunks: list[tuple[list[int], np.ndarray]] = []
     pending: list[tuple[int, Any]] = []
 
@@ -154,6 +155,7 @@ def embed_shard(encoder: Any, shard: Shard, job: EmbedJob, digest: str, dim: int
         keys.append(item.key)
         paths.append(item.path)
         errors.append(error)
+        hashes.append(content_hash(item.image) if image is not None else None)
         if image is not None:
             pending.append((len(keys) - 1, image))
             if len(pending) == job.batch_size:
@@ -165,7 +167,7 @@ def embed_shard(encoder: Any, shard: Shard, job: EmbedJob, digest: str, dim: int
         vectors[rows] = block
     n_errors = sum(e is not None for e in errors)
     info = PartInfo(shard.index, shard.fingerprint, digest, len(keys), n_errors)
-    return encode_embedding_part(keys, paths, vectors, errors, info), len(keys), n_errors
+    return encode_embedding_part(keys, paths, vectors, errors, info, hashes), len(keys), n_errors
 
 
 def _decoded(items: Iterator[SourceItem], job: EmbedJob) -> Iterator[tuple[SourceItem, Any, str | None]]:

@@ -17,6 +17,7 @@ from core.search.embed import EmbeddingResult, embed_images, embed_one
 from core.search.encoder import load_checkpoint
 from core.search.errors import IndexConfigError, IndexFormatError, QueryError
 from core.search.evaluate import RetrievalTable, evaluate_retrieval
+from core.search.gallerybuild import content_hash
 from core.search.gallerydb import STOP_WORDS, mark_words, query_words
 from core.search.index import CheckpointInfo, EmbeddingIndex
 from core.search.metrics import (
@@ -58,6 +59,7 @@ __all__ = [
     "STOP_WORDS",
     "SearchResult",
     "average_precision_at_k",
+    "content_hash",
     "copy_portable",
     "embed_images",
     "embed_one",

@@ -100,7 +100,7 @@ def embed_gallery(
                 if caption_images is not None and done:
                     _add_captions(done, caption_images([images[i] for i in result.kept]))
                 for it in done:
-                    it["sha256"] = _content_hash(it.get("image", it["path"]))
+                    it["sha256"] = content_hash(it.get("image", it["path"]))
                     it.pop("image", None)  # the encoded bytes are not kept past their chunk
                     it.pop("error", None)
                 kept += done
@@ -114,7 +114,7 @@ def embed_gallery(
     return EmbeddedGallery(torch.cat(blocks), kept, skipped)
 
 
-def _content_hash(image: Any) -> str | None:
+def content_hash(image: Any) -> str | None:
     """sha256 of an item's encoded bytes (its file's, for a path), so that a query with the same
     bytes is known to be this image whatever the source; None when there are no bytes to hash."""
     try:

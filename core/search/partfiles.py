@@ -1,8 +1,8 @@
 """Read embedding part files (what ``img2text ssl embed --ray`` writes) in blocks, never whole.
 
 A part is a parquet file with columns ``key``, ``path`` (null for tar members and byte rows),
-``embedding`` (a fixed-size list of float32, null on error rows) and ``error`` (null when the
-row is fine); ``core.distributed.parts`` writes them. Only rows without an error are read, and a
+``embedding`` (a fixed-size list of float32, null on error rows), ``error`` (null when the
+row is fine) and ``sha256`` (the image's encoded bytes; absent in older parts); ``core.distributed.parts`` writes them. Only rows without an error are read, and a
 column at a time: the vectors for the index's embeddings file, the keys and paths for its
 gallery database. Needs ``pyarrow`` (the ``distributed`` extra).
 """
@@ -30,6 +30,7 @@ class PartRow:
     key: str
     path: str | None
     part: str  # the part file's name
+    sha256: str | None = None  # of the image's encoded bytes (None: unknown, or a part from before hashes)
 
 
 def part_paths(folder: str | os.PathLike) -> list[Path]:
@@ -89,11 +90,16 @@ def vector_blocks(files: Sequence[Path]) -> Iterator[np.ndarray]:
 
 
 def row_blocks(files: Sequence[Path]) -> Iterator[PartRow]:
-    """Key and path of each readable row, in the order of :func:`vector_blocks`."""
-    for f, batch in _ok_batches(files, ["key", "path"]):
-        for key, path in zip(batch.column("key").to_pylist(), batch.column("path").to_pylist(),
-                             strict=True):
-            yield PartRow(str(key), path, f.name)
+    """Key, path and content hash of each readable row, in the order of :func:`vector_blocks`."""
+    import pyarrow.parquet as pq
+
+    for f in files:
+        hashed = "sha256" in pq.read_schema(f).names  # parts written before content hashes lack it
+        for _, batch in _ok_batches([f], ["key", "path", "sha256"] if hashed else ["key", "path"]):
+            hashes = batch.column("sha256").to_pylist() if hashed else [None] * batch.num_rows
+            for key, path, sha in zip(batch.column("key").to_pylist(), batch.column("path").to_pylist(),
+                                      hashes, strict=True):
+                yield PartRow(str(key), path, f.name, sha)
 
 
 def error_rows(files: Sequence[Path], limit: int) -> tuple[list[dict[str, str]], int]:

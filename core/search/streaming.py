@@ -211,7 +211,7 @@ def _part_rows(files: Sequence[Path], lookup: Callable[[str, str | None], str | 
         caption = lookup(row.key, row.path)
         source = tar_source(row.path, shard_files.get(row.part)) or row.part
         caps = [caption] if caption else []  # from a caption file or run: generated
-        yield GalleryRow(row.key, row.path or row.key, None, caps, [], source, list(caps))
+        yield GalleryRow(row.key, row.path or row.key, None, caps, [], source, list(caps), row.sha256)
 
 
 def _checked_rows(tmp: Path, rows: Iterator[GalleryRow], n: int, folder: Path) -> None:

@@ -71,6 +71,8 @@ def test_the_parts_of_a_run_become_an_index_that_embeds_image_queries(
     # an image query is embedded with the recorded checkpoint and finds its own file first
     hit = index.find_similar(str(images[7]), k=1)[0]
     assert hit.image_id == images[7].name and hit.score == pytest.approx(1.0, abs=1e-5)
+    # each row keeps its file's sha256, as a locally built index does (an upload of it is "same")
+    assert [index.content_hashes[r] for r in order] == [sha256_file(p) for p in images]
     # captions of the caption run, joined by key
     assert index.captions[index.row_of_id(images[3].name)] == [captions[images[3].name]]
     assert [r.image_id for r in index.find_text("zebra3", 2)] == [images[3].name]
@@ -120,6 +122,9 @@ def test_an_index_of_tar_shards_shows_each_result_from_its_shard(
     from_parts = build_index(tmp_path / "out", checkpoint=tiny_encoder_dir, kind="exact").index
     local = EmbeddingIndex.build(load_encoder(tiny_encoder_dir, device="cpu"), open_source(pattern),
                                  progress=False, kind="exact")
+    # a tar member's hash is of its bytes, which are the photo's file: the same in both indexes
+    assert [from_parts.content_hashes[from_parts.row_of_id(p.stem)] for p in images] == \
+        [local.content_hashes[local.row_of_id(p.stem)] for p in images] == [sha256_file(p) for p in images]
     for index in (from_parts, local):
         hits = index.find_similar(images[6].stem, k=3)
         for hit in hits:

@@ -100,3 +100,17 @@ def test_parts_that_cannot_make_an_index_are_refused(tmp_path: Path) -> None:
     _write_parts(parts, [30])
     with pytest.raises(IndexConfigError, match="raise --memory-budget"):  # the budget is honoured
         build_from_parts(parts, tmp_path / "i3", kind="auto", memory_budget="100B")
+
+
+def test_parts_written_before_content_hashes_still_build(tmp_path: Path) -> None:
+    """Older parts have no ``sha256`` column: their rows' hashes are unknown (None), nothing fails."""
+    import pyarrow.parquet as pq
+
+    parts = tmp_path / "run"
+    want = _write_parts(parts, [10, 12])
+    for f in sorted(parts.glob("part-*.parquet")):
+        table = pq.read_table(f)
+        assert table.column("sha256").null_count == table.num_rows  # written without hashes
+        pq.write_table(table.drop(["sha256"]).replace_schema_metadata(table.schema.metadata), f)
+    index = EmbeddingIndex.load(build_from_parts(parts, tmp_path / "index", kind="exact"))
+    assert index.image_ids == want["keys"] and index.content_hashes == [None] * len(want["keys"])
