@@ -12,12 +12,8 @@ from core.distributed.indexing import CAPTIONS_DIR, IndexBuild, build_index, cap
 from core.distributed.manifest import MANIFEST_NAME, Manifest
 from core.distributed.options import RayOptions
 from core.distributed.parts import error_rows, part_name, read_embedding_parts, read_parts
-from core.distributed.runner import (
-    RunInterruptedError,
-    RunSummary,
-    caption_to_parts,
-    embed_to_parts,
-)
+from core.distributed.pipeline import RunInterruptedError, RunSummary
+from core.distributed.runner import caption_to_parts, embed_to_parts
 from core.distributed.webdataset_parts import parts_to_shards
 from core.distributed.workers import CaptionJob, EmbedJob, caption_shard, embed_shard
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
 import sys
 import time
@@ -21,59 +20,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from core.datasets.shards import count_shard
 from core.datasets.sources import DEFAULT_SHARD_SIZE, Columns, ImageSource, open_source
 from core.distributed.cluster import (
     DEFAULT_CONNECT_TIMEOUT_S,
     LOST_AFTER_S,
-    PoolSize,
     connect,
     size_pool,
     watch_cluster,
 )
 from core.distributed.console import project_stderr, ray_log_note
 from core.distributed.manifest import Manifest, plan_resume, remove_run_files
-from core.distributed.parts import write_part
+from core.distributed.pipeline import RunSummary, execute, kept_line
 from core.distributed.workers import CaptionJob, CaptionWorker, EmbedJob, EmbedWorker
-from core.errors import ConfigError, Img2TextError
-from core.fileio import sha256_bytes
+from core.errors import ConfigError
 from core.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
 
 EXIT_CLUSTER_LOST = 2  # the CLI's setup-error status (core.cli.EXIT_ERROR)
-
-
-class RunInterruptedError(Img2TextError, RuntimeError):
-    """The Ray job stopped before every part was written; finished parts are kept."""
-
-
-@dataclass
-class RunSummary:
-    """What one run did."""
-
-    out_dir: Path
-    images: int  # rows written by this run
-    errors: int  # error rows among them
-    parts_written: int
-    parts_skipped: int  # already finished before this run
-    wall_s: float  # from connecting to the last part
-    actor_startup_s: float | None  # from submitting to the first actor being ready (None: no work)
-    nothing_to_do: bool = False
-    connect_s: float = 0.0  # connecting to (or, for "local", starting) the cluster, within wall_s
-
-    @property
-    def images_per_s(self) -> float:
-        return self.images / self.wall_s if self.wall_s > 0 else 0.0
-
-    def line(self) -> str:
-        if self.nothing_to_do:
-            return (f"img2text: nothing to do: all {self.parts_skipped} parts in {self.out_dir} are "
-                    "finished")
-        startup = f", actor start-up {self.actor_startup_s:.1f} s" if self.actor_startup_s is not None else ""
-        return (f"img2text: {self.images} images, {self.errors} errors, {self.parts_written} parts "
-                f"written ({self.parts_skipped} already done) in {self.wall_s:.1f} s, "
-                f"{self.images_per_s:.1f} images/s{startup} -> {self.out_dir}")
 
 
 def caption_to_parts(
@@ -273,15 +236,9 @@ def _plan_and_run(task: str, worker: type, job: Any, settings: dict[str, Any], s
     size = size_pool(ray.cluster_resources(), concurrency=pool[0], num_cpus=pool[1],
                      num_gpus=pool[2], device=getattr(job, "device", None))
     with watch_cluster(ray, lambda: _cluster_lost(address, manifest, out)):
-        summary = _execute(worker, job, manifest, shards, size, out, total, progress, start)
+        summary = execute(worker, job, manifest, shards, size, out, total, progress, start)
     summary.parts_skipped = skipped
     return summary
-
-
-def kept_line(manifest: Manifest, out: Path) -> str:
-    """``N of M parts kept in OUT; rerun with --resume``."""
-    return (f"{len(manifest.parts)} of {manifest.shards} parts kept in {out}; rerun with --resume "
-            "(resume=True) to do the rest")
 
 
 def _cluster_lost(address: str | None, manifest: Manifest, out: Path) -> None:
@@ -292,47 +249,3 @@ def _cluster_lost(address: str | None, manifest: Manifest, out: Path) -> None:
                  f"(no answer for {LOST_AFTER_S:g} s): {kept_line(manifest, out)}{ray_log_note()}\n")
     stream.flush()
     os._exit(EXIT_CLUSTER_LOST)
-
-
-def _execute(worker: type, job: Any, manifest: Manifest, shards: list, size: PoolSize,
-             out: Path, total: int, progress: bool, start: float) -> RunSummary:
-    import ray.data
-
-    ctx = ray.data.DataContext.get_current()
-    ctx.enable_progress_bars = False  # the driver's own bar counts images, not blocks
-    ctx.print_on_execution_start = False
-    items = [{"shard": s.to_json()} for s in shards]
-    ds = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
-        worker, fn_constructor_args=(job, manifest.digest), batch_size=1, batch_format="pyarrow",
-        compute=ray.data.ActorPoolStrategy(size=size.concurrency),
-        num_cpus=size.num_cpus, num_gpus=size.num_gpus or None,
-    )
-    by_index = {s.index: s for s in shards}
-    images = errors = written = 0
-    first_ready: float | None = None
-    submitted = time.time()
-    bar = tqdm(total=total, unit="img", desc=f"{manifest.task} (ray)", disable=not progress,
-               file=project_stderr(), dynamic_ncols=True)
-    try:
-        for row in ds.iter_rows():
-            shard = by_index[int(row["index"])]
-            data = bytes(row["part"])
-            write_part(out, shard.index, data)
-            manifest.record(shard.index, shard.fingerprint, int(row["rows"]), int(row["errors"]),
-                            sha256_bytes(data))
-            manifest.add_provenance(json.loads(row["info"]))
-            manifest.save(out)
-            images, errors, written = images + int(row["rows"]), errors + int(row["errors"]), written + 1
-            ready = float(row["ready_at"])
-            first_ready = ready if first_ready is None else min(first_ready, ready)
-            bar.update(int(row["rows"]))
-            bar.set_postfix(errors=errors, parts=f"{written}/{len(shards)}")
-    except Exception as exc:  # a Ray job failure (lost node past retries, actor crash): process boundary
-        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0]}" if str(exc) else type(exc).__name__
-        raise RunInterruptedError(f"the Ray job stopped ({reason}): {kept_line(manifest, out)}") from exc
-    finally:
-        bar.close()
-    manifest.complete = len(manifest.parts) == manifest.shards
-    manifest.save(out)
-    startup = max(0.0, first_ready - submitted) if first_ready is not None else None
-    return RunSummary(out, images, errors, written, 0, time.perf_counter() - start, startup)
