@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from core.captioning import Captioner, forget_captioner, get_captioner
+from core.captioning import Captioner, forget_captioner, get_captioner, model_family
 from core.errors import ConfigError, Img2TextError, ModelUnavailableError
 
 __all__ = ["MAX_LOADED", "PRECISIONS", "PRECISION_HELP", "ModelChoices", "ModelLoader", "ModelState"]
@@ -161,14 +161,18 @@ class ModelChoices:
         make: builds a loader (tests pass their own).
         max_loaded: loaders kept at once (at least 1).
         forget: called with a dropped loader's captioner (``core.captioning.forget_captioner``).
+        check: reads a picked model's family before a loader is made for it (raises
+            ModelUnavailableError: ``core.captioning.model_family``), so an unreadable choice
+            never drops a loaded model.
     """
 
     def __init__(self, model: str | None, device: str = "auto", *,
                  make: Callable[..., ModelLoader] = ModelLoader, report: Callable[[str], None] | None = None,
-                 max_loaded: int = MAX_LOADED, forget: Callable[[Captioner], object] = forget_captioner) -> None:
+                 max_loaded: int = MAX_LOADED, forget: Callable[[Captioner], object] = forget_captioner,
+                 check: Callable[[str], object] = model_family) -> None:
         if max_loaded < 1:
             raise ConfigError(f"max_loaded={max_loaded}: keep at least 1 loaded model")
-        self.model, self.device, self._make, self._forget = model, device, make, forget
+        self.model, self.device, self._make, self._forget, self._check = model, device, make, forget, check
         self.max_loaded = max_loaded
         self._extra = {} if report is None else {"report": report}
         self._lock = threading.Lock()
@@ -197,10 +201,17 @@ class ModelChoices:
 
         Raises:
             ConfigError: ``precision`` is not one of :data:`PRECISIONS`.
+            ModelUnavailableError: a picked model (not the default) whose config cannot be read.
         """
         key = self.key(precision, model)
         with self._lock:
             if key in self._loaders:
+                self._loaders.move_to_end(key)
+                return self._loaders[key]
+        if key[0] != self.model and key[0] is not None:
+            self._check(key[0])  # outside the lock: a hub lookup may take a while
+        with self._lock:
+            if key in self._loaders:  # another session made it meanwhile
                 self._loaders.move_to_end(key)
                 return self._loaders[key]
             dtype = {} if precision == "float32" else {"dtype": precision}

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from core import ConfigError
+from core import ConfigError, ModelUnavailableError
 from core.captioning import api
 from core.workflows import MAX_LOADED, ModelChoices, ModelLoader
 
@@ -15,6 +15,11 @@ from core.workflows import MAX_LOADED, ModelChoices, ModelLoader
 class FakeCaptioner:
     def __init__(self, model: str | None, dtype: str | None) -> None:
         self.spec = f"{model}:{dtype}"
+
+
+def check(model: str) -> None:
+    if model == "unreadable":
+        raise ModelUnavailableError("unreadable: no config.json")
 
 
 def fake_choices(max_loaded: int = MAX_LOADED) -> tuple[ModelChoices, list[Any], list[Any]]:
@@ -26,7 +31,7 @@ def fake_choices(max_loaded: int = MAX_LOADED) -> tuple[ModelChoices, list[Any],
         return FakeCaptioner(model, dtype)
 
     choices = ModelChoices("default", "cpu", make=lambda *a, **k: ModelLoader(*a, load=load, **k),
-                           max_loaded=max_loaded, forget=forgotten.append)
+                           max_loaded=max_loaded, forget=forgotten.append, check=check)
     return choices, loads, forgotten
 
 
@@ -63,6 +68,9 @@ def test_one_not_loaded_yet_is_dropped_without_forgetting_and_bounds_are_checked
     choices, loads, forgotten = fake_choices(max_loaded=1)
     choices.loader(model="blip").get()  # the never-started default goes: nothing to forget
     assert forgotten == [] and choices.keys() == [("blip", "float32")]
+    with pytest.raises(ModelUnavailableError, match="no config.json"):  # checked before anything is dropped
+        choices.loader(model="unreadable")
+    assert choices.keys() == [("blip", "float32")] and loads == [("blip", None)]
     with pytest.raises(ConfigError, match="max_loaded=0"):
         ModelChoices("m", max_loaded=0)
 
