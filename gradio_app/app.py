@@ -93,8 +93,9 @@ def _model_picker(services: Services) -> list[Any]:
     models = picker_models(services.config.model)
     picker = gr.Dropdown(models, value=models[0], allow_custom_value=True, label="Model", elem_id="caption-model",
                          info="a suggested checkpoint, or type a hub id (id@revision) or a local folder")
-    text = gr.Textbox(label="Prompt", visible=False, elem_id="caption-prompt")
-    task = gr.Dropdown([], label="Task", visible=False, elem_id="caption-task")
+    text = gr.Textbox("", label="Prompt", visible=False, elem_id="caption-prompt")
+    # custom values allowed: the session's choices (Florence-2's tasks) are not the built ones; core checks the task
+    task = gr.Dropdown([], value="", allow_custom_value=True, label="Task", visible=False, elem_id="caption-task")
     return [picker, text, task]
 
 

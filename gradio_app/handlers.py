@@ -262,11 +262,11 @@ def prompt_boxes(model: str | None) -> tuple[Any, Any]:
     unreadable model (its reason is in the model bar)."""
     field, _ = wf.picked_prompt_field(model)
     if field is None or not field.visible:
-        return gr.update(visible=False, value=""), gr.update(visible=False, value=None)
+        return gr.update(visible=False, value=""), gr.update(visible=False, value="")
     if field.choices:
         return gr.update(visible=False, value=""), gr.update(visible=True, choices=list(field.choices),
                                                              value=field.default, info=field.hint)
-    return gr.update(visible=True, value=field.default or "", info=field.hint), gr.update(visible=False, value=None)
+    return gr.update(visible=True, value=field.default or "", info=field.hint), gr.update(visible=False, value="")
 
 
 def model_changed(services: Services, model: str | None, precision: str | None) -> tuple[Any, ...]:
