@@ -7,7 +7,7 @@ from typing import Any
 
 import gradio as gr
 
-from core.workflows import HISTORY_COLUMNS, PRECISION_HELP, PRECISIONS, example_files
+from core.workflows import HISTORY_COLUMNS, PRECISION_HELP, PRECISIONS, example_files, picker_models
 from gradio_app import handlers
 from gradio_app.config import AppConfig
 from gradio_app.services import Services
@@ -87,13 +87,27 @@ def _generation_panel(precision_default: str = "float32") -> list[Any]:
     return [decoding, beams, max_tokens, temperature, top_p, seed, precision]
 
 
-def _caption_tab(services: Services) -> None:
+def _model_picker(services: Services) -> list[Any]:
+    """The session's model (a suggested checkpoint, or any hub id / folder typed in) and its
+    prompt: a text box, or Florence-2's task choice; hidden for a family without prompts."""
+    models = picker_models(services.config.model)
+    picker = gr.Dropdown(models, value=models[0], allow_custom_value=True, label="Model", elem_id="caption-model",
+                         info="a suggested checkpoint, or type a hub id (id@revision) or a local folder")
+    text = gr.Textbox("", label="Prompt", visible=False, elem_id="caption-prompt")
+    # custom values allowed: the session's choices (Florence-2's tasks) are not the built ones; core checks the task
+    task = gr.Dropdown([], value="", allow_custom_value=True, label="Task", visible=False, elem_id="caption-task")
+    return [picker, text, task]
+
+
+def _caption_tab(services: Services) -> list[Any]:
+    """Returns the model picker, the prompt boxes and the precision (the Batch tab and the model bar use them)."""
     config = services.config
     with gr.Row(equal_height=False):
         with gr.Column(scale=1):
             image = gr.Image(type="filepath", sources=["upload", "clipboard", "webcam"], label="Image",
                              height=320, elem_id="caption-image")
-            settings = _generation_panel(services.config.precision)
+            choice = _model_picker(services)
+            settings = _generation_panel(services.config.precision) + choice
             button = gr.Button("Caption", variant="primary", elem_id="caption-button")
             examples = [[str(p)] for p in example_files(config.examples, config.example_limit)]
             ex = gr.Examples(examples=examples, inputs=[image], label="Examples", examples_per_page=12) if examples else None
@@ -120,14 +134,17 @@ def _caption_tab(services: Services) -> None:
     on(api.click, handlers.caption(services, api=True), [image, *settings], outputs=[caption], api_name="caption",
        concurrency_id="caption", concurrency_limit=config.batch_size,
               api_description="Caption one image; raises an error with the reason for an unusable image or model.")
+    return [*choice, settings[6]]
 
 
-def _batch_tab(services: Services) -> None:
+def _batch_tab(services: Services, choice: list[Any]) -> None:
+    """``choice``: the Caption tab's model picker and prompt boxes (the batch uses them)."""
     with gr.Row(equal_height=False):
         with gr.Column(scale=1):
             files = gr.File(file_count="multiple", file_types=["image"], label="Images", elem_id="batch-files",
                             height=200)
-            settings = _generation_panel(services.config.precision)
+            gr.HTML('<div class="i2t-note">Model and prompt: as chosen on the Caption tab.</div>')
+            settings = _generation_panel(services.config.precision) + choice
             button = gr.Button("Caption all", variant="primary", elem_id="batch-button")
             status = gr.HTML(elem_id="batch-status")
             with gr.Row():
@@ -141,9 +158,10 @@ def _batch_tab(services: Services) -> None:
                                  column_count=4, column_widths=["10%", "20%", "40%", "30%"])
 
     def run(files, decoding, beams, max_tokens, temperature, top_p, seed, precision,  # type: ignore[no-untyped-def]
+            model=None, prompt=None, task=None,
             progress=gr.Progress()):  # noqa: B008 - Gradio injects the tracker by default value
         return handlers.batch(services)(files, decoding, beams, max_tokens, temperature, top_p, seed, precision,
-                                        progress=progress)
+                                        model, prompt, task, progress=progress)
 
     on(button.click, run, [files, *settings], outputs=[table, csv, jsonl, status, sidecars],
        api_name="caption_batch", show_progress_on=[table])
@@ -234,16 +252,20 @@ def build_app(config: AppConfig, services: Services | None = None) -> gr.Blocks:
         bar: dict[str, Any] = dict(outputs=[model_bar, retry, timer], queue=False, **PRIVATE)
         with gr.Tabs():
             with gr.Tab("Caption", id="caption"):
-                _caption_tab(services)
+                picker, text, task, precision = _caption_tab(services)
             with gr.Tab("Batch", id="batch"):
-                _batch_tab(services)
+                _batch_tab(services, [picker, text, task])
             with gr.Tab("Similar images", id="similar"):
                 _similar_tab(services)
             with gr.Tab("Training run", id="run"):
                 initial = _run_tab(services)
-        demo.load(lambda: handlers.model_status(services), **bar)
-        timer.tick(lambda: handlers.model_status(services), **bar)
-        retry.click(lambda: handlers.retry_model(services), **bar)
+        bar["inputs"] = [picker, precision]  # the bar shows the session's (model, precision) choice
+        picked: dict[str, Any] = {**bar, "outputs": [text, task, *bar["outputs"]]}
+        demo.load(lambda m, p: handlers.model_changed(services, m, p), **picked)
+        picker.change(lambda m, p: handlers.model_changed(services, m, p), **picked)
+        for trigger in (timer.tick, precision.change):
+            trigger(lambda m, p: handlers.model_status(services, m, p), **bar)
+        retry.click(lambda m, p: handlers.retry_model(services, m, p), **bar)
         if initial is not None:
             show, run_choice, outputs = initial
             demo.load(show, inputs=[run_choice], outputs=outputs, **PRIVATE)

@@ -30,9 +30,16 @@ def generation_kwargs(decoding: str, num_beams: float = 4, max_new_tokens: float
                            temperature=temperature, top_p=top_p, seed=None if seed is None else int(seed))
 
 
-def panel_settings(*settings: Any) -> tuple[dict[str, Any], str]:
-    """The whole panel -> (generation keywords, precision; float32 when an API caller leaves it out)."""
-    return generation_kwargs(*settings[:6]), str(settings[6]) if len(settings) > 6 and settings[6] else "float32"
+def panel_settings(*settings: Any) -> tuple[dict[str, Any], str, str | None]:
+    """The whole panel ``(decoding, beams, max tokens, temperature, top-p, seed, precision, model,
+    prompt text, prompt task)`` -> (generation keywords with the prompt, precision, model).
+    Left out by an API caller: float32, the start-up model, the family's default prompt."""
+    kwargs = generation_kwargs(*settings[:6])
+    precision = str(settings[6]) if len(settings) > 6 and settings[6] else "float32"
+    model = str(settings[7]) if len(settings) > 7 and settings[7] else None
+    if (prompt := wf.chosen_prompt(*settings[8:10])) is not None:
+        kwargs["prompt"] = prompt
+    return kwargs, precision, model
 
 
 def error_html(message: str) -> str:
@@ -52,10 +59,10 @@ def caption_text(services: Services, image: str | None, *settings: Any) -> str:
     """
     if image is None:
         raise ValueError("no image: upload one (or pick an example) first")
-    kwargs, precision = panel_settings(*settings)
+    kwargs, precision, model = panel_settings(*settings)
     loaded = services.load(image)
-    services.models.loader(precision).get()  # a remembered failure answers at once
-    return services.batcher(precision).caption(loaded, **kwargs)
+    services.models.loader(precision, model=model).get()  # a remembered failure answers at once
+    return services.batcher(precision, model).caption(loaded, **kwargs)
 
 
 def caption(services: Services, api: bool):  # type: ignore[no-untyped-def]
@@ -175,9 +182,9 @@ def batch(services: Services):  # type: ignore[no-untyped-def]
         if why := wf.batch_problem(len(files), services.config.max_batch_files):
             return [], None, None, error_html(why), None
         try:
-            kwargs, precision = panel_settings(*settings)
+            kwargs, precision, model = panel_settings(*settings)
             rows = wf.caption_uploads(
-                services.models.loader(precision).get(), [(Path(f).name, f) for f in files],
+                services.models.loader(precision, model=model).get(), [(Path(f).name, f) for f in files],
                 batch_size=services.config.batch_size,
                 max_pixels=services.config.max_pixels, max_bytes=services.config.max_upload_bytes,
                 progress=None if progress is None else lambda d, t: progress((d, t), desc="Captioning", unit="images"),
@@ -228,14 +235,40 @@ def gradio_fix(message: str) -> str:
     return for_command(message, GRADIO_COMMAND)
 
 
-def model_status(services: Services) -> tuple[str, Any, Any]:
-    """The model bar: loading / ready / failed with the fix; Retry shows on failure; polls until ready."""
-    state = services.model.state
+def model_status(services: Services, model: str | None = None, precision: str | None = None) -> tuple[str, Any, Any]:
+    """The model bar of the session's (model, precision) choice: loading / ready / failed with the
+    fix; Retry shows on failure; polls until ready. An unreadable choice: its reason, no polling."""
+    try:
+        loader = services.models.loader(precision or services.config.precision, model=model)
+    except UserError as exc:
+        return error_html(gradio_fix(str(exc))), gr.update(visible=False), gr.Timer(active=False)
+    state = loader.state
     if state.status == "failed":
         return error_html(f"{state.text}\n{gradio_fix(state.message)}"), gr.update(visible=True), gr.Timer(active=True)
     return note_html(state.text), gr.update(visible=False), gr.Timer(active=state.status != "ready")
 
 
-def retry_model(services: Services) -> tuple[str, Any, Any]:
-    services.model.retry()
-    return model_status(services)
+def retry_model(services: Services, model: str | None = None, precision: str | None = None) -> tuple[str, Any, Any]:
+    try:
+        services.models.loader(precision or services.config.precision, model=model).retry()
+    except UserError:
+        pass  # the bar says why
+    return model_status(services, model, precision)
+
+
+def prompt_boxes(model: str | None) -> tuple[Any, Any]:
+    """The prompt text box and the task choice for a picked model: the family's default in the
+    one it uses (the task choice for Florence-2), both hidden for a family without prompts or an
+    unreadable model (its reason is in the model bar)."""
+    field, _ = wf.picked_prompt_field(model)
+    if field is None or not field.visible:
+        return gr.update(visible=False, value=""), gr.update(visible=False, value="")
+    if field.choices:
+        return gr.update(visible=False, value=""), gr.update(visible=True, choices=list(field.choices),
+                                                             value=field.default, info=field.hint)
+    return gr.update(visible=True, value=field.default or "", info=field.hint), gr.update(visible=False, value="")
+
+
+def model_changed(services: Services, model: str | None, precision: str | None) -> tuple[Any, ...]:
+    """A new pick: its prompt boxes, and the bar (which starts its loading in the background)."""
+    return (*prompt_boxes(model or services.config.model), *model_status(services, model, precision))

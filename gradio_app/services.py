@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -17,17 +18,31 @@ class Services:
 
     def __init__(self, config: AppConfig) -> None:
         self.config = config
-        self.models = wf.ModelChoices(config.model, config.device)
-        self.model = self.models.loader(config.precision)  # the model bar shows this one
-        self._batchers: dict[str, wf.CaptionBatcher] = {}
+        self.models = wf.ModelChoices(config.model, config.device)  # shared by all sessions, LRU-bounded
+        self.models.loader(config.precision)  # the start-up choice (int8: starts loading now)
+        self._batchers: dict[tuple[str | None, str], tuple[wf.ModelLoader, wf.CaptionBatcher]] = {}
+        self._lock = threading.Lock()
         self.indexes = wf.IndexShelf(config.indexes)
 
-    def batcher(self, precision: str = "float32") -> wf.CaptionBatcher:
-        """The request merger in front of the captioner of ``precision`` (float32 or int8)."""
-        if precision not in self._batchers:  # made once per precision, on first use
-            self._batchers[precision] = wf.CaptionBatcher(
-                self.models.loader(precision).get, max_batch=self.config.batch_size, max_pixels=self.config.max_pixels)
-        return self._batchers[precision]
+    @property
+    def model(self) -> wf.ModelLoader:
+        """The start-up model's loader at the start-up precision (a page's default choice)."""
+        return self.models.loader(self.config.precision)
+
+    def batcher(self, precision: str = "float32", model: str | None = None) -> wf.CaptionBatcher:
+        """The request merger in front of the captioner of ``(model, precision)`` (None: the
+        start-up model); one per loader the model choices hold, dropped with it."""
+        loader = self.models.loader(precision, model=model)
+        key = self.models.key(precision, model)
+        with self._lock:
+            held = self._batchers.get(key)
+            if held is None or held[0] is not loader:  # new, or its loader was dropped and made again
+                held = self._batchers[key] = (loader, wf.CaptionBatcher(
+                    loader.get, max_batch=self.config.batch_size, max_pixels=self.config.max_pixels))
+            live = set(self.models.keys())
+            for old in [k for k in self._batchers if k not in live]:
+                del self._batchers[old]
+        return held[1]
 
     def start(self) -> None:
         """Begin loading the model in the background (the page opens meanwhile)."""

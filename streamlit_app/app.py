@@ -36,7 +36,7 @@ def main() -> None:
         st.warning(f"Ignored unknown arguments: {' '.join(ignored)}")
     st.title("image-to-text")
     st.caption("Caption images, find similar ones, and inspect training runs.")
-    loader = resources.model(settings.model, settings.device).loader(settings.precision)  # the bar shows it
+    loader = common.session_loader(settings)  # the bar shows the session's (model, precision) choice
     bar = st.empty()
     settled = common.model_bar(bar, loader)
     tabs = st.tabs(["Caption", "Batch", "Similar images", "Training run"])

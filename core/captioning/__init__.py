@@ -5,7 +5,13 @@ from typing import TYPE_CHECKING
 from core._lazy import lazy_exports
 
 if TYPE_CHECKING:  # the same names for type checkers; at run time each loads on first use
-    from core.captioning.api import caption, caption_batch, clear_cache, get_captioner
+    from core.captioning.api import (
+        caption,
+        caption_batch,
+        clear_cache,
+        forget_captioner,
+        get_captioner,
+    )
     from core.captioning.captioner import Captioner
     from core.captioning.families import FAMILIES, Checkpoint, Family, model_family
     from core.captioning.generation import DECODING_MODES, GenerationOptions, decoding_kwargs
@@ -58,7 +64,7 @@ if TYPE_CHECKING:  # the same names for type checkers; at run time each loads on
 
 # Lazy (core/_lazy.py): importing this package must not import torch (fast `img2text --help`).
 __getattr__, __dir__ = lazy_exports(__name__, {
-    "core.captioning.api": ("caption", "caption_batch", "clear_cache", "get_captioner",),
+    "core.captioning.api": ("caption", "caption_batch", "clear_cache", "forget_captioner", "get_captioner",),
     "core.captioning.captioner": ("Captioner",),
     "core.captioning.families": ("FAMILIES", "Checkpoint", "Family", "model_family",),
     "core.captioning.generation": ("GenerationOptions", "DECODING_MODES", "decoding_kwargs",),
@@ -131,6 +137,7 @@ __all__ = [
     "coco_image_id",
     "decoding_kwargs",
     "for_command",
+    "forget_captioner",
     "get_captioner",
     "iter_caption_records",
     "preflight_model",

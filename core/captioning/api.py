@@ -47,6 +47,20 @@ def clear_cache() -> None:
         _CACHE.clear()
 
 
+def forget_captioner(captioner: Captioner) -> bool:
+    """Drop ``captioner`` from the cache (an app's bounded model choices evict with this), so its
+    memory is freed once no caller holds it; the next ``get_captioner`` for it loads again.
+
+    Returns:
+        True if it was cached.
+    """
+    with _CACHE_LOCK:
+        keys = [k for k, v in _CACHE.items() if v is captioner]
+        for k in keys:
+            del _CACHE[k]
+    return bool(keys)
+
+
 def caption(
     image: ImageInput,
     *,

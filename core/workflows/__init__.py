@@ -22,8 +22,22 @@ from core.workflows.batch import (
 )
 from core.workflows.batcher import CaptionBatcher
 from core.workflows.indexes import IndexShelf
-from core.workflows.model import PRECISION_HELP, PRECISIONS, ModelChoices, ModelLoader, ModelState
-from core.workflows.prompts import PromptField, prompt_field, suggested_models
+from core.workflows.model import (
+    MAX_LOADED,
+    PRECISION_HELP,
+    PRECISIONS,
+    ModelChoices,
+    ModelLoader,
+    ModelState,
+)
+from core.workflows.prompts import (
+    PromptField,
+    chosen_prompt,
+    picked_prompt_field,
+    picker_models,
+    prompt_field,
+    suggested_models,
+)
 from core.workflows.runs import (
     HISTORY_COLUMNS,
     RunInfo,
@@ -62,6 +76,10 @@ __all__ = [
     "PromptField",
     "prompt_field",
     "suggested_models",
+    "chosen_prompt",
+    "picked_prompt_field",
+    "picker_models",
+    "MAX_LOADED",
     "HISTORY_COLUMNS",
     "NO_CAPTIONS",
     "PRECISIONS",

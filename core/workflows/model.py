@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from core.captioning import Captioner, get_captioner
+from core.captioning import Captioner, forget_captioner, get_captioner, model_family
 from core.errors import ConfigError, Img2TextError, ModelUnavailableError
 
-__all__ = ["PRECISIONS", "PRECISION_HELP", "ModelChoices", "ModelLoader", "ModelState"]
+__all__ = ["MAX_LOADED", "PRECISIONS", "PRECISION_HELP", "ModelChoices", "ModelLoader", "ModelState"]
 
 Status = Literal["idle", "loading", "ready", "failed"]
 
@@ -145,31 +146,79 @@ PRECISION_HELP = ("int8: faster on a CPU; captions may differ slightly. Its firs
                   "a second copy of the model (a minute or two).")
 
 
+MAX_LOADED = 2  # (model, precision) loaders an app keeps at once; the least recently used goes
+
+
 class ModelChoices:
-    """An app's captioners by precision: float32 loads at start-up, int8 on first use.
+    """An app's captioners by (model, precision), shared by every session: the start-up model's
+    float32 loads at once, any other choice on first use; at most ``max_loaded`` at once.
+
+    Choosing one more drops the least recently used loader and forgets its captioner from
+    ``core.get_captioner``'s cache (``forget``), so memory stays bounded by ``max_loaded`` models.
 
     Args:
-        model, device, report: as for :class:`ModelLoader`.
+        model, device, report: as for :class:`ModelLoader` (``model``: the default choice).
         make: builds a loader (tests pass their own).
+        max_loaded: loaders kept at once (at least 1).
+        forget: called with a dropped loader's captioner (``core.captioning.forget_captioner``).
+        check: reads a picked model's family before a loader is made for it (raises
+            ModelUnavailableError: ``core.captioning.model_family``), so an unreadable choice
+            never drops a loaded model.
     """
 
     def __init__(self, model: str | None, device: str = "auto", *,
-                 make: Callable[..., ModelLoader] = ModelLoader, report: Callable[[str], None] | None = None) -> None:
-        self.model, self.device, self._make = model, device, make
+                 make: Callable[..., ModelLoader] = ModelLoader, report: Callable[[str], None] | None = None,
+                 max_loaded: int = MAX_LOADED, forget: Callable[[Captioner], object] = forget_captioner,
+                 check: Callable[[str], object] = model_family) -> None:
+        if max_loaded < 1:
+            raise ConfigError(f"max_loaded={max_loaded}: keep at least 1 loaded model")
+        self.model, self.device, self._make, self._forget, self._check = model, device, make, forget, check
+        self.max_loaded = max_loaded
         self._extra = {} if report is None else {"report": report}
         self._lock = threading.Lock()
-        self._loaders = {"float32": make(model, device, **self._extra)}
+        self._loaders: OrderedDict[tuple[str | None, str], ModelLoader] = OrderedDict()
+        self._loaders[(model, "float32")] = make(model, device, **self._extra)
 
-    def loader(self, precision: str = "float32") -> ModelLoader:
-        """The loader of ``precision`` (created and started in the background on first use).
+    def key(self, precision: str = "float32", model: str | None = None) -> tuple[str | None, str]:
+        """``(model, precision)`` as the loaders are keyed (None or blank model: the default).
 
         Raises:
-            ConfigError: not one of :data:`PRECISIONS`.
+            ConfigError: ``precision`` is not one of :data:`PRECISIONS`.
         """
         if precision not in PRECISIONS:
             raise ConfigError(f"precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
+        name = model.strip() if isinstance(model, str) else None
+        return (name or self.model, precision)
+
+    def keys(self) -> list[tuple[str | None, str]]:
+        """The (model, precision) pairs held now, least recently used first."""
         with self._lock:
-            if precision not in self._loaders:
-                self._loaders[precision] = self._make(self.model, self.device, dtype=precision, **self._extra)
-                self._loaders[precision].start()
-            return self._loaders[precision]
+            return list(self._loaders)
+
+    def loader(self, precision: str = "float32", *, model: str | None = None) -> ModelLoader:
+        """The loader of ``(model, precision)`` (created and started in the background on first
+        use; the least recently used one is dropped past ``max_loaded``).
+
+        Raises:
+            ConfigError: ``precision`` is not one of :data:`PRECISIONS`.
+            ModelUnavailableError: a picked model (not the default) whose config cannot be read.
+        """
+        key = self.key(precision, model)
+        with self._lock:
+            if key in self._loaders:
+                self._loaders.move_to_end(key)
+                return self._loaders[key]
+        if key[0] != self.model and key[0] is not None:
+            self._check(key[0])  # outside the lock: a hub lookup may take a while
+        with self._lock:
+            if key in self._loaders:  # another session made it meanwhile
+                self._loaders.move_to_end(key)
+                return self._loaders[key]
+            dtype = {} if precision == "float32" else {"dtype": precision}
+            made = self._loaders[key] = self._make(key[0], self.device, **dtype, **self._extra)
+            dropped = [self._loaders.popitem(last=False)[1] for _ in range(len(self._loaders) - self.max_loaded)]
+        made.start()
+        for old in dropped:  # a ready one is forgotten; one still loading finishes and is dropped with it
+            if old.state.status == "ready":
+                self._forget(old.get())
+        return made

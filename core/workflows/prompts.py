@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from core.captioning import FAMILIES, Family, model_family
+from core.errors import ModelUnavailableError
 
 
 @dataclass(frozen=True)
@@ -50,3 +51,25 @@ def prompt_field(model: str | None) -> PromptField:
         ModelUnavailableError: its config cannot be read or its family is not supported.
     """
     return prompt_field_for(model_family(model))
+
+
+def picker_models(default: str | None) -> list[str]:
+    """The model picker's list: the app's start-up model first, then the suggested checkpoints
+    (each once). ``default`` None (``$IMG2TEXT_MODEL`` / the built-in default) is not listed."""
+    first = [default] if default else []
+    return list(dict.fromkeys([*first, *suggested_models()]))
+
+
+def picked_prompt_field(model: str | None) -> tuple[PromptField | None, str | None]:
+    """The prompt box for a picked model, or ``(None, why)`` when its config cannot be read (the
+    model bar shows ``why``, the ModelUnavailableError's message, instead of the app failing)."""
+    try:
+        return prompt_field(model), None
+    except ModelUnavailableError as exc:
+        return None, str(exc)
+
+
+def chosen_prompt(*boxes: str | None) -> str | None:
+    """The prompt of the generation settings from the prompt widgets (a text box, a task choice):
+    the first one that is not blank; None (the family's default) when all are."""
+    return next((b for b in boxes if isinstance(b, str) and b.strip()), None)

@@ -17,7 +17,8 @@ ROWS_SHOWN = 20  # rows in view without scrolling the table
 
 def render(settings: AppSettings) -> None:
     files = st.file_uploader("Upload images", accept_multiple_files=True, key="batch-upload")
-    generation = common.generation_settings("batch", settings.precision)
+    st.caption("Model and prompt: as chosen on the Caption tab.")
+    generation = {**common.generation_settings("batch", settings.precision), **st.session_state.get(common.PICKED, {})}
     if st.button("Caption all", type="primary", disabled=not files, key="batch-run") and files:
         key = (tuple(common.digest(f.getvalue()) for f in files), tuple(sorted(generation.items())))
         if why := batch_problem(len(files), settings.max_batch_files):

@@ -64,7 +64,8 @@ def render(settings: AppSettings) -> None:
     left, right = st.columns([1, 1], gap="large")
     with left:
         current = _current_image(settings)
-        generation = common.generation_settings("caption", settings.precision)
+        common.model_picker(settings)
+        generation = {**common.generation_settings("caption", settings.precision), **st.session_state[common.PICKED]}
         again = st.button("Caption", type="primary", key="caption-run", width="stretch", disabled=current is None)
     with right:
         if current is None:

@@ -16,13 +16,32 @@ from core.captioning import DECODING_MODES, decoding_kwargs, for_command
 from core.settings import AppSettings
 from streamlit_app import resources
 
+PICKED = "picked-model"  # session_state key: the Caption tab's {"model", "prompt"} (the Batch tab uses it)
 
-def model_bar(slot: Any, loader: wf.ModelLoader) -> bool:
-    """Show the model's state in ``slot``: ready, or failed with the fix and a Retry button.
+
+def session_loader(settings: AppSettings) -> wf.ModelLoader | str:
+    """The loader of the session's (model, precision) choice on the Caption tab (read before its
+    widgets draw), or why that model cannot be used (its config cannot be read)."""
+    model = st.session_state.get("caption-model") or settings.model
+    precision = st.session_state.get("caption-precision") or settings.precision
+    try:
+        return resources.model(settings.model, settings.device).loader(precision, model=model)
+    except ModelUnavailableError as exc:
+        return str(exc)
+
+
+def model_bar(slot: Any, loader: wf.ModelLoader | str) -> bool:
+    """Show the model's state in ``slot``: ready, or failed with the fix and a Retry button; a
+    text (an unreadable picked model): that reason.
 
     Returns False (after showing "loading") while the model still loads: the page then calls
     :func:`follow_model_load` after its tabs, so the tabs are usable while the bar keeps up.
     """
+    if isinstance(loader, str):
+        with slot.container():
+            st.error("The picked model cannot be used.")
+            st.code(streamlit_fix(loader), language=None, wrap_lines=True)
+        return True
     state = loader.state
     if state.status in ("idle", "loading"):
         slot.info(state.text)
@@ -39,14 +58,14 @@ def model_bar(slot: Any, loader: wf.ModelLoader) -> bool:
     return True
 
 
-def follow_model_load(slot: Any, loader: wf.ModelLoader, poll_s: float = 0.5) -> None:
+def follow_model_load(slot: Any, loader: wf.ModelLoader | str, poll_s: float = 0.5) -> None:
     """Keep the bar in ``slot`` current until the load ends (the end of the page's script run).
 
     A plain loop, not a ``run_every`` fragment: timed fragment reruns racing a full rerun (an upload
     while the model loads) left pages without their tabs. Each ``slot.info`` is a point where a
     widget interaction stops this run and starts the next one, so the loop never holds a user up.
     """
-    while loader.state.status == "loading":
+    while not isinstance(loader, str) and loader.state.status == "loading":
         slot.info(loader.state.text)
         time.sleep(poll_s)
     model_bar(slot, loader)
@@ -59,11 +78,30 @@ def streamlit_fix(message: str) -> str:
 
 
 def captioner(settings: AppSettings, generation: dict[str, Any]) -> tuple[Captioner, dict[str, Any]]:
-    """The loaded model of the panel's precision (waits while it loads; ModelUnavailableError at
-    once after a failure), and the generation keywords without the precision."""
-    kwargs = dict(generation)
-    precision = kwargs.pop("precision", "float32")
-    return resources.model(settings.model, settings.device).loader(precision).get(), kwargs
+    """The loaded model of the panel's precision and the picked model (waits while it loads;
+    ModelUnavailableError at once after a failure or for an unreadable pick), and the generation
+    keywords (the picked prompt in) without the precision and model."""
+    kwargs = {**generation, **st.session_state.get(PICKED, {})}
+    precision, model = kwargs.pop("precision", "float32"), kwargs.pop("model", None)
+    return resources.model(settings.model, settings.device).loader(precision, model=model).get(), kwargs
+
+
+def model_picker(settings: AppSettings) -> None:
+    """The session's model (a suggested checkpoint, or any hub id / folder typed in) and its
+    prompt box: a text box, or Florence-2's task choice; none for a family without prompts.
+    Stores ``{"model", "prompt"}`` under :data:`PICKED` for both tabs."""
+    model = st.selectbox("Model", wf.picker_models(settings.model), key="caption-model", accept_new_options=True,
+                         help="a suggested checkpoint, or type a hub id (id@revision) or a local folder")
+    field, _ = wf.picked_prompt_field(model or settings.model)  # unreadable: the model bar says why
+    prompt = None
+    if field is not None and field.visible and field.choices:
+        choices = list(field.choices)
+        prompt = st.selectbox("Task", choices, index=choices.index(field.default) if field.default in choices else 0,
+                              key=f"caption-task-{model}", help=field.hint)
+    elif field is not None and field.visible:  # keyed by model: a new pick shows its family's default
+        prompt = st.text_input("Prompt", field.default or "", key=f"caption-prompt-{model}", help=field.hint)
+    chosen = wf.chosen_prompt(prompt)
+    st.session_state[PICKED] = {"model": model, **({} if chosen is None else {"prompt": chosen})}
 
 
 def show_model_error(exc: ModelUnavailableError) -> None:
