@@ -13,6 +13,14 @@ from PIL import Image
 from core.captioning.families import VIT_GPT2, Family, family_for_config
 from core.captioning.fast_decode import fast_generate, fast_path_blocker
 from core.captioning.generation import GenerationOptions, clean_caption
+from core.captioning.int8_compile import (
+    COMPILING,
+    QUANTISING,
+    READING,
+    READY,
+    BackgroundCompile,
+    CompileFn,
+)
 from core.captioning.jpeg import decode_jpegs, read_plain_jpeg
 from core.captioning.loading import (
     ModelSpec,
@@ -22,7 +30,6 @@ from core.captioning.loading import (
     resolve_model_spec,
 )
 from core.captioning.prompted import PromptedModel, load_prompted
-from core.captioning.int8_compile import COMPILING, QUANTISING, READING, READY, BackgroundCompile, CompileFn
 from core.captioning.quantize import INT8, compiled_encoder, quantize_int8
 from core.devices import precision_name, resolve_device, resolve_dtype
 from core.errors import ConfigError, InvalidImageError
