@@ -91,3 +91,20 @@ def test_a_compile_failure_keeps_eager_int8_and_is_reported_once(tiny_model_dir:
     assert captioner.model.encoder is eager
     off = core.Captioner(str(tiny_model_dir), device="cpu", dtype="int8", int8_compile="off")
     assert captioner.caption_batch(images, **GREEDY) == off.caption_batch(images, **GREEDY)
+
+
+def test_cli_int8_prints_its_stages_and_quiet_silences_them(tiny_model_dir: Path, images: list[Path],
+                                                            tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    def run(*extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "core.cli", "caption", *map(str, images[:2]), "--model",
+                               str(tiny_model_dir), "--device", "cpu", "--dtype", "int8", "--greedy",
+                               "--format", "jsonl", "-o", str(tmp_path / "caps.jsonl"), "--overwrite", *extra],
+                              capture_output=True, text=True, timeout=600, check=True)
+
+    lines = [line for line in run().stderr.splitlines() if line.startswith("int8 model: ")]
+    assert [line.split(": ", 1)[1].rsplit(" (", 1)[0] for line in lines[:3]] == [READING, QUANTISING, COMPILING]
+    assert all(line.endswith(" s)") for line in lines)
+    assert "int8 model:" not in run("--quiet").stderr
