@@ -87,7 +87,8 @@ def _generation_panel(precision_default: str = "float32") -> list[Any]:
     return [decoding, beams, max_tokens, temperature, top_p, seed, precision]
 
 
-def _caption_tab(services: Services) -> None:
+def _caption_tab(services: Services) -> Any:
+    """The Caption tab; returns its precision radio (the model bar follows the session's choice)."""
     config = services.config
     with gr.Row(equal_height=False):
         with gr.Column(scale=1):
@@ -120,6 +121,7 @@ def _caption_tab(services: Services) -> None:
     on(api.click, handlers.caption(services, api=True), [image, *settings], outputs=[caption], api_name="caption",
        concurrency_id="caption", concurrency_limit=config.batch_size,
               api_description="Caption one image; raises an error with the reason for an unusable image or model.")
+    return settings[-1]
 
 
 def _batch_tab(services: Services) -> None:
@@ -234,16 +236,17 @@ def build_app(config: AppConfig, services: Services | None = None) -> gr.Blocks:
         bar: dict[str, Any] = dict(outputs=[model_bar, retry, timer], queue=False, **PRIVATE)
         with gr.Tabs():
             with gr.Tab("Caption", id="caption"):
-                _caption_tab(services)
+                precision = _caption_tab(services)
             with gr.Tab("Batch", id="batch"):
                 _batch_tab(services)
             with gr.Tab("Similar images", id="similar"):
                 _similar_tab(services)
             with gr.Tab("Training run", id="run"):
                 initial = _run_tab(services)
-        demo.load(lambda: handlers.model_status(services), **bar)
-        timer.tick(lambda: handlers.model_status(services), **bar)
-        retry.click(lambda: handlers.retry_model(services), **bar)
+        demo.load(lambda p: handlers.model_status(services, p), inputs=[precision], **bar)
+        timer.tick(lambda p: handlers.model_status(services, p), inputs=[precision], **bar)
+        precision.change(lambda p: handlers.model_status(services, p), inputs=[precision], **bar)
+        retry.click(lambda p: handlers.retry_model(services, p), inputs=[precision], **bar)
         if initial is not None:
             show, run_choice, outputs = initial
             demo.load(show, inputs=[run_choice], outputs=outputs, **PRIVATE)

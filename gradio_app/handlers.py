@@ -228,14 +228,16 @@ def gradio_fix(message: str) -> str:
     return for_command(message, GRADIO_COMMAND)
 
 
-def model_status(services: Services) -> tuple[str, Any, Any]:
-    """The model bar: loading / ready / failed with the fix; Retry shows on failure; polls until ready."""
-    state = services.model.state
+def model_status(services: Services, precision: str | None = None) -> tuple[str, Any, Any]:
+    """The model bar of the session's chosen precision (None: the app's; choosing one starts its load):
+    its stage and seconds while loading or compiling, failed with the fix; Retry shows on failure; the
+    timer ticks until nothing more happens."""
+    state = services.models.loader(precision or services.config.precision).state
     if state.status == "failed":
         return error_html(f"{state.text}\n{gradio_fix(state.message)}"), gr.update(visible=True), gr.Timer(active=True)
-    return note_html(state.text), gr.update(visible=False), gr.Timer(active=state.status != "ready")
+    return note_html(state.text), gr.update(visible=False), gr.Timer(active=not state.settled)
 
 
-def retry_model(services: Services) -> tuple[str, Any, Any]:
-    services.model.retry()
-    return model_status(services)
+def retry_model(services: Services, precision: str | None = None) -> tuple[str, Any, Any]:
+    services.models.loader(precision or services.config.precision).retry()
+    return model_status(services, precision)

@@ -36,7 +36,10 @@ def main() -> None:
         st.warning(f"Ignored unknown arguments: {' '.join(ignored)}")
     st.title("image-to-text")
     st.caption("Caption images, find similar ones, and inspect training runs.")
-    loader = resources.model(settings.model, settings.device).loader(settings.precision)  # the bar shows it
+    # the bar shows the session's chosen precision (the Caption tab's radio; the app's setting at first)
+    chosen = st.session_state.get("caption-precision", settings.precision)
+    loader = resources.model(settings.model, settings.device).loader(chosen)
+    loader.start()  # a no-op when loaded, loading, or a failure is remembered
     bar = st.empty()
     settled = common.model_bar(bar, loader)
     tabs = st.tabs(["Caption", "Batch", "Similar images", "Training run"])
@@ -55,7 +58,8 @@ async def _load_at_start(_app: object) -> AsyncIterator[None]:
     except ConfigError:  # the page says what is wrong
         settings = None
     if settings is not None:
-        resources.model(settings.model, settings.device)  # the cached loaders every page uses
+        # the cached loaders every page uses; the configured precision's (int8 too) loads now
+        resources.model(settings.model, settings.device).loader(settings.precision).start()
     yield
 
 

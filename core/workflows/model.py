@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from core.captioning import Captioner, get_captioner
-from core.captioning.int8_compile import COMPILING, READY
+from core.captioning.int8_compile import COMPILING, READY, is_final
 from core.errors import ConfigError, Img2TextError, ModelUnavailableError
 
 __all__ = ["PRECISIONS", "PRECISION_HELP", "ModelChoices", "ModelLoader", "ModelState"]
@@ -32,6 +32,11 @@ class ModelState:
     stage: str = ""  # loading stage (core.captioning.int8_compile: reading weights, ...); "" = not reported
     elapsed: float = 0.0  # seconds since that stage began
     precision: str = ""  # the loader's precision ("int8"); "" = the default
+
+    @property
+    def settled(self) -> bool:
+        """Nothing more to show: failed, or ready with no stage still running (a bar stops polling)."""
+        return self.status == "failed" or (self.status == "ready" and (self.stage == "" or is_final(self.stage)))
 
     @property
     def text(self) -> str:
