@@ -236,8 +236,9 @@ def gradio_fix(message: str) -> str:
 
 
 def model_status(services: Services, model: str | None = None, precision: str | None = None) -> tuple[str, Any, Any]:
-    """The model bar of the session's (model, precision) choice: loading / ready / failed with the
-    fix; Retry shows on failure; polls until ready. An unreadable choice: its reason, no polling."""
+    """The model bar of the session's (model, precision) choice (choosing one starts its load): its
+    stage and seconds while loading or compiling, failed with the fix; Retry shows on failure; the
+    timer ticks until nothing more happens. An unreadable choice: its reason, no polling."""
     try:
         loader = services.models.loader(precision or services.config.precision, model=model)
     except UserError as exc:
@@ -245,7 +246,7 @@ def model_status(services: Services, model: str | None = None, precision: str | 
     state = loader.state
     if state.status == "failed":
         return error_html(f"{state.text}\n{gradio_fix(state.message)}"), gr.update(visible=True), gr.Timer(active=True)
-    return note_html(state.text), gr.update(visible=False), gr.Timer(active=state.status != "ready")
+    return note_html(state.text), gr.update(visible=False), gr.Timer(active=not state.settled)
 
 
 def retry_model(services: Services, model: str | None = None, precision: str | None = None) -> tuple[str, Any, Any]:

@@ -37,6 +37,8 @@ def main() -> None:
     st.title("image-to-text")
     st.caption("Caption images, find similar ones, and inspect training runs.")
     loader = common.session_loader(settings)  # the bar shows the session's (model, precision) choice
+    if not isinstance(loader, str):
+        loader.start()  # a no-op once loading or loaded (the server start began the configured one)
     bar = st.empty()
     settled = common.model_bar(bar, loader)
     tabs = st.tabs(["Caption", "Batch", "Similar images", "Training run"])
@@ -55,7 +57,8 @@ async def _load_at_start(_app: object) -> AsyncIterator[None]:
     except ConfigError:  # the page says what is wrong
         settings = None
     if settings is not None:
-        resources.model(settings.model, settings.device)  # the cached loaders every page uses
+        # the cached loaders every page uses; the configured precision's (int8 too) loads now
+        resources.model(settings.model, settings.device).loader(settings.precision).start()
     yield
 
 

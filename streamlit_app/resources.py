@@ -17,11 +17,9 @@ def _log(line: str) -> None:
 
 @st.cache_resource(show_spinner=False)
 def model(name: str | None, device: str) -> ModelChoices:
-    """The shared model loaders by precision; float32 starts at once (loads in the background;
-    failures are remembered), int8 on first use."""
-    choices = ModelChoices(name, device, report=_log)
-    choices.loader().start()
-    return choices
+    """The shared model loaders by precision (each loads in the background when started or first
+    used; failures are remembered). The server's start starts the configured precision's."""
+    return ModelChoices(name, device, report=_log)
 
 
 @st.cache_resource(show_spinner=False)

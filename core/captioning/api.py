@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
@@ -25,10 +25,13 @@ def get_captioner(
     device: str | torch.device | None = None,
     dtype: str | torch.dtype | None = None,
     trust_remote_code: bool = False,
+    progress: Callable[[str], None] | None = None,
 ) -> Captioner:
     """Return a cached `Captioner` for this model/device/dtype, loading it on first use.
 
     ``trust_remote_code`` (off by default) lets a checkpoint run its own model code.
+    ``progress`` gets the loading stages when this call loads (see `Captioner`); a cached
+    captioner's stage now is its ``stage``.
     """
     spec = resolve_model_spec(model)
     dev = resolve_device(device)
@@ -36,7 +39,8 @@ def get_captioner(
     with _CACHE_LOCK:
         captioner = _CACHE.get(key)
         if captioner is None:
-            captioner = Captioner(spec, device=dev, dtype=dtype, trust_remote_code=trust_remote_code)
+            captioner = Captioner(spec, device=dev, dtype=dtype, trust_remote_code=trust_remote_code,
+                                  progress=progress)
             _CACHE[key] = captioner
         return captioner
 

@@ -13,6 +13,14 @@ from PIL import Image
 from core.captioning.families import VIT_GPT2, Family, family_for_config
 from core.captioning.fast_decode import fast_generate, fast_path_blocker
 from core.captioning.generation import GenerationOptions, clean_caption
+from core.captioning.int8_compile import (
+    COMPILING,
+    QUANTISING,
+    READING,
+    READY,
+    BackgroundCompile,
+    CompileFn,
+)
 from core.captioning.jpeg import decode_jpegs, read_plain_jpeg
 from core.captioning.loading import (
     ModelSpec,
@@ -22,13 +30,14 @@ from core.captioning.loading import (
     resolve_model_spec,
 )
 from core.captioning.prompted import PromptedModel, load_prompted
-from core.captioning.quantize import INT8, quantize_int8
+from core.captioning.quantize import INT8, compiled_encoder, quantize_int8
 from core.devices import precision_name, resolve_device, resolve_dtype
 from core.errors import ConfigError, InvalidImageError
 from core.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, ImageInput, describe, load_image
 
 DEFAULT_BATCH_SIZE = 16
 ErrorMode = Literal["raise", "return"]
+CompileMode = Literal["background", "wait", "off"]
 
 
 class Captioner:
@@ -52,6 +61,14 @@ class Captioner:
             restored afterwards. ``None`` leaves torch's setting alone.
         trust_remote_code: run a checkpoint's own model code (``config.json`` with ``auto_map``);
             off by default, such checkpoints are refused with the native alternative named.
+        progress: called with each loading stage's name (:mod:`core.captioning.int8_compile`:
+            reading weights, quantising to int8, compiling the encoder in the background, ready);
+            int8's last stage comes from the compile thread. None = quiet.
+        int8_compile: int8 only: ``"background"`` captions with the eager int8 encoder at once and
+            swaps the compiled one in when built; ``"wait"`` compiles before returning; ``"off"``
+            stays eager.
+        compile_fn: builds the compiled encoder (tests inject one);
+            None = :func:`core.captioning.quantize.compiled_encoder`.
 
     Raises:
         ModelUnavailableError: the model cannot be found or loaded, its family is not supported,
@@ -70,6 +87,9 @@ class Captioner:
         device_decode: bool | None = None,
         threads: int | None = None,
         trust_remote_code: bool = False,
+        progress: Callable[[str], None] | None = None,
+        int8_compile: CompileMode = "background",
+        compile_fn: CompileFn | None = None,
     ) -> None:
         if threads is not None and threads < 1:
             raise ConfigError(f"threads must be >= 1, got {threads}")
@@ -88,6 +108,11 @@ class Captioner:
         self.family: Family = family_for_config(
             read_model_config(self.spec), source=str(self.spec), trust_remote_code=trust_remote_code)
         self.prompted: PromptedModel | None = None
+        # generate() mutates per-call state and seeding touches the global RNG: one call at a time.
+        self._lock = threading.Lock()
+        self._compile: BackgroundCompile | None = None
+        if progress is not None:
+            progress(READING)
         if self.family.name == VIT_GPT2:
             self.model, self.processor, self.tokenizer = load_components(
                 self.spec, device=self.device, dtype=self.dtype
@@ -95,9 +120,27 @@ class Captioner:
         else:
             self._load_prompted()
         if self.precision == INT8:
-            quantize_int8(self.model)
-        # generate() mutates per-call state and seeding touches the global RNG: one call at a time.
-        self._lock = threading.Lock()
+            self._quantise(progress, int8_compile, compile_fn or compiled_encoder)
+        elif progress is not None:
+            progress(READY)
+
+    def _quantise(self, progress: Callable[[str], None] | None, mode: CompileMode, compile_fn: CompileFn) -> None:
+        """int8 weights now; the compiled encoder in the background (or now, or never: ``mode``)."""
+        if mode not in ("background", "wait", "off"):
+            raise ConfigError(f"int8_compile {mode!r}: choose background, wait or off")
+        if progress is not None:
+            progress(QUANTISING)
+        quantize_int8(self.model)
+        if mode == "off":
+            if progress is not None:
+                progress(READY)
+            return
+        self._compile = BackgroundCompile(self.model, self._lock, compile_fn, progress)
+        if progress is not None:
+            progress(COMPILING)  # ready: captions run on the eager int8 encoder meanwhile
+        self._compile.start()
+        if mode == "wait":
+            self._compile.wait()
 
     def _load_prompted(self) -> None:
         if self.precision == INT8:
@@ -216,6 +259,16 @@ class Captioner:
     def decode(self, token_ids: torch.Tensor) -> list[str]:
         texts = self.tokenizer.batch_decode(token_ids, skip_special_tokens=True)
         return [clean_caption(t) for t in texts]
+
+    @property
+    def stage(self) -> str:
+        """The loading stage now: ``"ready"``, int8's ``"compiling the encoder in the background"``
+        (captions already run, on the eager encoder), or the compile failure's text."""
+        return READY if self._compile is None else self._compile.stage
+
+    def wait_compiled(self, timeout: float | None = None) -> bool:
+        """Wait for int8's compiled encoder (or its failure); True at once when nothing compiles."""
+        return True if self._compile is None else self._compile.wait(timeout)
 
     @property
     def info(self) -> dict[str, Any]:

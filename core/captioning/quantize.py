@@ -13,8 +13,10 @@ for its quantise/rescale passes over the encoder's large activations, compiled c
 The decoder's steps are not compiled (their shapes change every step); their projections run as
 :class:`Int8StepLinear`, the same int8 arithmetic as torchao's in five plain ops, because
 torchao's eager path spends more time preparing the few rows of a step than multiplying them.
-Loading an int8 captioner therefore includes the compilation (for a batch of one and for
-larger batches: tens of seconds on two cores; Inductor caches it on disk for the next process).
+Compiling (for a batch of one and for larger batches) takes tens of seconds to minutes on two
+cores, so a :class:`~core.captioning.Captioner` does not wait for it: it captions with the eager
+int8 encoder at once and swaps the compiled one in when it is built
+(:mod:`core.captioning.int8_compile`; Inductor caches the build on disk for the next process).
 
 Captions can differ from float32's: ``python -m bench --only caption`` reports the share of
 identical captions and BLEU-4/CIDEr of int8 captions against float32 ones. Float32 stays the
@@ -57,12 +59,13 @@ def conv1d_to_linear(module: torch.nn.Module) -> int:
     return replaced
 
 
-def quantize_int8(model: Any, *, compile_encoder: bool | None = None) -> None:
+def quantize_int8(model: Any, *, compile_encoder: bool = False) -> None:
     """Give a ViT + GPT-2 ``VisionEncoderDecoderModel`` int8 weights, in place.
 
     Args:
         model: the loaded float32 model, in eval mode.
-        compile_encoder: wrap the encoder in ``torch.compile``; ``None`` = on for CPU models.
+        compile_encoder: also compile the encoder now, before returning (:func:`compiled_encoder`);
+            off by default: the Captioner compiles it in the background.
 
     Raises:
         ConfigError: torchao is missing, or the model is not on the CPU or not float32.
@@ -84,12 +87,8 @@ def quantize_int8(model: Any, *, compile_encoder: bool | None = None) -> None:
         head.weight = torch.nn.Parameter(head.weight.detach().clone(), requires_grad=False)
     quantize_(model, Int8DynamicActivationInt8WeightConfig())  # every nn.Linear, nothing else
     lean_decoder_steps(decoder)
-    if compile_encoder if compile_encoder is not None else weight.device.type == "cpu":
-        # torch's AOT cache asks tensor subclasses for a stable hash torchao does not provide yet;
-        # the only effect is no on-disk reuse of that one cache layer, so the notice is noise.
-        warnings.filterwarnings("ignore", message="Int8Tensor does not implement _stable_hash")
-        model.encoder = torch.compile(model.encoder, dynamic=True)
-        _compile_now(model)
+    if compile_encoder:
+        model.encoder = compiled_encoder(model)
 
 
 class Int8StepLinear(torch.nn.Module):
@@ -139,14 +138,22 @@ def lean_decoder_steps(decoder: torch.nn.Module) -> int:
     return swapped
 
 
-def _compile_now(model: Any) -> None:
-    """Compile the encoder for a batch of one and for larger batches now, not at the first caption.
+def compiled_encoder(model: Any) -> torch.nn.Module:
+    """The int8 model's encoder under ``torch.compile`` (dynamic batch size), compiled now for a
+    batch of one and for larger batches rather than at the first caption; ``model`` is unchanged.
 
     ``dynamic=True`` still treats a batch of 1 as a special case, so both graphs are built here
-    (with a batch of 2 first, which stands for every larger batch).
+    (with a batch of 2 first, which stands for every larger batch). Safe to run in a background
+    thread while the eager encoder captions: it only reads the shared weights.
     """
+    # torch's AOT cache asks tensor subclasses for a stable hash torchao does not provide yet;
+    # the only effect is no on-disk reuse of that one cache layer, so the notice is noise.
+    warnings.filterwarnings("ignore", message="Int8Tensor does not implement _stable_hash")
+    encoder = model.encoder
+    compiled = torch.compile(getattr(encoder, "_orig_mod", encoder), dynamic=True)
     size = int(model.config.encoder.image_size)
     channels = int(getattr(model.config.encoder, "num_channels", 3))
     with torch.inference_mode():
         for batch in (2, 1):
-            model.encoder(pixel_values=torch.zeros(batch, channels, size, size))
+            compiled(pixel_values=torch.zeros(batch, channels, size, size))
+    return compiled

@@ -4,6 +4,14 @@
 option with the family's defaults and prompt filled in)
 before the first caption. ``--resume`` continues ``F`` only when those settings match (exit 2
 naming each difference otherwise); an existing ``F`` is never replaced without ``--overwrite``.
+
+``--dtype int8`` prints its loading stages to stderr (one line each, seconds since the load began;
+silent under ``--quiet``) and does not wait for the compiled encoder: it captions with the eager
+int8 encoder at once and the captioner swaps the compiled one in when the background build is
+done. Waiting would not finish a large input sooner on a small CPU (the build and the captions
+share the same cores either way, and eager int8 is already faster than float32), while a
+short input would pay the whole build for a few images; eager and compiled int8 use the same
+int8 weights and arithmetic (only Inductor's fusion differs).
 """
 
 from __future__ import annotations
@@ -341,6 +349,21 @@ def captioned(args: argparse.Namespace, captioner: Any, todo: list[tuple[str, An
         bar.close()
 
 
+def _stage_printer(args: argparse.Namespace) -> Any:
+    """int8's loading stages to stderr, one line each with the seconds since the load began;
+    None (quiet) under ``--quiet`` or another dtype."""
+    import time
+
+    if args.quiet or args.dtype != "int8":
+        return None
+    start = time.monotonic()
+
+    def show(stage: str) -> None:
+        print(f"int8 model: {stage} ({time.monotonic() - start:.1f} s)", file=sys.stderr, flush=True)
+
+    return show
+
+
 def _load_captioner(args: argparse.Namespace) -> Any:
     """The captioner; a model that cannot load is refused at once when offline and not cached
     (before torch is imported), its fix-it commands written as this run's command line."""
@@ -355,7 +378,7 @@ def _load_captioner(args: argparse.Namespace) -> Any:
 
         quiet_transformers()
         return get_captioner(args.model, device=args.device, dtype=args.dtype,
-                             trust_remote_code=args.trust_remote_code)
+                             trust_remote_code=args.trust_remote_code, progress=_stage_printer(args))
     except ModelUnavailableError as exc:
         raise ModelUnavailableError(for_command(str(exc), "img2text caption " + shlex.join(args.paths))) from exc
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from core.captioning import Captioner, forget_captioner, get_captioner, model_family
+from core.captioning.int8_compile import COMPILING, READY, is_final
 from core.errors import ConfigError, Img2TextError, ModelUnavailableError
 
 __all__ = ["MAX_LOADED", "PRECISIONS", "PRECISION_HELP", "ModelChoices", "ModelLoader", "ModelState"]
@@ -29,10 +30,28 @@ class ModelState:
     status: Status  # idle (not started), loading, ready or failed
     message: str  # the model's name when ready; the fix-it text when failed
     attempts: int = 0  # load attempts so far (a failure answered from memory does not add one)
+    stage: str = ""  # loading stage (core.captioning.int8_compile: reading weights, ...); "" = not reported
+    elapsed: float = 0.0  # seconds since that stage began
+    precision: str = ""  # the loader's precision ("int8"); "" = the default
+
+    @property
+    def settled(self) -> bool:
+        """Nothing more to show: failed, or ready with no stage still running (a bar stops polling)."""
+        return self.status == "failed" or (self.status == "ready" and (self.stage == "" or is_final(self.stage)))
 
     @property
     def text(self) -> str:
-        """One line for a status bar (a failure names the attempt, so a Retry shows as a new one)."""
+        """One line for a status bar (a failure names the attempt, so a Retry shows as a new one).
+
+        e.g. "Loading the captioning model m (int8): quantising to int8, 4 s" or
+        "Model ready: m (int8; compiling the encoder in the background, 12 s)".
+        """
+        if self.status == "loading" and self.stage:
+            return f"Loading the captioning model {self.message}: {self.stage}, {self.elapsed:.0f} s"
+        if self.status == "ready" and self.precision:
+            after = "" if self.stage in ("", READY) else f"; {self.stage}"
+            seconds = f", {self.elapsed:.0f} s" if self.stage == COMPILING else ""
+            return f"Model ready: {self.message} ({self.precision}{after}{seconds})"
         return {"idle": "Model not loaded yet", "loading": f"Loading the captioning model {self.message}…",
                 "ready": f"Model ready: {self.message}",
                 "failed": f"The captioning model could not be loaded (attempt {self.attempts})."}[self.status]
@@ -48,7 +67,11 @@ class ModelLoader:
         load: the loading function (``core.get_captioner``; its cache makes a reload cheap).
         clock: monotonic seconds (tests pass a fake clock).
         dtype: as for :func:`core.get_captioner` (``"int8"``: the opt-in int8 mode); None = auto.
-        report: called with the bar's line when a load starts and ends (a server's log); None = quiet.
+        report: called with the bar's line when a load starts, at each stage and when it ends (a
+            server's log); None = quiet.
+
+    ``load`` is called with ``progress=``, a callback taking each loading stage's name; the state
+    keeps the stage and when it began (int8 is ready while its encoder compiles in the background).
     """
 
     def __init__(self, model: str | None, device: str = "auto", *, retry_after: float = 60.0,
@@ -63,18 +86,34 @@ class ModelLoader:
         self._error: str | None = None
         self._failed_at = 0.0
         self._thread: threading.Thread | None = None
+        self._stage, self._stage_at = "", 0.0  # the last stage reported, and when (self._clock)
         self.attempts = 0  # load attempts so far (a remembered failure does not add one)
 
     @property
     def state(self) -> ModelState:
         with self._lock:
+            precision = "" if self.dtype in (None, "auto", "float32") else str(self.dtype)
             if self._captioner is not None:
-                return ModelState("ready", str(self._captioner.spec))
+                self._follow_locked(getattr(self._captioner, "stage", READY))
+                return ModelState("ready", str(self._captioner.spec), self.attempts, self._stage,
+                                  self._clock() - self._stage_at, precision)
             if self._thread is not None:
-                return ModelState("loading", (self.model or "") + (f" ({self.dtype})" if self.dtype else ""))
+                return ModelState("loading", (self.model or "") + (f" ({self.dtype})" if self.dtype else ""),
+                                  self.attempts, self._stage, self._clock() - self._stage_at)
             if self._error is not None:
                 return ModelState("failed", self._error, self.attempts)
             return ModelState("idle", self.model or "")
+
+    def _follow_locked(self, stage: str) -> None:
+        if stage != self._stage:
+            self._stage, self._stage_at = stage, self._clock()
+
+    def _progress(self, stage: str) -> None:
+        """The captioner's stage callback (from the loading thread, or int8's compile thread)."""
+        with self._lock:
+            self._follow_locked(stage)
+        if self._report is not None:
+            self._report(self.state.text)
 
     def start(self) -> None:
         """Begin loading in a background thread, unless loaded, loading, or a failure is remembered."""
@@ -115,6 +154,7 @@ class ModelLoader:
         self._thread = threading.Thread(target=self._run, args=(self._done,), daemon=True,
                                         name="img2text-model-load")
         self.attempts += 1
+        self._stage = ""
         self._thread.start()
 
     def _run(self, done: threading.Event) -> None:
@@ -123,7 +163,7 @@ class ModelLoader:
         if self._report is not None:
             self._report(self.state.text)
         try:
-            captioner = self._load(self.model, device=self.device, dtype=self.dtype)
+            captioner = self._load(self.model, device=self.device, dtype=self.dtype, progress=self._progress)
         except Img2TextError as exc:
             error = str(exc)
         except Exception as exc:  # thread boundary: an escaped error would leave every get() waiting
@@ -142,8 +182,9 @@ class ModelLoader:
 
 # The precisions the apps' settings panel offers; float32 is the default everywhere.
 PRECISIONS = ("float32", "int8")
-PRECISION_HELP = ("int8: faster on a CPU; captions may differ slightly. Its first use loads and compiles "
-                  "a second copy of the model (a minute or two).")
+PRECISION_HELP = ("int8: faster on a CPU; captions may differ slightly. Its first use loads a second copy "
+                  "of the model (seconds) and captions at once; the faster compiled encoder is built in "
+                  "the background (the model bar shows it).")
 
 
 MAX_LOADED = 2  # (model, precision) loaders an app keeps at once; the least recently used goes

@@ -34,8 +34,9 @@ def model_bar(slot: Any, loader: wf.ModelLoader | str) -> bool:
     """Show the model's state in ``slot``: ready, or failed with the fix and a Retry button; a
     text (an unreadable picked model): that reason.
 
-    Returns False (after showing "loading") while the model still loads: the page then calls
-    :func:`follow_model_load` after its tabs, so the tabs are usable while the bar keeps up.
+    Returns False (after showing "loading", or "ready" while int8's encoder compiles) until nothing
+    more happens: the page then calls :func:`follow_model_load` after its tabs, so the tabs are
+    usable while the bar keeps up (stage and seconds).
     """
     if isinstance(loader, str):
         with slot.container():
@@ -49,7 +50,7 @@ def model_bar(slot: Any, loader: wf.ModelLoader | str) -> bool:
     with slot.container():
         if state.status == "ready":
             st.caption(state.text)
-            return True
+            return state.settled
         st.error(state.text)
         st.code(streamlit_fix(state.message), language=None, wrap_lines=True)
         if st.button("Retry loading the model", key="model-retry"):
@@ -65,8 +66,12 @@ def follow_model_load(slot: Any, loader: wf.ModelLoader | str, poll_s: float = 0
     while the model loads) left pages without their tabs. Each ``slot.info`` is a point where a
     widget interaction stops this run and starts the next one, so the loop never holds a user up.
     """
-    while not isinstance(loader, str) and loader.state.status == "loading":
-        slot.info(loader.state.text)
+    while not isinstance(loader, str) and not loader.state.settled and loader.state.status != "idle":
+        state = loader.state
+        if state.status == "ready":
+            slot.caption(state.text)  # captions already run; the compiled encoder is still being built
+        else:
+            slot.info(state.text)
         time.sleep(poll_s)
     model_bar(slot, loader)
 

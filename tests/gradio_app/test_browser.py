@@ -252,3 +252,23 @@ def test_gallery_list_closed_unchosen_then_a_hostile_upload(page, gradio_server:
     page.wait_for_timeout(1000)  # a toast would have shown by now
     assert "Could not preprocess" not in page.locator("body").inner_text()
     assert page.locator("[data-testid=toast-body]").count() == 0
+
+
+INT8_BAR = r"/\(int8\)?(: (reading weights|quantising to int8), \d+ s|…)|\(int8(; compiling the encoder in the background, \d+ s)?\)/"
+
+
+def test_choosing_int8_shows_its_load_in_the_bar_then_captions_like_core(page, gradio_server: GradioServer) -> None:  # type: ignore[no-untyped-def]
+    bar = "document.querySelector('#model-status').innerText"
+    page.wait_for_function(f"{bar}.includes('Model ready')")
+    assert "int8" not in page.locator("#model-status").inner_text()  # float32, the app's setting
+    page.get_by_text("Generation settings").first.click()
+    page.locator("input[type=radio][value='int8']").first.check()
+    page.wait_for_function(f"{bar}.includes('int8')")  # the bar follows the choice at once
+    shown = page.locator("#model-status").inner_text()
+    assert page.evaluate(f"t => {INT8_BAR}.test(t)", shown), shown  # a stage, e.g. "quantising to int8, 1 s"
+    # the timer keeps the bar current until the compiled encoder is in
+    page.wait_for_function(f"{bar}.match(/Model ready: .* \\(int8\\)$/m)", timeout=600_000)
+    captioner = core.get_captioner(str(gradio_server.model), device="cpu", dtype="int8")
+    assert captioner.wait_compiled(600)  # compare compiled with compiled
+    image = gradio_server.data.good
+    assert _caption_in_page(page, image) == captioner.caption(image)

@@ -176,3 +176,50 @@ def test_training_run_tab_in_browser(page, test_output_dir: Path) -> None:  # ty
     assert "backbone conv" in panel.inner_text()
     page.wait_for_timeout(1500)
     tall_screenshot(page, test_output_dir / "streamlit-run.png")
+
+
+BAR = re.compile(r"Model ready: |Loading the captioning model ")
+INT8_STAGE = re.compile(r"\(int8\)?(: (reading weights|quantising to int8), \d+ s|…)|"
+                        r"\(int8(; compiling the encoder in the background, \d+ s)?\)")
+
+
+def test_choosing_int8_shows_its_load_in_the_bar_then_captions_like_core(page, streamlit_server: StreamlitServer) -> None:  # type: ignore[no-untyped-def]
+    bar = page.get_by_text(BAR).first
+    page.get_by_text(re.compile("^Model ready: ")).first.wait_for()
+    assert "int8" not in bar.inner_text()  # float32, the app's setting
+    page.get_by_text("Generation settings").first.click()
+    page.locator(".st-key-caption-precision").get_by_text("int8", exact=True).click()
+    page.get_by_text(re.compile(r"\(int8")).first.wait_for()  # the bar follows the session's choice
+    shown = page.get_by_text(BAR).first.inner_text()
+    assert INT8_STAGE.search(shown), shown
+    page.get_by_text(re.compile(r"^Model ready: .* \(int8\)$")).first.wait_for(timeout=600_000)
+    captioner = core.get_captioner(str(streamlit_server.model), device="cpu", dtype="int8")
+    assert captioner.wait_compiled(600)  # compare compiled with compiled
+    image = streamlit_server.data.good
+    page.locator(".st-key-caption-upload input[type=file]").set_input_files(str(image))
+    page.locator("#caption-text").wait_for()
+    assert page.locator("#caption-text").inner_text() == captioner.caption(image, max_new_tokens=15)
+
+
+def test_started_with_int8_loads_int8_at_start_up(tiny_model_dir: Path) -> None:
+    """``IMG2TEXT_PRECISION=int8``: the server's first load (before any browser) is the int8 model."""
+    import select
+
+    from tests.browser.support import free_port, python, start_server, stop_server
+    from tests.streamlit_app.conftest import APP
+
+    port = free_port()
+    cmd = [python(), "-m", "streamlit", "run", str(APP), "--server.port", str(port), "--server.headless", "true",
+           "--browser.gatherUsageStats", "false", "--", "--model", str(tiny_model_dir), "--device", "cpu"]
+    proc = start_server(cmd, f"http://127.0.0.1:{port}/_stcore/health", env={"IMG2TEXT_PRECISION": "int8"})
+    try:
+        lines: list[str] = []
+        deadline = time.monotonic() + 300
+        while not any("Model ready" in line for line in lines) and time.monotonic() < deadline:
+            if select.select([proc.stdout], [], [], 1)[0]:
+                lines.append(proc.stdout.readline())  # type: ignore[union-attr]
+        loads = [line for line in lines if line.startswith("image-to-text: ")]
+        assert loads and all("int8" in line for line in loads), lines
+        assert any("quantising to int8" in line for line in loads), loads
+    finally:
+        stop_server(proc)

@@ -6,6 +6,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -49,7 +50,7 @@ def test_a_failure_is_remembered_until_retry_or_the_minute_is_up(tmp_path: Path)
 def test_loads_in_the_background_and_reports_loading_then_ready(tiny_model_dir: Path) -> None:
     release = threading.Event()
 
-    def slow_load(model: str | None, device: str, dtype: str | None) -> core.Captioner:
+    def slow_load(model: str | None, device: str, dtype: str | None, **_: Any) -> core.Captioner:
         release.wait(30)
         return core.get_captioner(model, device=device)
 
@@ -94,7 +95,7 @@ def test_model_choices_load_int8_on_first_use_only(tiny_model_dir: Path) -> None
 
     calls: list[tuple[str, str | None]] = []
 
-    def recording_load(model: str | None, device: str, dtype: str | None = None) -> core.Captioner:
+    def recording_load(model: str | None, device: str, dtype: str | None = None, **_: Any) -> core.Captioner:
         calls.append((device, dtype))
         return core.get_captioner(model, device=device)  # the float32 one stands in: no compile here
 
@@ -119,3 +120,47 @@ def test_report_gets_the_bar_line_when_a_load_starts_and_ends(tiny_model_dir: Pa
     loader = ModelLoader(str(tiny_model_dir), "cpu", report=lines.append)
     loader.get()
     assert lines == [f"Loading the captioning model {tiny_model_dir}…", f"Model ready: {loader.get().spec}"]
+
+
+def test_the_state_names_each_loading_stage_and_its_seconds(tiny_model_dir: Path) -> None:
+    """Stages come from the captioner's progress callback; int8 is ready while its encoder compiles."""
+    now = [100.0]
+    steps = {"reading": threading.Event(), "quantising": threading.Event(), "return": threading.Event()}
+    compiled = threading.Event()
+    reached: list[str] = []
+
+    def load(model: str | None, device: str, dtype: str | None = None, **kwargs: Any) -> core.Captioner:
+        def compile_fn(m: Any) -> Any:
+            compiled.wait(60)
+            return m.encoder
+
+        def progress(stage: str) -> None:
+            kwargs["progress"](stage)
+            reached.append(stage)
+            if stage in ("reading weights", "quantising to int8"):
+                steps[stage.split()[0]].wait(60)
+
+        return core.Captioner(model, device=device, dtype=dtype, progress=progress, compile_fn=compile_fn)
+
+    lines: list[str] = []
+    loader = ModelLoader(str(tiny_model_dir), "cpu", dtype="int8", load=load, clock=lambda: now[0],
+                         report=lines.append)
+    loader.start()
+    wait_until(lambda: reached == ["reading weights"])
+    now[0] = 103.0
+    assert loader.state.text == f"Loading the captioning model {tiny_model_dir} (int8): reading weights, 3 s"
+    steps["reading"].set()
+    wait_until(lambda: reached[-1] == "quantising to int8")
+    now[0] = 107.0
+    assert loader.state.stage == "quantising to int8" and loader.state.text.endswith("quantising to int8, 4 s")
+    steps["quantising"].set()
+    captioner = loader.get()
+    now[0] = 119.0
+    state = loader.state
+    assert state.status == "ready" and captioner.stage == "compiling the encoder in the background"
+    assert state.text == f"Model ready: {captioner.spec} (int8; compiling the encoder in the background, 12 s)"
+    compiled.set()
+    assert captioner.wait_compiled(30)
+    assert loader.state.text == f"Model ready: {captioner.spec} (int8)"
+    assert any("quantising to int8" in line for line in lines)  # the server log gets every stage
+    wait_until(lambda: lines[-1] == f"Model ready: {captioner.spec} (int8)")
