@@ -26,7 +26,7 @@ default.
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -156,4 +156,4 @@ def compiled_encoder(model: Any) -> torch.nn.Module:
     with torch.inference_mode():
         for batch in (2, 1):
             compiled(pixel_values=torch.zeros(batch, channels, size, size))
-    return compiled
+    return cast(torch.nn.Module, compiled)  # torch.compile of a Module returns an OptimizedModule
