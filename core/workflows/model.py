@@ -112,7 +112,8 @@ class ModelLoader:
         """The captioner's stage callback (from the loading thread, or int8's compile thread)."""
         with self._lock:
             self._follow_locked(stage)
-        if self._report is not None:
+            loading = self._thread is not None
+        if self._report is not None and not (loading and stage == READY):  # _run reports "ready"
             self._report(self.state.text)
 
     def start(self) -> None:

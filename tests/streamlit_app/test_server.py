@@ -54,4 +54,5 @@ def test_model_loads_at_server_start_before_any_browser(tiny_model_dir) -> None:
         stop_server(proc)
     ours = [line.strip() for line in seen if line.startswith("image-to-text:")]
     assert ours == [f"image-to-text: Loading the captioning model {tiny_model_dir}…",
+                    f"image-to-text: Loading the captioning model {tiny_model_dir}: reading weights, 0 s",
                     f"image-to-text: Model ready: {tiny_model_dir}"], ours

@@ -26,7 +26,7 @@ def fake_choices(max_loaded: int = MAX_LOADED) -> tuple[ModelChoices, list[Any],
     loads: list[tuple[str | None, str | None]] = []
     forgotten: list[Any] = []
 
-    def load(model: str | None, device: str, dtype: str | None = None) -> Any:
+    def load(model: str | None, device: str, dtype: str | None = None, **_: Any) -> Any:  # progress: unused
         loads.append((model, dtype))
         return FakeCaptioner(model, dtype)
 
