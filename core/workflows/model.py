@@ -87,6 +87,7 @@ class ModelLoader:
         self._failed_at = 0.0
         self._thread: threading.Thread | None = None
         self._stage, self._stage_at = "", 0.0  # the last stage reported, and when (self._clock)
+        self._dropped: Callable[[Captioner], object] | None = None  # drop()'s forget, once dropped
         self.attempts = 0  # load attempts so far (a remembered failure does not add one)
 
     @property
@@ -145,6 +146,18 @@ class ModelLoader:
                 return self._captioner
             raise ModelUnavailableError(self._error or "the captioning model did not load")
 
+    def drop(self, forget: Callable[[Captioner], object]) -> None:
+        """This loader is no longer kept: ``forget`` its captioner now, or when a load in progress ends.
+
+        Either way ``forget`` is called once, so a model dropped while it loads does not stay in
+        ``core.get_captioner``'s cache (and memory) after its load finishes.
+        """
+        with self._lock:
+            self._dropped = forget
+            captioner = self._captioner
+        if captioner is not None:
+            forget(captioner)
+
     def _start_locked(self) -> None:
         if self._captioner is not None or self._thread is not None:
             return
@@ -176,7 +189,10 @@ class ModelLoader:
                     self._error = "the captioning model load was interrupted; press Retry"
                 self._failed_at = self._clock()
                 self._thread = None
+                forget = self._dropped if captioner is not None else None  # dropped while it loaded
                 done.set()
+        if forget is not None:
+            forget(captioner)
         if self._report is not None:
             self._report(self.state.text)
 
@@ -260,7 +276,6 @@ class ModelChoices:
             made = self._loaders[key] = self._make(key[0], self.device, **dtype, **self._extra)
             dropped = [self._loaders.popitem(last=False)[1] for _ in range(len(self._loaders) - self.max_loaded)]
         made.start()
-        for old in dropped:  # a ready one is forgotten; one still loading finishes and is dropped with it
-            if old.state.status == "ready":
-                self._forget(old.get())
+        for old in dropped:  # a ready one is forgotten now; one still loading when its load ends
+            old.drop(self._forget)
         return made

@@ -3,6 +3,7 @@ forgotten from core.get_captioner's cache (fake loaders: no real model)."""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
@@ -73,6 +74,29 @@ def test_one_not_loaded_yet_is_dropped_without_forgetting_and_bounds_are_checked
     assert choices.keys() == [("blip", "float32")] and loads == [("blip", None)]
     with pytest.raises(ConfigError, match="max_loaded=0"):
         ModelChoices("m", max_loaded=0)
+
+
+def test_one_dropped_while_loading_is_forgotten_once_its_load_ends() -> None:
+    release, forgotten = threading.Event(), []
+
+    def slow_load(model: str | None, device: str, dtype: str | None = None, **_: Any) -> Any:
+        release.wait(10)
+        return FakeCaptioner(model, dtype)
+
+    choices = ModelChoices("default", "cpu", make=lambda *a, **k: ModelLoader(*a, load=slow_load, **k),
+                           max_loaded=1, forget=forgotten.append, check=check)
+    blip = choices.loader(model="blip")  # starts loading; the default (never started) goes
+    assert blip.state.status == "loading"
+    choices.loader(model="git")  # blip is dropped while its load is still running
+    assert forgotten == []  # nothing loaded yet to forget
+    release.set()
+    captioner = blip.get()
+    assert captioner.spec == "blip:None"
+    for _ in range(100):  # get() returns as the load ends; the forget follows in the same thread
+        if forgotten:
+            break
+        threading.Event().wait(0.01)
+    assert [c.spec for c in forgotten] == ["blip:None"]
 
 
 def test_forget_captioner_drops_it_from_the_module_cache() -> None:
