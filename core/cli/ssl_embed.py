@@ -34,6 +34,7 @@ from core.cli.options import (
 )
 from core.distributed import RayOptions
 
+ENCODER_DTYPES = ("auto", "float32", "int8")
 PATTERN_CHARS = "*?[{"  # a --data that does not exist but holds these is a tar/parquet pattern
 
 
@@ -52,6 +53,10 @@ def register_embed(ssl_sub: argparse._SubParsersAction, fmt: type[argparse.HelpF
         "sources are embedded on a Ray cluster into parquet parts in --out, and the index is built "
         "from those parts into --out.")
     add_encoder_choice(p)
+    p.add_argument("--encoder-dtype", default="auto", choices=ENCODER_DTYPES,
+                   help="a pretrained --encoder's dtype: auto = bfloat16 on a capable GPU, float32 on CPU; "
+                   "int8 (CPU, opt-in): int8 image tower, compiled at the first batch (tens of seconds), "
+                   "then ~1.5-2.4x faster; vectors differ slightly from float32 (docs/search.md)")
     p.add_argument("--data", required=True, type=Path, metavar="SOURCE",
                    help="folder, text file of paths, tar shards (glob/brace pattern) or parquet")
     p.add_argument("--split", default="val2017", help="split folder for annotated layouts")
@@ -184,7 +189,8 @@ def run_embed(args: argparse.Namespace) -> int:
     if ray_options.ray is not None:
         return run_embed_on_ray(args, ray_options)
     gallery, where = open_gallery(args)
-    encoder = load_index_encoder(args.checkpoint, pretrained=args.encoder, device=args.device)
+    encoder = load_index_encoder(args.checkpoint, pretrained=args.encoder, device=args.device,
+                                 dtype=args.encoder_dtype)
     captioner = caption_function(args) if args.caption else None
     index = EmbeddingIndex.build(encoder, gallery, batch_size=args.batch_size, device=args.device,
                                  on_error=args.on_error, progress=False if args.quiet else None,
@@ -232,7 +238,8 @@ def run_embed_on_ray(args: argparse.Namespace, options: RayOptions) -> int:
     hold = connect(options.ray, timeout_s=options.ray_connect_timeout, verbose=args.verbose)
     with hold if args.caption else contextlib.nullcontext():
         summary = embed_to_parts(str(args.data), args.out, checkpoint=args.checkpoint,
-                                 encoder=args.encoder, device=args.device, batch_size=args.batch_size, **run)
+                                 encoder=args.encoder, encoder_dtype=args.encoder_dtype, device=args.device,
+                                 batch_size=args.batch_size, **run)
         if args.caption:
             from core.cli.options import quiet_transformers
 

@@ -96,6 +96,8 @@ def build_index(
         raise CheckpointError(f"{encoder or checkpoint}: weights sha256 {loaded.sha256[:12]}... but the run in {out} "
                               f"was embedded with {str(manifest.settings.get('sha256'))[:12]}...; pass "
                               "the run's checkpoint")
+    if manifest.settings.get("encoder_dtype") == "int8":  # the index records how its vectors were made
+        loaded.preprocessing["precision"] = "int8"  # (the float32 encoder here searches it)
     captions: dict[str, str] = {}
     if captions_file is not None:
         captions.update(read_caption_file(Path(captions_file)))

@@ -137,6 +137,7 @@ def embed_to_parts(
     progress: bool = True,
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_S,
     verbose: bool = False,
+    encoder_dtype: str = "auto",
 ) -> RunSummary:
     """Embed ``source`` with an SSL encoder on Ray into parts (key, path, embedding, error).
 
@@ -145,25 +146,39 @@ def embed_to_parts(
     arguments, the return value and the errors are those of :func:`caption_to_parts`;
     ``checkpoint`` (an SSL run folder or ``.safetensors`` file) must be readable on every node;
     or ``encoder``, a pretrained encoder (hub id, pinned here to the commit the driver resolved,
-    or a folder every node can read; see :func:`core.search.load_pretrained`).
+    or a folder every node can read; see :func:`core.search.load_pretrained`); ``encoder_dtype``
+    its dtype on each actor (``"int8"``: CPU actors, :mod:`core.search.int8_encoder`).
     """
     if batch_size < 1:
         raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
     from core.search import load_index_encoder
 
     # fails here, with its message, if unusable
-    loaded = load_index_encoder(checkpoint, pretrained=encoder, device="cpu")
+    loaded = load_index_encoder(checkpoint, pretrained=encoder, device="cpu")  # float32: the sha256 is the same
+    if encoder_dtype == "int8":
+        _check_int8_actors(encoder, device, num_gpus_per_actor)
     if encoder is not None:
         record = loaded.record
         spec = (f"{record['id']}@{record['revision']}" if record.get("revision")
                 else str(Path(encoder).resolve()))
-        job = EmbedJob("", loaded.sha256, batch_size, max_pixels, max_bytes, device, encoder=spec)
+        job = EmbedJob("", loaded.sha256, batch_size, max_pixels, max_bytes, device, encoder=spec,
+                       encoder_dtype=encoder_dtype)
     else:
         job = EmbedJob(str(Path(str(checkpoint)).resolve()), loaded.sha256, batch_size, max_pixels,
                        max_bytes, device)
     return _run("embed", EmbedWorker, job, job.settings(), source, out_dir, address=address,
                 pool=(concurrency, num_cpus_per_actor, num_gpus_per_actor), shard_size=shard_size,
                 columns=columns, run=_Run(resume, overwrite, progress, connect_timeout, verbose))
+
+
+def _check_int8_actors(encoder: str | None, device: str | None, num_gpus_per_actor: float | None) -> None:
+    """int8 is for pretrained encoders on CPU actors."""
+    if encoder is None:
+        raise ConfigError("encoder dtype int8 is for pretrained encoders (--encoder ID); an SSL run's "
+                          "encoder runs in float32: leave out --encoder-dtype")
+    if device not in (None, "auto", "cpu") or num_gpus_per_actor:
+        raise ConfigError("encoder dtype int8 runs on CPU actors: leave out --device and "
+                          "--num-gpus-per-actor (GPU actors embed in bfloat16 with dtype auto)")
 
 
 @dataclass(frozen=True)

@@ -56,12 +56,15 @@ class EmbedJob:
     max_bytes: int = DEFAULT_MAX_BYTES
     device: str | None = None
     encoder: str | None = None  # a pretrained encoder (id@commit or folder) instead of checkpoint
+    encoder_dtype: str = "auto"  # the pretrained encoder's dtype ("int8": CPU, opt-in)
 
     def settings(self) -> dict[str, Any]:
         out = asdict(self)
         out.pop("device")
         if out["encoder"] is None:  # runs from before pretrained encoders resume unchanged
             out.pop("encoder")
+        if out["encoder_dtype"] == "auto":  # and runs from before int8 encoders
+            out.pop("encoder_dtype")
         return out
 
 
@@ -235,7 +238,8 @@ class EmbedWorker(_ShardWorker):
 
         start = time.perf_counter()
         self.job, self.digest = job, digest
-        self.encoder = load_index_encoder(job.checkpoint or None, pretrained=job.encoder, device=job.device)
+        self.encoder = load_index_encoder(job.checkpoint or None, pretrained=job.encoder, device=job.device,
+                                          dtype=job.encoder_dtype)
         if self.encoder.sha256 != job.sha256:
             raise CheckpointError(f"{job.encoder or job.checkpoint}: weights on this node have sha256 {self.encoder.sha256}, "
                                f"the driver read {job.sha256}; every node must see the same file")

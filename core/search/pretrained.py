@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from torch import nn
 from core.devices import resolve_device, resolve_dtype
 from core.errors import CheckpointError
 from core.search.errors import QueryError
+from core.search.int8_encoder import INT8, CompiledTower, check_int8_device, quantise_image_tower
 
 PRETRAINED = "pretrained"  # the ``kind`` an index's checkpoint config records for these encoders
 # Text-tower settings per family, as the models were trained (SigLIP: padded to 64 tokens).
@@ -36,18 +38,27 @@ TEXT_BATCH = 256  # texts per text-tower forward pass
 
 
 class ImageTower(nn.Module):
-    """``forward(**processor_output)`` -> the model's image features. Shape: (B, D)."""
+    """``forward(**processor_output)`` -> the model's image features. Shape: (B, D).
 
-    def __init__(self, model: nn.Module, family: Any) -> None:
+    ``compiled``: run the features through :class:`core.search.int8_encoder.CompiledTower`
+    (the int8 mode: one compiled build per batch size, smaller batches padded).
+    """
+
+    def __init__(self, model: nn.Module, family: Any, *, compiled: bool = False) -> None:
+        from core.ssl.backbones import image_features
+
         super().__init__()
         self.model = model
         self.family = family
+        self.compiled = CompiledTower(partial(image_features, model, family)) if compiled else None
 
     def forward(self, **batch: torch.Tensor) -> torch.Tensor:
         from core.ssl.backbones import image_features
 
         dtype = next(self.model.parameters()).dtype
         cast = {k: v.to(dtype) if v.is_floating_point() else v for k, v in batch.items()}
+        if self.compiled is not None:
+            return self.compiled(cast)
         return image_features(self.model, self.family, cast)
 
 
@@ -102,7 +113,8 @@ class PretrainedEncoder:
                 "needs a CLIP or SigLIP index (or use --text-mode words over the captions)")
         model = self.encoder.model
         dev = next(model.parameters()).device if device is None else resolve_device(device)
-        model.to(dev)
+        if next(model.parameters()).device != dev:  # (int8 weights cannot be re-placed in inference mode)
+            model.to(dev)
         chunks = []
         for start in range(0, len(texts), TEXT_BATCH):
             batch = self.text_processor(text=list(texts[start:start + TEXT_BATCH]), return_tensors="pt",
@@ -119,21 +131,32 @@ def load_pretrained(
     """Load a CLIP/SigLIP/SigLIP 2/DINOv2 encoder from a hub id (``id@revision``) or a folder.
 
     Args:
-        dtype: ``auto`` = bfloat16 on a capable GPU, float32 elsewhere.
+        dtype: ``auto`` = bfloat16 on a capable GPU, float32 elsewhere; ``"int8"`` (CPU, opt-in):
+            the image tower in int8 and compiled (:mod:`core.search.int8_encoder`), the text
+            tower float32.
 
     Raises:
         ModelUnavailableError: not found / not cached and the hub is unreachable.
-        ConfigError: not a supported family. CheckpointError: no safetensors, unloadable files.
+        ConfigError: not a supported family; int8 off the CPU. CheckpointError: no safetensors,
+            unloadable files.
     """
     from core.ssl.backbones import load_backbone_model, load_processors, resolve_backbone
 
-    source = resolve_backbone(spec)
+    int8 = dtype == INT8
     dev = resolve_device(device)
-    model = load_backbone_model(source, device=dev, dtype=resolve_dtype(dtype, dev))
+    if int8:
+        check_int8_device(dev)
+    source = resolve_backbone(spec)
+    model = load_backbone_model(source, device=dev, dtype=torch.float32 if int8 else resolve_dtype(dtype, dev))
+    if int8:
+        quantise_image_tower(model)
     image_processor, text_processor = load_processors(source)
     preprocessing = {"processor": type(image_processor).__name__,
                      "settings": _jsonable(image_processor.to_dict()), "l2_normalized": True}
-    return PretrainedEncoder(ImageTower(model, source.family), {"kind": PRETRAINED, "encoder": source.record()},
+    if int8:
+        preprocessing["precision"] = INT8
+    tower = ImageTower(model, source.family, compiled=int8)
+    return PretrainedEncoder(tower, {"kind": PRETRAINED, "encoder": source.record()},
                              source.sha256, source.folder, image_processor, text_processor, preprocessing)
 
 
@@ -186,12 +209,15 @@ def reload_recorded(config: dict[str, Any], weights_path: str, device: str | tor
 
 def load_index_encoder(
     checkpoint: str | os.PathLike[str] | None = None, *, pretrained: str | os.PathLike[str] | None = None,
-    device: str | torch.device | None = None,
+    device: str | torch.device | None = None, dtype: str = "auto",
 ) -> Any:
     """An SSL run's encoder (``checkpoint``) or a pretrained one (``pretrained``): exactly one.
 
+    Args:
+        dtype: a pretrained encoder's (see :func:`load_pretrained`); an SSL run's encoder is float32.
+
     Raises:
-        ConfigError: neither or both given. The loaders' errors otherwise.
+        ConfigError: neither or both given; int8 for an SSL run. The loaders' errors otherwise.
     """
     from core.errors import ConfigError
     from core.search.encoder import load_checkpoint
@@ -200,24 +226,32 @@ def load_index_encoder(
         raise ConfigError("pass exactly one encoder: an SSL run (--checkpoint RUN) or a pretrained "
                           "encoder (--encoder ID[@REVISION] or FOLDER)")
     if pretrained is not None:
-        return load_pretrained(pretrained, device=device)
+        return load_pretrained(pretrained, device=device, dtype=dtype)
+    if dtype == INT8:
+        raise ConfigError(f"encoder dtype int8 is for pretrained encoders (--encoder ID); {checkpoint} is an "
+                          "SSL run's encoder, which runs in float32: leave out --encoder-dtype")
     return load_checkpoint(Path(os.fspath(checkpoint)), device=device)  # type: ignore[arg-type]
 
 
 
 
 def encoder_from_model(model: nn.Module, image_processor: Any, family: str, *, text_processor: Any = None,
-                       name: str = "in-memory") -> PretrainedEncoder:
+                       name: str = "in-memory", int8: bool = False) -> PretrainedEncoder:
     """Wrap an already-built model and its image processor (e.g. random weights for a benchmark).
 
     The record's sha256 is ``name`` (there is no weights file); ``EmbeddingIndex`` can still
-    be built with it, and only this object can query such an index.
+    be built with it, and only this object can query such an index. ``int8``: quantise the
+    float32 CPU model's image tower in place and compile it, as ``load_pretrained(dtype="int8")``.
     """
     from core.ssl.backbones import FAMILIES
 
     record = {"id": name, "revision": None, "sha256": name, "family": family, "dimension": None}
-    preprocessing = {"processor": type(image_processor).__name__, "l2_normalized": True}
-    return PretrainedEncoder(ImageTower(model.eval(), FAMILIES[family]), {"kind": PRETRAINED, "encoder": record},
+    preprocessing: dict[str, Any] = {"processor": type(image_processor).__name__, "l2_normalized": True}
+    if int8:
+        quantise_image_tower(model)
+        preprocessing["precision"] = INT8
+    tower = ImageTower(model.eval(), FAMILIES[family], compiled=int8)
+    return PretrainedEncoder(tower, {"kind": PRETRAINED, "encoder": record},
                              name, Path(name), image_processor, text_processor, preprocessing)
 
 

@@ -260,6 +260,28 @@ def test_ssl_embed_on_ray_with_a_pretrained_encoder(ray_cluster, tiny_encoders, 
     assert [h.image_id for h in hits] == [keys[i] for i in best]
 
 
+
+def test_ssl_embed_on_ray_with_an_int8_encoder(ray_cluster, tiny_encoders, tiny_coco_dir, tmp_path):
+    """`--encoder-dtype int8` on CPU actors: each actor quantises and compiles the image tower, and
+    the parts hold the same vectors as the int8 encoder embedding locally (its batches padded alike)."""
+    from core.search import load_pretrained
+
+    images = val_images(tiny_coco_dir)[:12]
+    listing = tmp_path / "paths.txt"
+    listing.write_text("".join(f"{p}\n" for p in images))
+    out = tmp_path / "out"
+    argv = ["ssl", "embed", "--data", str(listing), "--encoder", str(tiny_encoders["clip"]),
+            "--encoder-dtype", "int8", "--ray", ray_cluster.address, "-o", str(out),
+            "--batch-size", str(EMBED_BATCH), "--shard-size", "6", "--concurrency", "1", "--kind", "exact",
+            "--quiet"]
+    assert main(argv) == 0
+    vectors, keys, _ = read_embedding_parts(out)
+    local = embed_images(load_pretrained(tiny_encoders["clip"], device="cpu", dtype="int8"),
+                         [Path(k) for k in keys], batch_size=EMBED_BATCH)
+    np.testing.assert_allclose(vectors, local.embeddings.numpy(), atol=1e-4, rtol=0)
+    assert json.loads((out / "index.json").read_text())["preprocessing"]["precision"] == "int8"
+
+
 # ------------------------------------------------------------------ faults (last: they restart a node)
 FAULT_SHARD = 5  # 100 Tiny COCO images -> 20 shards: a run is still going when the fault comes
 WAIT_S = 600  # for the first parts to appear on a loaded machine; never reached on a quiet one
