@@ -125,6 +125,22 @@ def best_seconds(fn: Callable[[], Any], device: torch.device, repeat: int = 1, w
     return min(times)
 
 
+def interleaved_best(fns: dict[str, Callable[[], Any]], device: torch.device, rounds: int = 3) -> dict[str, float]:
+    """Fastest seconds of each of ``fns``, timed in turn ``rounds`` times (after one warm-up call
+    each), so a change of the machine's load hits every path alike."""
+    for fn in fns.values():
+        fn()
+        sync(device)
+    best = dict.fromkeys(fns, float("inf"))
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            sync(device)
+            best[name] = min(best[name], time.perf_counter() - t0)
+    return best
+
+
 def median_ms(fn: Callable[[], Any], device: torch.device, n: int) -> float:
     fn()
     sync(device)

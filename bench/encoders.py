@@ -5,13 +5,17 @@ config with random weights (the speed does not depend on the values), embed the 
 two ways in one run: the project's path (``core.search.embed_images``: ``core.load_image`` with
 its caps, the model's processor on each batch, the model's own image features, L2-normalised;
 bf16 on a GPU) and the plain reference loop (``PIL.Image.open(...).convert("RGB")``, the same
-processor, ``get_image_features`` / the CLS token). The two must agree (cosine reported).
+processor, ``get_image_features`` / the CLS token). The two must agree (cosine reported). On a
+CPU a third row embeds with the opt-in int8 image tower (``--encoder-dtype int8``); its one-off
+quantise + compile time is reported apart. The paths are timed in turn, three rounds.
 """
 
 from __future__ import annotations
 
+import copy
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from bench.common import AreaResult, Row, best_seconds
+from bench.common import AreaResult, Row, interleaved_best
 
 BATCH = 32
 
@@ -95,19 +99,39 @@ def embedding_rows(res: AreaResult, device: torch.device, quick: bool) -> None:
 
 def _encoder_rows(res: AreaResult, label: str, family: str, model: Any, processor: Any, paths: list[Path],
                   device: torch.device, dtype: torch.dtype) -> None:
+    """The loop, the project and (on a CPU) the project with the opt-in int8 tower, interleaved."""
     from core.search import embed_images
     from core.search.pretrained import encoder_from_model
 
+    out: dict[str, torch.Tensor] = {}
+    encoders = {"project": encoder_from_model(model, processor, family)}
+    fns = {"reference": lambda: out.update(reference=_reference(model, processor, family, paths, device, dtype)),
+           "project": lambda: out.update(project=_embed(encoders["project"], paths, device))}
+    compile_s = None
+    if device.type == "cpu":
+        t0 = time.perf_counter()  # quantising, then the first batch builds the compiled tower
+        encoders["int8"] = encoder_from_model(copy.deepcopy(model), processor, family, int8=True)
+        embed_images(encoders["int8"], paths[:BATCH], batch_size=BATCH, device=device, progress=False)
+        compile_s = time.perf_counter() - t0
+        fns["int8"] = lambda: out.update(int8=_embed(encoders["int8"], paths, device))
+    best = interleaved_best(fns, device)
     n = len(paths)
-    ref_out: dict[str, torch.Tensor] = {}
-    sec = best_seconds(lambda: ref_out.update(v=_reference(model, processor, family, paths, device, dtype)),
-                       device, repeat=2)
-    ref = res.add(Row(f"{label}: processor + model loop", "reference", n / sec,
+    ref = res.add(Row(f"{label}: processor + model loop", "reference", n / best["reference"],
                       notes="PIL open/convert, processor per batch, get_image_features"))
-    encoder = encoder_from_model(model, processor, family)
-    got: dict[str, Any] = {}
-    sec = best_seconds(lambda: got.update(r=embed_images(encoder, paths, batch_size=BATCH, device=device,
-                                                            progress=False)), device, repeat=2)
-    cos = float((got["r"].embeddings * ref_out["v"]).sum(dim=1).min())
-    res.add(Row(f"{label}: core.search.embed_images", "project", n / sec,
-                notes=f"core.load_image + batched processor; min cosine to the loop {cos:.4f}"), vs=ref.name)
+    res.add(Row(f"{label}: core.search.embed_images", "project", n / best["project"],
+                notes=f"core.load_image + batched processor; min cosine to the loop {_min_cos(out, 'project'):.4f}"),
+            vs=ref.name)
+    if compile_s is not None:
+        res.add(Row(f"{label}: embed_images, int8 tower (opt-in)", "project", n / best["int8"],
+                    notes=f"int8 + compiled; quantise + build {compile_s:.1f} s once (not in the rate); "
+                    f"min cosine to float32 {_min_cos(out, 'int8'):.4f}"), vs=ref.name)
+
+
+def _embed(encoder: Any, paths: list[Path], device: torch.device) -> torch.Tensor:
+    from core.search import embed_images
+
+    return embed_images(encoder, paths, batch_size=BATCH, device=device, progress=False).embeddings
+
+
+def _min_cos(out: dict[str, torch.Tensor], name: str) -> float:
+    return float((out[name] * out["reference"]).sum(dim=1).min())
