@@ -147,11 +147,13 @@ def _project_rows(res: AreaResult, ids: dict[str, list], folder: Path, paths: li
     for beams, bs, ref in ((1, greedy_bs, refs[0]), (4, beam_bs, refs[1])):
         cap.caption_batch(paths[:bs], batch_size=bs, num_beams=beams)  # warm-up at the timed shapes
         if dtype == "int8" and beams == 1:
+            res.settings["int8 kernel"] = f"{cap.int8_kernel} (core.devices.int8_kernel, for this CPU)"
             res.extra["int8 load + quantise + first batch (eager int8)"] = f"{time.perf_counter() - start:.1f} s"
-            cap.wait_compiled()  # the timed rows run on the compiled encoder
-            res.extra["int8 compiled encoder in use (built in the background)"] = (
-                f"{time.perf_counter() - start:.1f} s")
-            cap.caption_batch(paths[:bs], batch_size=bs, num_beams=beams)
+            if cap.int8_kernel == "torchao":
+                cap.wait_compiled()  # the timed rows run on the compiled encoder
+                res.extra["int8 compiled encoder in use (built in the background)"] = (
+                    f"{time.perf_counter() - start:.1f} s")
+                cap.caption_batch(paths[:bs], batch_size=bs, num_beams=beams)
         captured.clear()
         sec = best_seconds(lambda c=cap, b=beams, s=bs, p=paths[:m]: c.caption_batch(p, batch_size=s, num_beams=b),
                            device, warmup=False, repeat=1 if device.type == "cuda" else 2)

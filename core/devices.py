@@ -45,16 +45,51 @@ def resolve_device(spec: str | torch.device | None = None) -> torch.device:
     return device
 
 
-def cpu_supports_bf16() -> bool:
-    """Whether this CPU computes bfloat16 natively (AVX-512 BF16 or AMX); elsewhere it is emulated."""
+def cpu_flags() -> set[str]:
+    """This CPU's feature flags (``/proc/cpuinfo``); empty where they cannot be read."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
                 if line.startswith("flags"):
-                    return bool({"avx512_bf16", "amx_bf16"} & set(line.split()))
+                    return set(line.split(":", 1)[-1].split())
     except OSError:
         pass
-    return False
+    return set()
+
+
+def cpu_supports_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX-512 BF16 or AMX); elsewhere it is emulated."""
+    return bool({"avx512_bf16", "amx_bf16"} & cpu_flags())
+
+
+INT8_KERNELS = ("torchao", "fbgemm")  # the int8 mode's matrix-product kernels (core.captioning.quantize)
+INT8_KERNEL_ENV = "IMG2TEXT_INT8_KERNEL"  # overrides the choice: torchao or fbgemm
+
+
+def int8_kernel(spec: str | None = "auto") -> str:
+    """The int8 mode's kernel on this CPU: ``"torchao"`` (``torch._int_mm``, per-token activation
+    scales, the encoder compiled) where the CPU has int8 dot-product instructions (AVX-512 VNNI or
+    AMX), else ``"fbgemm"`` (torch's dynamically quantised ``Linear``, eager) where torch has it.
+
+    Without those instructions ``torch._int_mm`` runs ~35x slower than a float32 product (measured
+    on an AVX2-only AMD EPYC, docs/benchmarks.md), so int8 would be slower than float32 there;
+    fbgemm's AVX2 kernels are faster than float32 on the same CPU. ``spec`` (or
+    ``$IMG2TEXT_INT8_KERNEL`` when ``spec`` is "auto"/None) forces one.
+
+    Raises:
+        ConfigError: an unknown kernel name.
+    """
+    import os
+
+    choice = spec if spec not in (None, "auto") else os.environ.get(INT8_KERNEL_ENV, "auto") or "auto"
+    if choice == "auto":
+        if {"avx512_vnni", "amx_int8"} & cpu_flags():
+            return "torchao"
+        return "fbgemm" if "fbgemm" in torch.backends.quantized.supported_engines else "torchao"
+    if choice not in INT8_KERNELS:
+        raise ConfigError(f"int8 kernel {choice!r}: choose auto, {' or '.join(INT8_KERNELS)} "
+                          f"(argument int8_kernel or ${INT8_KERNEL_ENV})")
+    return str(choice)
 
 
 def resolve_dtype(spec: str | torch.dtype | None, device: torch.device) -> torch.dtype:

@@ -69,6 +69,8 @@ class Captioner:
             stays eager.
         compile_fn: builds the compiled encoder (tests inject one);
             None = :func:`core.captioning.quantize.compiled_encoder`.
+        int8_kernel: int8 only: ``"auto"`` (this CPU's fast one, :func:`core.devices.int8_kernel`),
+            ``"torchao"`` (compiled as ``int8_compile`` says) or ``"fbgemm"`` (eager; nothing compiles).
 
     Raises:
         ModelUnavailableError: the model cannot be found or loaded, its family is not supported,
@@ -90,6 +92,7 @@ class Captioner:
         progress: Callable[[str], None] | None = None,
         int8_compile: CompileMode = "background",
         compile_fn: CompileFn | None = None,
+        int8_kernel: str = "auto",
     ) -> None:
         if threads is not None and threads < 1:
             raise ConfigError(f"threads must be >= 1, got {threads}")
@@ -119,19 +122,21 @@ class Captioner:
             )
         else:
             self._load_prompted()
+        self.int8_kernel: str | None = None  # int8: the kernel in use (torchao or fbgemm)
         if self.precision == INT8:
-            self._quantise(progress, int8_compile, compile_fn or compiled_encoder)
+            self._quantise(progress, int8_compile, compile_fn or compiled_encoder, int8_kernel)
         elif progress is not None:
             progress(READY)
 
-    def _quantise(self, progress: Callable[[str], None] | None, mode: CompileMode, compile_fn: CompileFn) -> None:
-        """int8 weights now; the compiled encoder in the background (or now, or never: ``mode``)."""
+    def _quantise(self, progress: Callable[[str], None] | None, mode: CompileMode, compile_fn: CompileFn,
+                  kernel: str) -> None:
+        """int8 weights now; torchao's compiled encoder in the background (or now, or never: ``mode``)."""
         if mode not in ("background", "wait", "off"):
             raise ConfigError(f"int8_compile {mode!r}: choose background, wait or off")
         if progress is not None:
             progress(QUANTISING)
-        quantize_int8(self.model)
-        if mode == "off":
+        self.int8_kernel = quantize_int8(self.model, kernel=kernel)
+        if mode == "off" or self.int8_kernel == "fbgemm":  # fbgemm runs eagerly: nothing to compile
             if progress is not None:
                 progress(READY)
             return

@@ -37,11 +37,17 @@ Progress = Callable[[str], None]
 CompileFn = Callable[[Any], torch.nn.Module]  # the model -> its encoder, compiled and warmed up
 
 _LOG = logging.getLogger(__name__)
+_THREAD = "img2text-int8-compile"  # the compile thread's name
 
 
 def compile_failed(error: BaseException) -> str:
     """The stage text of a failed compile (eager int8 keeps captioning)."""
     return f"{FAILED_PREFIX} ({type(error).__name__}: {error}); int8 runs uncompiled"
+
+
+def compiling_now() -> bool:
+    """Whether a :class:`BackgroundCompile` thread of this process is still building."""
+    return any(t.name == _THREAD and t.is_alive() for t in threading.enumerate())
 
 
 def is_final(stage: str) -> bool:
@@ -65,7 +71,7 @@ class BackgroundCompile:
         self._done = threading.Event()
         self.stage = COMPILING  # COMPILING until done, then READY or the failure's text
         self.error: str | None = None  # the failure's text when the compile failed
-        self._thread = threading.Thread(target=self._run, daemon=True, name="img2text-int8-compile")
+        self._thread = threading.Thread(target=self._run, daemon=True, name=_THREAD)
 
     def start(self) -> None:
         """Begin compiling in the background."""

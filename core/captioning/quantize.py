@@ -18,6 +18,13 @@ cores, so a :class:`~core.captioning.Captioner` does not wait for it: it caption
 int8 encoder at once and swaps the compiled one in when it is built
 (:mod:`core.captioning.int8_compile`; Inductor caches the build on disk for the next process).
 
+That is the ``"torchao"`` kernel, for CPUs with int8 dot-product instructions (AVX-512 VNNI,
+AMX). Without them ``torch._int_mm`` is far slower than a float32 product, so there the int8
+mode uses the ``"fbgemm"`` kernel instead (:func:`core.devices.int8_kernel` chooses): torch's
+dynamically quantised ``Linear`` (``torch.ao.quantization.quantize_dynamic``), whose fbgemm
+kernels are fast on AVX2. It quantises each layer's input with one scale per call (per batch,
+not per token), runs eagerly and has nothing to compile, so its first caption comes at once.
+
 Captions can differ from float32's: ``python -m bench --only caption`` reports the share of
 identical captions and BLEU-4/CIDEr of int8 captions against float32 ones. Float32 stays the
 default.
@@ -59,21 +66,25 @@ def conv1d_to_linear(module: torch.nn.Module) -> int:
     return replaced
 
 
-def quantize_int8(model: Any, *, compile_encoder: bool = False) -> None:
+def quantize_int8(model: Any, *, compile_encoder: bool = False, kernel: str = "auto") -> str:
     """Give a ViT + GPT-2 ``VisionEncoderDecoderModel`` int8 weights, in place.
 
     Args:
         model: the loaded float32 model, in eval mode.
-        compile_encoder: also compile the encoder now, before returning (:func:`compiled_encoder`);
-            off by default: the Captioner compiles it in the background.
+        compile_encoder: torchao: also compile the encoder now, before returning
+            (:func:`compiled_encoder`); off by default: the Captioner compiles it in the background.
+        kernel: ``"torchao"``, ``"fbgemm"`` or ``"auto"`` (:func:`core.devices.int8_kernel`).
+
+    Returns:
+        The kernel used.
 
     Raises:
-        ConfigError: torchao is missing, or the model is not on the CPU or not float32.
+        ConfigError: torchao is missing, the model is not on the CPU or not float32, or an
+            unknown kernel.
     """
-    try:
-        from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
-    except ImportError as exc:  # pragma: no cover - torchao is a project dependency
-        raise ConfigError("dtype int8 needs torchao: pip install torchao") from exc
+    from core.devices import int8_kernel
+
+    kernel = int8_kernel(kernel)
     weight = next(model.parameters())
     if weight.device.type != "cpu" or weight.dtype != torch.float32:
         raise ConfigError(
@@ -85,10 +96,29 @@ def quantize_int8(model: Any, *, compile_encoder: bool = False) -> None:
     head = decoder.lm_head
     if head.weight is decoder.get_input_embeddings().weight:  # untie: embeddings stay float32
         head.weight = torch.nn.Parameter(head.weight.detach().clone(), requires_grad=False)
+    if kernel == "fbgemm":
+        quantize_fbgemm(model)
+        return kernel
+    try:
+        from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
+    except ImportError as exc:  # pragma: no cover - torchao is a project dependency
+        raise ConfigError("dtype int8 needs torchao: pip install torchao") from exc
     quantize_(model, Int8DynamicActivationInt8WeightConfig())  # every nn.Linear, nothing else
     lean_decoder_steps(decoder)
     if compile_encoder:
         model.encoder = compiled_encoder(model)
+    return kernel
+
+
+def quantize_fbgemm(model: torch.nn.Module) -> None:
+    """Every ``nn.Linear`` of ``model`` -> torch's dynamically quantised int8 ``Linear`` (fbgemm):
+    int8 weights with one scale per output channel, as torchao's; the input quantised with one
+    scale per call."""
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+    with warnings.catch_warnings():  # torch.ao.quantization announces its move to torchao
+        warnings.simplefilter("ignore")
+        quantize_dynamic(model, {torch.nn.Linear: per_channel_dynamic_qconfig}, inplace=True)
 
 
 class Int8StepLinear(torch.nn.Module):

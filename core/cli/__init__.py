@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from core import Img2TextError, quiet_libraries
 from core.logs import LOG_LEVEL_ENV
@@ -93,5 +95,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def run() -> NoReturn:
+    """The ``img2text`` console script (and ``python -m core.cli``): :func:`main`, then exit.
+
+    A background int8 compile still running when the command is done is not waited for: the
+    process ends at once (its outputs are written and closed by then), because a daemon thread
+    inside ``torch.compile`` can abort the interpreter's shutdown (SIGABRT, exit code 134).
+    """
+    code = main()
+    compile_module = sys.modules.get("core.captioning.int8_compile")  # only if int8 was used
+    if compile_module is not None and compile_module.compiling_now():
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -13,7 +13,12 @@ images of its batch.
 Compiling takes tens of seconds on two cores (the first batch pays it), and each int8 vector
 differs slightly from float32's (cosine >= 0.999 in ``python -m bench --only search``), so float32
 stays the default; int8 embeds 1.5-2.4x faster once built and pays from about 500 (SigLIP) to
-1,300 (CLIP, DINOv2) images (docs/benchmarks.md). The index records
+1,300 (CLIP, DINOv2) images (docs/benchmarks.md). That is the ``"torchao"`` kernel, for CPUs with
+int8 dot-product instructions (AVX-512 VNNI, AMX); elsewhere ``torch._int_mm`` is far slower than
+float32, so the ``"fbgemm"`` kernel is used (:func:`core.devices.int8_kernel` chooses): torch's
+dynamically quantised ``Linear``, eager, nothing to build (x1.45 over float32 for CLIP on an
+AVX2-only EPYC), with one activation scale per layer call, so there a vector depends slightly
+on the other images of its batch. The index records
 ``"precision": "int8"`` in its preprocessing; it can be searched with the float32 encoder.
 """
 
@@ -42,30 +47,44 @@ def check_int8_device(device: torch.device) -> None:
                           "encoder runs in bfloat16 (dtype auto), or pass --device cpu")
 
 
-def quantise_image_tower(model: nn.Module) -> int:
+def quantise_image_tower(model: nn.Module, kernel: str = "auto") -> str:
     """Give every ``nn.Linear`` of ``model`` outside the text tower int8 weights, in place.
 
-    Returns how many layers were quantised.
+    ``kernel`` (:func:`core.devices.int8_kernel`; ``"auto"``: this CPU's fast one): ``"torchao"``
+    (per-token activation scales; the tower is then compiled, :class:`CompiledTower`) or
+    ``"fbgemm"`` (torch's dynamically quantised ``Linear``: one activation scale per layer call,
+    so a vector depends slightly on its batch-mates; eager, nothing to build).
+
+    Returns the kernel used.
 
     Raises:
-        ConfigError: torchao is missing, or the model is not float32 on the CPU.
+        ConfigError: torchao is missing, the model is not float32 on the CPU, or an unknown kernel.
     """
+    from core.devices import int8_kernel
+
+    kernel = int8_kernel(kernel)
+    weight = next(model.parameters())
+    if weight.device.type != "cpu" or weight.dtype != torch.float32:
+        raise ConfigError(f"int8 quantises a float32 encoder on the CPU (got {weight.dtype} on {weight.device.type})")
+    picked = {name for name, module in model.named_modules()
+              if isinstance(module, nn.Linear) and not name.startswith(_TEXT_PREFIXES)}
+    if kernel == "fbgemm":
+        from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+        with warnings.catch_warnings():  # torch.ao.quantization announces its move to torchao
+            warnings.simplefilter("ignore")
+            quantize_dynamic(model, dict.fromkeys(picked, per_channel_dynamic_qconfig), inplace=True)
+        return kernel
     try:
         from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
     except ImportError as exc:  # pragma: no cover - torchao is a project dependency
         raise ConfigError("encoder dtype int8 needs torchao: pip install torchao") from exc
-    weight = next(model.parameters())
-    if weight.device.type != "cpu" or weight.dtype != torch.float32:
-        raise ConfigError(f"int8 quantises a float32 encoder on the CPU (got {weight.dtype} on {weight.device.type})")
-    chosen = [name for name, module in model.named_modules()
-              if isinstance(module, nn.Linear) and not name.startswith(_TEXT_PREFIXES)]
-    picked = set(chosen)
     # torch's AOT cache asks tensor subclasses for a stable hash torchao does not provide yet (no
     # on-disk reuse of that one cache layer): noise for the user
     warnings.filterwarnings("ignore", message="Int8Tensor does not implement _stable_hash")
     quantize_(model, Int8DynamicActivationInt8WeightConfig(),
               filter_fn=lambda module, name: isinstance(module, nn.Linear) and name in picked)
-    return len(chosen)
+    return kernel
 
 
 def pad_batch(batch: dict[str, torch.Tensor], size: int) -> dict[str, torch.Tensor]:

@@ -132,7 +132,8 @@ def load_pretrained(
 
     Args:
         dtype: ``auto`` = bfloat16 on a capable GPU, float32 elsewhere; ``"int8"`` (CPU, opt-in):
-            the image tower in int8 and compiled (:mod:`core.search.int8_encoder`), the text
+            the image tower in int8 (compiled with the torchao kernel; fbgemm's eager on CPUs
+            without int8 dot-product instructions: :mod:`core.search.int8_encoder`), the text
             tower float32.
 
     Raises:
@@ -148,14 +149,13 @@ def load_pretrained(
         check_int8_device(dev)
     source = resolve_backbone(spec)
     model = load_backbone_model(source, device=dev, dtype=torch.float32 if int8 else resolve_dtype(dtype, dev))
-    if int8:
-        quantise_image_tower(model)
+    kernel = quantise_image_tower(model) if int8 else None
     image_processor, text_processor = load_processors(source)
     preprocessing = {"processor": type(image_processor).__name__,
                      "settings": _jsonable(image_processor.to_dict()), "l2_normalized": True}
     if int8:
         preprocessing["precision"] = INT8
-    tower = ImageTower(model, source.family, compiled=int8)
+    tower = ImageTower(model, source.family, compiled=kernel == "torchao")
     return PretrainedEncoder(tower, {"kind": PRETRAINED, "encoder": source.record()},
                              source.sha256, source.folder, image_processor, text_processor, preprocessing)
 
@@ -241,16 +241,16 @@ def encoder_from_model(model: nn.Module, image_processor: Any, family: str, *, t
 
     The record's sha256 is ``name`` (there is no weights file); ``EmbeddingIndex`` can still
     be built with it, and only this object can query such an index. ``int8``: quantise the
-    float32 CPU model's image tower in place and compile it, as ``load_pretrained(dtype="int8")``.
+    float32 CPU model's image tower in place (and compile it), as ``load_pretrained(dtype="int8")``.
     """
     from core.ssl.backbones import FAMILIES
 
     record = {"id": name, "revision": None, "sha256": name, "family": family, "dimension": None}
     preprocessing: dict[str, Any] = {"processor": type(image_processor).__name__, "l2_normalized": True}
+    kernel = quantise_image_tower(model) if int8 else None
     if int8:
-        quantise_image_tower(model)
         preprocessing["precision"] = INT8
-    tower = ImageTower(model.eval(), FAMILIES[family], compiled=int8)
+    tower = ImageTower(model.eval(), FAMILIES[family], compiled=kernel == "torchao")
     return PretrainedEncoder(tower, {"kind": PRETRAINED, "encoder": record},
                              name, Path(name), image_processor, text_processor, preprocessing)
 

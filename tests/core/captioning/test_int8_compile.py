@@ -21,6 +21,13 @@ def images(tiny_coco_dir: Path) -> list[Path]:
     return sorted((tiny_coco_dir / "val2017").glob("*.jpg"))[:6]
 
 
+
+@pytest.fixture(autouse=True)
+def torchao_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests are about torchao's compiled encoder: the fbgemm kernel (chosen on CPUs without
+    int8 dot-product instructions) compiles nothing, so every test here asks for torchao."""
+    monkeypatch.setenv("IMG2TEXT_INT8_KERNEL", "torchao")
+
 def test_captions_before_and_after_the_swap_are_equal(tiny_model_dir: Path, images: list[Path]) -> None:
     release, built = threading.Event(), threading.Event()
     stages: list[str] = []
@@ -108,3 +115,22 @@ def test_cli_int8_prints_its_stages_and_quiet_silences_them(tiny_model_dir: Path
     assert [line.split(": ", 1)[1].rsplit(" (", 1)[0] for line in lines[:3]] == [READING, QUANTISING, COMPILING]
     assert all(line.endswith(" s)") for line in lines)
     assert "int8 model:" not in run("--quiet").stderr
+
+
+def test_the_cli_exits_at_once_with_its_output_while_a_compile_still_runs(tmp_path: Path) -> None:
+    """``img2text`` does not wait for (or crash on) a background compile at exit: the process ends
+    with the command's code and everything it printed (os._exit after flushing)."""
+    import subprocess
+    import sys
+
+    script = ("import sys, threading, time\n"
+              "from core.captioning import int8_compile\n"
+              "threading.Thread(target=time.sleep, args=(120,), name=int8_compile._THREAD, daemon=False).start()\n"
+              "assert int8_compile.compiling_now()\n"
+              "sys.argv = ['img2text', 'models', '--json']\n"
+              "from core.cli import run\n"
+              "run()\n")
+    # a normal exit would wait for the (non-daemon) thread's 120 s: the timeout fails that
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=100)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.rstrip().endswith(("]", "}")) and "vit-gpt2" in done.stdout  # the whole listing

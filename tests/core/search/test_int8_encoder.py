@@ -1,5 +1,5 @@
-"""Opt-in int8 pretrained encoders (core.search.int8_encoder): the image tower in int8 and
-compiled, smaller batches padded, the text tower unchanged, refusals off the CPU."""
+"""Opt-in int8 pretrained encoders (core.search.int8_encoder): the image tower in int8 (torchao:
+compiled, smaller batches padded; fbgemm: eager), the text tower unchanged, refusals off the CPU."""
 
 from __future__ import annotations
 
@@ -42,10 +42,11 @@ def test_pad_batch_repeats_the_last_row() -> None:
 
 @pytest.mark.parametrize("name", ["clip", "dinov2"])
 def test_int8_index_vectors_match_eager_int8_and_stay_close_to_float32(
-    name: str, tiny_encoders: dict[str, Path], pictures: list[Path]
+    name: str, tiny_encoders: dict[str, Path], pictures: list[Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from torch._dynamo.utils import counters
 
+    monkeypatch.setenv("IMG2TEXT_INT8_KERNEL", "torchao")  # the kernel that compiles, on any CPU
     fp32 = load_pretrained(tiny_encoders[name], device="cpu")
     int8 = load_pretrained(tiny_encoders[name], device="cpu", dtype="int8")
     assert int8.sha256 == fp32.sha256  # the same weights: an int8 index is searched with either
@@ -63,21 +64,46 @@ def test_int8_index_vectors_match_eager_int8_and_stay_close_to_float32(
     # the same int8 weights without compiling or padding, one image at a time: the same vectors
     # up to the rounding of fused code
     eager = copy.deepcopy(fp32)
-    assert quantise_image_tower(eager.encoder.model) > 0
+    assert quantise_image_tower(eager.encoder.model) == "torchao"
     alone = torch.cat([embed_images(eager, [p], progress=False).embeddings for p in pictures])
     assert float((got.embeddings * alone).sum(dim=1).min()) > 0.999
     reference = embed_images(fp32, pictures, batch_size=4, progress=False).embeddings
     assert float((got.embeddings * reference).sum(dim=1).min()) > 0.99
 
 
-def test_int8_keeps_the_text_tower_in_float32(tiny_encoders: dict[str, Path]) -> None:
+@pytest.mark.parametrize("kernel", ["torchao", "fbgemm"])
+def test_int8_keeps_the_text_tower_in_float32(kernel: str, tiny_encoders: dict[str, Path],
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IMG2TEXT_INT8_KERNEL", kernel)
     fp32 = load_pretrained(tiny_encoders["clip"], device="cpu")
     int8 = load_pretrained(tiny_encoders["clip"], device="cpu", dtype="int8")
     texts = ["a red square", "a dog"]
     assert torch.equal(int8.embed_text(texts), fp32.embed_text(texts))
     model = int8.encoder.model
+    assert type(model.text_model.encoder.layers[0].mlp.fc1) is torch.nn.Linear
     assert type(model.text_model.encoder.layers[0].mlp.fc1.weight).__name__ == "Parameter"
-    assert type(model.vision_model.encoder.layers[0].mlp.fc1.weight).__name__ != "Parameter"
+    vision = model.vision_model.encoder.layers[0].mlp.fc1
+    if kernel == "torchao":
+        assert type(vision.weight).__name__ == "Int8Tensor"
+    else:
+        from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
+
+        assert isinstance(vision, DynamicLinear) and isinstance(model.visual_projection, DynamicLinear)
+
+
+def test_fbgemm_int8_vectors_stay_close_to_float32_and_nothing_compiles(
+    tiny_encoders: dict[str, Path], pictures: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The kernel of CPUs without int8 dot-product instructions: eager, no compiled tower."""
+    monkeypatch.setenv("IMG2TEXT_INT8_KERNEL", "fbgemm")
+    for name in ("clip", "dinov2"):
+        fp32 = load_pretrained(tiny_encoders[name], device="cpu")
+        int8 = load_pretrained(tiny_encoders[name], device="cpu", dtype="int8")
+        assert int8.encoder.compiled is None and int8.preprocessing["precision"] == "int8"
+        got = embed_images(int8, pictures, batch_size=4, progress=False).embeddings
+        reference = embed_images(fp32, pictures, batch_size=4, progress=False).embeddings
+        assert not torch.equal(got, reference)  # int8 arithmetic, not float32's
+        assert float((got * reference).sum(dim=1).min()) > 0.99, name
 
 
 def test_int8_is_refused_off_the_cpu_and_for_ssl_runs(tmp_path: Path) -> None:
