@@ -272,3 +272,28 @@ def test_choosing_int8_shows_its_load_in_the_bar_then_captions_like_core(page, g
     assert captioner.wait_compiled(600)  # compare compiled with compiled
     image = gradio_server.data.good
     assert _caption_in_page(page, image) == captioner.caption(image)
+
+
+def test_picking_a_blip_folder_shows_its_prompt_box_and_captions_like_core(page, gradio_server: GradioServer,  # type: ignore[no-untyped-def]
+                                                                           test_output_dir: Path) -> None:
+    """The model picker takes a typed local folder of another family: its prompt box appears
+    (ViT-GPT2 has none), the bar shows its load, and the caption equals core's with that prompt."""
+    from tests.fixtures.tiny_families import tiny_family_model
+
+    blip = str(tiny_family_model("blip"))
+    bar = "document.querySelector('#model-status').innerText"
+    page.wait_for_function(f"{bar}.includes('Model ready')")
+    assert not page.locator("#caption-prompt").is_visible()  # ViT-GPT2 captions without a prompt
+    box = page.locator("#caption-model input")
+    box.fill(blip)
+    box.press("Enter")
+    page.locator("#caption-prompt textarea").wait_for()  # BLIP: an optional prefix
+    assert not page.locator("#caption-task").is_visible()
+    page.wait_for_function(f"t => {bar}.includes('Model ready: ' + t)", arg=blip, timeout=300_000)
+    page.locator("#caption-prompt textarea").fill("a photo of")
+    image = gradio_server.data.good
+    text = _caption_in_page(page, image)
+    want = core.caption(image, model=blip, device="cpu", prompt="a photo of", num_beams=4, max_new_tokens=15)
+    assert text == want and text.startswith("a photo of")  # BLIP keeps its prefix
+    page.wait_for_timeout(500)
+    tall_screenshot(page, test_output_dir / "gradio-caption-blip.png")

@@ -223,3 +223,28 @@ def test_started_with_int8_loads_int8_at_start_up(tiny_model_dir: Path) -> None:
         assert any("quantising to int8" in line for line in loads), loads
     finally:
         stop_server(proc)
+
+
+def test_picking_a_florence_folder_shows_its_task_choice_and_captions_like_core(page, streamlit_server: StreamlitServer,  # type: ignore[no-untyped-def]
+                                                                                test_output_dir: Path) -> None:
+    """As in the Gradio app: a typed local folder of another family is loaded (the bar says so),
+    Florence-2 shows its task choice instead of a prompt box, and the caption equals core's."""
+    from tests.fixtures.tiny_families import tiny_family_model
+
+    florence = str(tiny_family_model("florence2"))
+    page.get_by_text(re.compile("^Model ready: ")).first.wait_for()
+    assert page.locator("[class*=st-key-caption-prompt]").count() == 0  # ViT-GPT2: no prompt box
+    box = page.locator(".st-key-caption-model input")
+    box.fill(florence)
+    box.press("Enter")
+    page.get_by_text(re.compile("^Model ready: " + re.escape(florence))).first.wait_for(timeout=300_000)
+    task = page.locator("[class*=st-key-caption-task]")
+    task.wait_for()
+    assert task.locator("input").input_value() == "<CAPTION>"  # the family's default task
+    image = streamlit_server.data.good
+    page.locator(".st-key-caption-upload input[type=file]").set_input_files(str(image))
+    page.locator("#caption-text").wait_for()
+    want = core.caption(image, model=florence, device="cpu", prompt="<CAPTION>", num_beams=4, max_new_tokens=15)
+    assert page.locator("#caption-text").inner_text() == want
+    page.wait_for_timeout(1000)
+    tall_screenshot(page, test_output_dir / "streamlit-caption-florence.png")
