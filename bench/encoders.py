@@ -109,7 +109,7 @@ def _encoder_rows(res: AreaResult, label: str, family: str, model: Any, processo
            "project": lambda: out.update(project=_embed(encoders["project"], paths, device))}
     compile_s = None
     if device.type == "cpu":
-        t0 = time.perf_counter()  # quantising, then the first batch builds the compiled tower
+        t0 = time.perf_counter()  # quantising, then the first batch (torchao: builds the compiled tower)
         encoders["int8"] = encoder_from_model(copy.deepcopy(model), processor, family, int8=True)
         embed_images(encoders["int8"], paths[:BATCH], batch_size=BATCH, device=device, progress=False)
         compile_s = time.perf_counter() - t0
@@ -122,8 +122,10 @@ def _encoder_rows(res: AreaResult, label: str, family: str, model: Any, processo
                 notes=f"core.load_image + batched processor; min cosine to the loop {_min_cos(out, 'project'):.4f}"),
             vs=ref.name)
     if compile_s is not None:
+        compiled = encoders["int8"].encoder.compiled is not None  # torchao compiles; fbgemm runs eagerly
+        kernel = "torchao, compiled" if compiled else "fbgemm, eager"
         res.add(Row(f"{label}: embed_images, int8 tower (opt-in)", "project", n / best["int8"],
-                    notes=f"int8 + compiled; quantise + build {compile_s:.1f} s once (not in the rate); "
+                    notes=f"int8 ({kernel}); quantise + first batch {compile_s:.1f} s once (not in the rate); "
                     f"min cosine to float32 {_min_cos(out, 'int8'):.4f}"), vs=ref.name)
 
 
