@@ -29,6 +29,7 @@ from collections.abc import Callable
 
 import torch
 from torch import nn
+from torch.nn.modules.linear import NonDynamicallyQuantizableLinear
 
 from core.errors import ConfigError
 
@@ -71,9 +72,14 @@ def quantise_image_tower(model: nn.Module, kernel: str = "auto") -> str:
     if kernel == "fbgemm":
         from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
+        # fbgemm's layers hold no .weight tensor: the layers model code reads one from stay float32
+        # here (nn.MultiheadAttention's out_proj in SigLIP's pooling head; SigLIP 2's linear patch
+        # embedding, whose weight dtype it reads)
+        names = {n for n in picked if not isinstance(model.get_submodule(n), NonDynamicallyQuantizableLinear)
+                 and "embed" not in n.rsplit(".", 1)[-1]}
         with warnings.catch_warnings():  # torch.ao.quantization announces its move to torchao
             warnings.simplefilter("ignore")
-            quantize_dynamic(model, dict.fromkeys(picked, per_channel_dynamic_qconfig), inplace=True)
+            quantize_dynamic(model, dict.fromkeys(names, per_channel_dynamic_qconfig), inplace=True)
         return kernel
     try:
         from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_

@@ -96,7 +96,7 @@ def test_fbgemm_int8_vectors_stay_close_to_float32_and_nothing_compiles(
 ) -> None:
     """The kernel of CPUs without int8 dot-product instructions: eager, no compiled tower."""
     monkeypatch.setenv("IMG2TEXT_INT8_KERNEL", "fbgemm")
-    for name in ("clip", "dinov2"):
+    for name in ("clip", "siglip2", "dinov2"):  # SigLIP's pooling head: an nn.MultiheadAttention
         fp32 = load_pretrained(tiny_encoders[name], device="cpu")
         int8 = load_pretrained(tiny_encoders[name], device="cpu", dtype="int8")
         assert int8.encoder.compiled is None and int8.preprocessing["precision"] == "int8"
