@@ -200,8 +200,8 @@ class ModelLoader:
 # The precisions the apps' settings panel offers; float32 is the default everywhere.
 PRECISIONS = ("float32", "int8")
 PRECISION_HELP = ("int8: faster on a CPU; captions may differ slightly. Its first use loads a second copy "
-                  "of the model (seconds) and captions at once; the faster compiled encoder is built in "
-                  "the background (the model bar shows it).")
+                  "of the model (seconds) and captions at once; on a CPU with AVX-512 VNNI or AMX a faster "
+                  "compiled encoder is then built in the background (the model bar shows it).")
 
 
 MAX_LOADED = 2  # (model, precision) loaders an app keeps at once; the least recently used goes
