@@ -1,4 +1,4 @@
-"""Opt-in int8 weights for captioning on a CPU (``dtype="int8"``), through torchao.
+"""Opt-in int8 weights for captioning on a CPU (``dtype="int8"``), through torchao or fbgemm.
 
 What changes: every linear layer of the ViT encoder and every projection of the GPT-2 decoder
 (including the LM head) keeps its weights in int8 with one scale per output channel, and its
