@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Iterable
+
 import torch
 
 from core.errors import ConfigError
@@ -90,6 +93,19 @@ def int8_kernel(spec: str | None = "auto") -> str:
         raise ConfigError(f"int8 kernel {choice!r}: choose auto, {' or '.join(INT8_KERNELS)} "
                           f"(argument int8_kernel or ${INT8_KERNEL_ENV})")
     return str(choice)
+
+
+def quantize_fbgemm(model: torch.nn.Module, names: Iterable[str] | None = None) -> None:
+    """The ``"fbgemm"`` int8 kernel, in place: ``model``'s ``nn.Linear`` layers (every one, or
+    those ``names`` lists) become torch's dynamically quantised int8 ``Linear``: int8 weights with
+    one scale per output channel, the input quantised with one scale per call."""
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+    spec = ({torch.nn.Linear: per_channel_dynamic_qconfig} if names is None
+            else dict.fromkeys(names, per_channel_dynamic_qconfig))
+    with warnings.catch_warnings():  # torch.ao.quantization announces its move to torchao
+        warnings.simplefilter("ignore")
+        quantize_dynamic(model, spec, inplace=True)
 
 
 def resolve_dtype(spec: str | torch.dtype | None, device: torch.device) -> torch.dtype:

@@ -82,7 +82,7 @@ def quantize_int8(model: Any, *, compile_encoder: bool = False, kernel: str = "a
         ConfigError: torchao is missing, the model is not on the CPU or not float32, or an
             unknown kernel.
     """
-    from core.devices import int8_kernel
+    from core.devices import int8_kernel, quantize_fbgemm
 
     kernel = int8_kernel(kernel)
     weight = next(model.parameters())
@@ -108,17 +108,6 @@ def quantize_int8(model: Any, *, compile_encoder: bool = False, kernel: str = "a
     if compile_encoder:
         model.encoder = compiled_encoder(model)
     return kernel
-
-
-def quantize_fbgemm(model: torch.nn.Module) -> None:
-    """Every ``nn.Linear`` of ``model`` -> torch's dynamically quantised int8 ``Linear`` (fbgemm):
-    int8 weights with one scale per output channel, as torchao's; the input quantised with one
-    scale per call."""
-    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
-
-    with warnings.catch_warnings():  # torch.ao.quantization announces its move to torchao
-        warnings.simplefilter("ignore")
-        quantize_dynamic(model, {torch.nn.Linear: per_channel_dynamic_qconfig}, inplace=True)
 
 
 class Int8StepLinear(torch.nn.Module):

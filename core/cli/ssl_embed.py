@@ -55,8 +55,9 @@ def register_embed(ssl_sub: argparse._SubParsersAction, fmt: type[argparse.HelpF
     add_encoder_choice(p)
     p.add_argument("--encoder-dtype", default="auto", choices=ENCODER_DTYPES,
                    help="a pretrained --encoder's dtype: auto = bfloat16 on a capable GPU, float32 on CPU; "
-                   "int8 (CPU, opt-in): int8 image tower, compiled at the first batch (tens of seconds), "
-                   "then ~1.5-2.4x faster; vectors differ slightly from float32 (docs/search.md)")
+                   "int8 (CPU, opt-in): int8 image tower, ~1.4-2.4x faster (with AVX-512 VNNI/AMX it is "
+                   "compiled at the first batch, tens of seconds); vectors differ slightly from float32 "
+                   "(docs/search.md)")
     p.add_argument("--data", required=True, type=Path, metavar="SOURCE",
                    help="folder, text file of paths, tar shards (glob/brace pattern) or parquet")
     p.add_argument("--split", default="val2017", help="split folder for annotated layouts")

@@ -11,8 +11,8 @@ and cut back, so one build serves a whole run; each image's vector does not depe
 images of its batch.
 
 Compiling takes tens of seconds on two cores (the first batch pays it), and each int8 vector
-differs slightly from float32's (cosine >= 0.999 in ``python -m bench --only search``), so float32
-stays the default; int8 embeds 1.5-2.4x faster once built and pays from about 500 (SigLIP) to
+differs slightly from float32's (min cosine 0.997-0.9998 in ``python -m bench --only search``), so
+float32 stays the default; int8 embeds 1.5-2.4x faster once built and pays from about 500 (SigLIP) to
 1,300 (CLIP, DINOv2) images (docs/benchmarks.md). That is the ``"torchao"`` kernel, for CPUs with
 int8 dot-product instructions (AVX-512 VNNI, AMX); elsewhere ``torch._int_mm`` is far slower than
 float32, so the ``"fbgemm"`` kernel is used (:func:`core.devices.int8_kernel` chooses): torch's
@@ -61,7 +61,7 @@ def quantise_image_tower(model: nn.Module, kernel: str = "auto") -> str:
     Raises:
         ConfigError: torchao is missing, the model is not float32 on the CPU, or an unknown kernel.
     """
-    from core.devices import int8_kernel
+    from core.devices import int8_kernel, quantize_fbgemm
 
     kernel = int8_kernel(kernel)
     weight = next(model.parameters())
@@ -70,16 +70,12 @@ def quantise_image_tower(model: nn.Module, kernel: str = "auto") -> str:
     picked = {name for name, module in model.named_modules()
               if isinstance(module, nn.Linear) and not name.startswith(_TEXT_PREFIXES)}
     if kernel == "fbgemm":
-        from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
-
         # fbgemm's layers hold no .weight tensor: the layers model code reads one from stay float32
         # here (nn.MultiheadAttention's out_proj in SigLIP's pooling head; SigLIP 2's linear patch
         # embedding, whose weight dtype it reads)
-        names = {n for n in picked if not isinstance(model.get_submodule(n), NonDynamicallyQuantizableLinear)
-                 and "embed" not in n.rsplit(".", 1)[-1]}
-        with warnings.catch_warnings():  # torch.ao.quantization announces its move to torchao
-            warnings.simplefilter("ignore")
-            quantize_dynamic(model, dict.fromkeys(names, per_channel_dynamic_qconfig), inplace=True)
+        quantize_fbgemm(model, {n for n in picked
+                                if not isinstance(model.get_submodule(n), NonDynamicallyQuantizableLinear)
+                                and "embed" not in n.rsplit(".", 1)[-1]})
         return kernel
     try:
         from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
